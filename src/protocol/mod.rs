@@ -1,0 +1,5 @@
+//! The I/O-free protocol core: bytes and events in, bytes and actions out.
+
+pub mod envelope;
+pub mod frame;
+pub mod handshake;
