@@ -1,1 +1,241 @@
-//! (stub)
+//! Who a client is, decided before the WebSocket upgrade.
+//!
+//! Two modes (see the protocol's "Connecting"): HS256 JWTs whose `sub` is
+//! the user id (`?token=` or `Authorization: Bearer`), or the original
+//! server's insecure `?userId=`. An `Origin` allow-list applies to both.
+//!
+//! I/O-free and deterministic: the current time is passed in, so `exp` and
+//! `nbf` are checked here against it rather than by `jsonwebtoken` against
+//! the system clock. No leeway: the issuer and this server are expected to
+//! run NTP; `exp` is exclusive (RFC 7519 §4.1.4), `nbf` inclusive.
+
+use std::borrow::Borrow;
+use std::fmt;
+use std::ops::Deref;
+use std::sync::Arc;
+
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde::Deserialize;
+
+pub use crate::protocol::handshake::Refusal;
+use crate::protocol::handshake::Request;
+
+/// Longest accepted user id, in bytes.
+pub const MAX_USER_ID_BYTES: usize = 128;
+
+/// Whether `s` is a valid user id: 1 to 128 bytes of `A-Z a-z 0-9 . _ : @ -`.
+pub fn is_valid_user_id(s: &str) -> bool {
+    (1..=MAX_USER_ID_BYTES).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'@' | b'-'))
+}
+
+/// A validated user id; cheap to clone and share between shards.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct UserId(pub Arc<str>);
+
+impl UserId {
+    /// The user id `s`, if valid (see [`is_valid_user_id`]).
+    pub fn parse(s: &str) -> Option<UserId> {
+        is_valid_user_id(s).then(|| UserId(Arc::from(s)))
+    }
+}
+
+impl Deref for UserId {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl AsRef<str> for UserId {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Lets maps keyed by `UserId` be looked up with a `&str`.
+impl Borrow<str> for UserId {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for UserId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// How identities are established.
+#[derive(Clone)]
+pub enum AuthMode {
+    /// HS256 JWTs signed with the configured secret.
+    Token {
+        /// The HMAC key built once from `JWT_SECRET`.
+        key: DecodingKey,
+        /// Exactly HS256, no claim required by the library, no time checks
+        /// there (we check `exp`/`nbf` against the passed-in time).
+        validation: Box<Validation>,
+    },
+    /// `?userId=` taken on trust (loopback or explicit opt-in only).
+    Insecure,
+}
+
+/// Hand-written so that the secret never reaches a log.
+impl fmt::Debug for AuthMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Token { .. } => f.write_str("Token(HS256, <secret>)"),
+            Self::Insecure => f.write_str("Insecure"),
+        }
+    }
+}
+
+/// The claims we read; anything else in the token is ignored.
+#[derive(Deserialize)]
+struct Claims {
+    /// The user id; `Option` so that a missing `sub` is a clear refusal.
+    sub: Option<String>,
+    /// Expiry (NumericDate; fractions allowed), honoured when present.
+    exp: Option<f64>,
+    /// Not-before (NumericDate), honoured when present.
+    nbf: Option<f64>,
+}
+
+/// Decides who connects, from the request head and the current time.
+#[derive(Debug, Clone)]
+pub struct Authenticator {
+    /// Token or insecure mode.
+    mode: AuthMode,
+    /// `ALLOWED_ORIGINS`: when set, the exact `Origin` values accepted.
+    allowed_origins: Option<Vec<String>>,
+}
+
+impl Authenticator {
+    /// JWT mode with the HS256 secret (the configuration refuses an empty one).
+    pub fn token(secret: &[u8], allowed_origins: Option<Vec<String>>) -> Self {
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.required_spec_claims.clear();
+        validation.validate_exp = false;
+        validation.validate_nbf = false;
+        // No audience is configured: tokens carrying `aud` are not refused for it.
+        validation.validate_aud = false;
+        validation.leeway = 0;
+        let mode = AuthMode::Token {
+            key: DecodingKey::from_secret(secret),
+            validation: Box::new(validation),
+        };
+        Self {
+            mode,
+            allowed_origins,
+        }
+    }
+
+    /// Insecure `?userId=` mode.
+    pub fn insecure(allowed_origins: Option<Vec<String>>) -> Self {
+        Self {
+            mode: AuthMode::Insecure,
+            allowed_origins,
+        }
+    }
+
+    /// Whether identities are taken on trust (the server warns at start).
+    pub fn is_insecure(&self) -> bool {
+        matches!(self.mode, AuthMode::Insecure)
+    }
+
+    /// The user a request connects as, or the refusal to send: the origin
+    /// check first, then the identity of the active mode.
+    pub fn authenticate(&self, req: &Request, now_unix: u64) -> Result<UserId, Refusal> {
+        self.check_origin(req)?;
+        match &self.mode {
+            AuthMode::Token { key, validation } => token_identity(req, key, validation, now_unix),
+            AuthMode::Insecure => insecure_identity(req),
+        }
+    }
+
+    /// 403 unless no allow-list is set or `Origin` is listed exactly.
+    fn check_origin(&self, req: &Request) -> Result<(), Refusal> {
+        let Some(allowed) = &self.allowed_origins else {
+            return Ok(());
+        };
+        match req.origin.as_deref() {
+            Some(origin) if allowed.iter().any(|a| a == origin) => Ok(()),
+            Some(_) => Err(Refusal::new(
+                403,
+                "origin_not_allowed",
+                "origin not allowed",
+            )),
+            None => Err(Refusal::new(
+                403,
+                "origin_not_allowed",
+                "missing Origin header",
+            )),
+        }
+    }
+}
+
+/// A 401 with the given reason.
+fn unauthorized(message: &str) -> Refusal {
+    Refusal::new(401, "unauthorized", message)
+}
+
+/// Token mode: `?token=` (if non-empty) else the bearer token.
+fn token_identity(
+    req: &Request,
+    key: &DecodingKey,
+    validation: &Validation,
+    now: u64,
+) -> Result<UserId, Refusal> {
+    let token = req
+        .query_param("token")
+        .filter(|t| !t.is_empty())
+        .or_else(|| req.bearer.clone());
+    let token = token.ok_or_else(|| unauthorized("missing token"))?;
+    let claims = jsonwebtoken::decode::<Claims>(&token, key, validation)
+        .map_err(|e| unauthorized(jwt_error(e.kind())))?
+        .claims;
+    check_times(&claims, now)?;
+    let sub = claims
+        .sub
+        .ok_or_else(|| unauthorized("token has no sub claim"))?;
+    UserId::parse(&sub).ok_or_else(|| unauthorized("token sub is not a valid user id"))
+}
+
+/// Refuses an expired or not-yet-valid token.
+fn check_times(claims: &Claims, now: u64) -> Result<(), Refusal> {
+    // Real timestamps are far below 2^53, where the conversion is exact.
+    let now = now as f64;
+    if claims.exp.is_some_and(|exp| now >= exp) {
+        return Err(unauthorized("token expired"));
+    }
+    if claims.nbf.is_some_and(|nbf| now < nbf) {
+        return Err(unauthorized("token not yet valid"));
+    }
+    Ok(())
+}
+
+/// A short reason for a failed decode; never includes the token.
+fn jwt_error(kind: &ErrorKind) -> &'static str {
+    match kind {
+        ErrorKind::InvalidSignature => "bad token signature",
+        ErrorKind::InvalidAlgorithm | ErrorKind::InvalidAlgorithmName => {
+            "token algorithm not allowed"
+        }
+        ErrorKind::Json(_) => "malformed token header or claims",
+        _ => "malformed token",
+    }
+}
+
+/// Insecure mode: the user id is whatever `?userId=` says, if valid.
+fn insecure_identity(req: &Request) -> Result<UserId, Refusal> {
+    let raw = req.query_param("userId").filter(|u| !u.is_empty());
+    let raw = raw.ok_or_else(|| Refusal::new(400, "missing_user", "missing userId"))?;
+    UserId::parse(&raw).ok_or_else(|| Refusal::new(400, "bad_user_id", "invalid userId"))
+}
+
+#[cfg(test)]
+#[path = "auth_tests.rs"]
+mod tests;

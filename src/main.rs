@@ -1,1 +1,5 @@
-fn main() {}
+//! The websocket-app server binary: see the crate docs and README.
+
+fn main() -> std::process::ExitCode {
+    websocket_app::app::main()
+}

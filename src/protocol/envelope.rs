@@ -1,1 +1,279 @@
-//! (stub)
+//! The JSON envelope: client messages in, server messages out (I/O-free).
+//!
+//! [`parse_client_message`] reads one text frame in a single serde pass into
+//! borrowed [`RawValue`]s, then validates: strings without escapes and every
+//! payload borrow from the frame (a payload is never re-serialized), and only
+//! a string with JSON escapes becomes a `Cow::Owned`. The writers live in
+//! [`super::envelope_encode`] and are re-exported here.
+//!
+//! Parsing rules beyond the contract:
+//! - A known key (`type`, `receiverID`, `receiverId`, `payload`, `id`) given
+//!   twice is `bad_json`: taking the first or the last would let two readers of
+//!   the same frame disagree. Unknown keys, repeated or not, are ignored.
+//! - `receiverID` and `receiverId` may both be given only with equal values.
+//! - A key present with `null` counts as present: `"payload": null` is a null
+//!   payload, `"id": null` is `bad_json`, `"receiverID": null` is `bad_user_id`.
+//! - Client `senderId` and `timestamp` are ignored: the server sets both.
+//! - The id is read first, so every later rejection carries it; an id that is
+//!   not a string or too long is never echoed.
+
+use std::borrow::Cow;
+
+use serde::{Deserialize, Deserializer};
+use serde_json::value::RawValue;
+
+use crate::auth::is_valid_user_id;
+
+pub use super::envelope_encode::{
+    timestamp, write_ack, write_broadcast, write_chat, write_error, write_heartbeat_ack,
+    write_welcome, AckStatus, Timestamp, Welcome,
+};
+
+/// Longest client message id, in bytes.
+pub const MAX_ID_BYTES: usize = 64;
+/// Largest accepted latency report, in milliseconds (one hour).
+pub const MAX_LATENCY_MS: f64 = 3_600_000.0;
+/// How much of an unknown `type` an error message repeats, in bytes.
+const MAX_TYPE_ECHO_BYTES: usize = 64;
+
+/// One valid client message, borrowing from the frame's text.
+#[derive(Debug, Clone)]
+pub enum ClientMessage<'a> {
+    /// A direct message to every connection of one user.
+    Chat {
+        /// The receiver's user id (already validated).
+        receiver: Cow<'a, str>,
+        /// The payload, byte-exact as the client sent it.
+        payload: &'a RawValue,
+        /// The client's message id, when it wants an ack.
+        id: Option<Cow<'a, str>>,
+    },
+    /// A message to every connection but the sender's.
+    Broadcast {
+        /// The payload, byte-exact as the client sent it.
+        payload: &'a RawValue,
+        /// The client's message id, when it wants an ack.
+        id: Option<Cow<'a, str>>,
+    },
+    /// A sign of life; answered with `heartbeat_ack`.
+    Heartbeat,
+    /// A client-measured latency sample.
+    LatencyReport {
+        /// Milliseconds, finite, within `0..=MAX_LATENCY_MS`.
+        millis: f64,
+    },
+}
+
+/// The contract's `error.code` values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorCode {
+    /// Not JSON, not an object, or a field of the wrong JSON type.
+    BadJson,
+    /// A `type` this server does not know.
+    UnknownType,
+    /// A required field is absent.
+    MissingField,
+    /// `receiverID` is not a valid user id.
+    BadUserId,
+    /// A `latency_report` payload that is not a number in range.
+    BadLatency,
+    /// Something exceeds a size limit.
+    TooLarge,
+    /// Not allowed by this server's configuration.
+    Forbidden,
+    /// Refused by the sender's rate limit.
+    RateLimited,
+}
+
+impl ErrorCode {
+    /// The wire name of the code.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::BadJson => "bad_json",
+            ErrorCode::UnknownType => "unknown_type",
+            ErrorCode::MissingField => "missing_field",
+            ErrorCode::BadUserId => "bad_user_id",
+            ErrorCode::BadLatency => "bad_latency",
+            ErrorCode::TooLarge => "too_large",
+            ErrorCode::Forbidden => "forbidden",
+            ErrorCode::RateLimited => "rate_limited",
+        }
+    }
+}
+
+/// A refused client message: what to answer with an `error`.
+#[derive(Debug, thiserror::Error)]
+#[error("{code:?}: {message}")]
+pub struct Rejection {
+    /// The `error.code` to answer with.
+    pub code: ErrorCode,
+    /// A human-readable reason (`error.message`); never echoes a payload.
+    pub message: Cow<'static, str>,
+    /// The message's id when it could be read, so the error carries it.
+    pub id: Option<String>,
+}
+
+impl Rejection {
+    fn new(code: ErrorCode, message: impl Into<Cow<'static, str>>, id: Option<&str>) -> Self {
+        Rejection {
+            code,
+            message: message.into(),
+            id: id.map(str::to_owned),
+        }
+    }
+}
+
+/// The envelope's known keys, each the raw JSON text of its value.
+#[derive(Deserialize)]
+struct Fields<'a> {
+    /// `type`: which message this is; raw so a non-string is ours to report.
+    #[serde(rename = "type", default, borrow, deserialize_with = "present")]
+    kind: Option<&'a RawValue>,
+    /// `receiverID`: the contract's receiver key.
+    #[serde(rename = "receiverID", default, borrow, deserialize_with = "present")]
+    receiver_upper: Option<&'a RawValue>,
+    /// `receiverId`: the spelling some original clients sent.
+    #[serde(rename = "receiverId", default, borrow, deserialize_with = "present")]
+    receiver_lower: Option<&'a RawValue>,
+    /// `payload`: passed through untouched (or read as latency).
+    #[serde(default, borrow, deserialize_with = "present")]
+    payload: Option<&'a RawValue>,
+    /// `id`: the client's message id; raw so a non-string is ours to report.
+    #[serde(default, borrow, deserialize_with = "present")]
+    id: Option<&'a RawValue>,
+}
+
+/// A present key is `Some`, even with a `null` value (serde would say `None`).
+fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<&'de RawValue>, D::Error> {
+    <&'de RawValue>::deserialize(d).map(Some)
+}
+
+/// Parses and validates one client text message.
+pub fn parse_client_message(text: &str) -> Result<ClientMessage<'_>, Rejection> {
+    // serde would also accept a JSON array for a struct, field by position.
+    if !text
+        .trim_start_matches([' ', '\t', '\n', '\r'])
+        .starts_with('{')
+    {
+        return Err(Rejection::new(
+            ErrorCode::BadJson,
+            "message must be a JSON object",
+            None,
+        ));
+    }
+    let fields: Fields<'_> = serde_json::from_str(text)
+        .map_err(|e| Rejection::new(ErrorCode::BadJson, format!("invalid JSON: {e}"), None))?;
+    let id = read_id(fields.id)?;
+    let kind = read_type(fields.kind, id.as_deref())?;
+    match kind.as_ref() {
+        "chat_message" => chat(&fields, id),
+        "broadcast" => match fields.payload {
+            Some(payload) => Ok(ClientMessage::Broadcast { payload, id }),
+            None => Err(missing("broadcast needs payload", id.as_deref())),
+        },
+        "heartbeat" => Ok(ClientMessage::Heartbeat),
+        "latency_report" => latency(fields.payload, id.as_deref()),
+        other => Err(unknown_type(other, id.as_deref())),
+    }
+}
+
+/// The string inside a raw JSON value, borrowed unless it has escapes.
+fn json_str(raw: &RawValue) -> Option<Cow<'_, str>> {
+    let text = raw.get();
+    let inner = text.strip_prefix('"')?.strip_suffix('"')?;
+    if !inner.contains('\\') {
+        // Valid JSON without escapes: the text between the quotes is the string.
+        return Some(Cow::Borrowed(inner));
+    }
+    serde_json::from_str::<String>(text).ok().map(Cow::Owned)
+}
+
+fn read_id(raw: Option<&RawValue>) -> Result<Option<Cow<'_, str>>, Rejection> {
+    let Some(raw) = raw else { return Ok(None) };
+    let id = json_str(raw)
+        .ok_or_else(|| Rejection::new(ErrorCode::BadJson, "id must be a string", None))?;
+    if id.len() > MAX_ID_BYTES {
+        return Err(Rejection::new(
+            ErrorCode::TooLarge,
+            "id is longer than 64 bytes",
+            None,
+        ));
+    }
+    Ok(Some(id))
+}
+
+fn read_type<'a>(raw: Option<&'a RawValue>, id: Option<&str>) -> Result<Cow<'a, str>, Rejection> {
+    let raw = raw.ok_or_else(|| missing("missing field: type", id))?;
+    json_str(raw).ok_or_else(|| Rejection::new(ErrorCode::BadJson, "type must be a string", id))
+}
+
+fn chat<'a>(f: &Fields<'a>, id: Option<Cow<'a, str>>) -> Result<ClientMessage<'a>, Rejection> {
+    let receiver = receiver(f, id.as_deref())?;
+    match f.payload {
+        Some(payload) => Ok(ClientMessage::Chat {
+            receiver,
+            payload,
+            id,
+        }),
+        None => Err(missing("chat_message needs payload", id.as_deref())),
+    }
+}
+
+fn receiver<'a>(f: &Fields<'a>, id: Option<&str>) -> Result<Cow<'a, str>, Rejection> {
+    let upper = f.receiver_upper.map(|r| user_id(r, id)).transpose()?;
+    let lower = f.receiver_lower.map(|r| user_id(r, id)).transpose()?;
+    match (upper, lower) {
+        (Some(a), Some(b)) if a != b => Err(Rejection::new(
+            ErrorCode::BadJson,
+            "receiverID and receiverId disagree",
+            id,
+        )),
+        (Some(r), _) | (None, Some(r)) => Ok(r),
+        (None, None) => Err(missing("chat_message needs receiverID", id)),
+    }
+}
+
+fn user_id<'a>(raw: &'a RawValue, id: Option<&str>) -> Result<Cow<'a, str>, Rejection> {
+    json_str(raw)
+        .filter(|r| is_valid_user_id(r))
+        .ok_or_else(|| {
+            Rejection::new(
+                ErrorCode::BadUserId,
+                "receiverID is not a valid user id",
+                id,
+            )
+        })
+}
+
+fn latency(
+    payload: Option<&RawValue>,
+    id: Option<&str>,
+) -> Result<ClientMessage<'static>, Rejection> {
+    // A valid JSON value parses as a Rust float only if it is a JSON number
+    // (strings keep their quotes); an overflow becomes infinity, out of range.
+    payload
+        .and_then(|p| p.get().parse::<f64>().ok())
+        .filter(|millis| (0.0..=MAX_LATENCY_MS).contains(millis))
+        .map(|millis| ClientMessage::LatencyReport { millis })
+        .ok_or_else(|| {
+            let why = "latency_report payload must be a number of milliseconds, 0 to 3600000";
+            Rejection::new(ErrorCode::BadLatency, why, id)
+        })
+}
+
+fn missing(message: &'static str, id: Option<&str>) -> Rejection {
+    Rejection::new(ErrorCode::MissingField, message, id)
+}
+
+fn unknown_type(kind: &str, id: Option<&str>) -> Rejection {
+    let mut end = kind.len().min(MAX_TYPE_ECHO_BYTES);
+    while !kind.is_char_boundary(end) {
+        end -= 1;
+    }
+    let shown = kind.get(..end).unwrap_or_default();
+    Rejection::new(ErrorCode::UnknownType, format!("unknown type: {shown}"), id)
+}
+
+#[cfg(test)]
+#[path = "envelope_tests.rs"]
+mod tests;

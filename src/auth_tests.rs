@@ -1,0 +1,242 @@
+//! Tests of authentication: JWT, insecure mode, user ids, origins.
+
+use jsonwebtoken::{encode, EncodingKey, Header};
+use serde_json::{json, Value};
+
+use super::*;
+use crate::protocol::handshake::parse_request;
+
+const SECRET: &[u8] = b"test-secret-please-change";
+const NOW: u64 = 1_700_000_000;
+/// `{"alg":"none","typ":"JWT"}`, base64url.
+const NONE_HEADER: &str = "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0";
+/// `{"alg":"RS256","typ":"JWT"}`, base64url.
+const RS256_HEADER: &str = "eyJhbGciOiJSUzI1NiIsInR5cCI6IkpXVCJ9";
+
+fn mint_with(alg: Algorithm, secret: &[u8], claims: Value) -> String {
+    encode(
+        &Header::new(alg),
+        &claims,
+        &EncodingKey::from_secret(secret),
+    )
+    .unwrap()
+}
+
+fn mint(claims: Value) -> String {
+    mint_with(Algorithm::HS256, SECRET, claims)
+}
+
+fn request(target: &str, headers: &str) -> Request {
+    let head = format!("GET {target} HTTP/1.1\r\nHost: x\r\n{headers}\r\n");
+    parse_request(head.as_bytes()).unwrap().unwrap()
+}
+
+fn with_query_token(token: &str) -> Request {
+    request(&format!("/ws?token={token}"), "")
+}
+
+fn jwt() -> Authenticator {
+    Authenticator::token(SECRET, None)
+}
+
+fn refusal(auth: &Authenticator, req: &Request) -> (u16, &'static str, String) {
+    let r = auth.authenticate(req, NOW).unwrap_err();
+    (r.status, r.code, r.message)
+}
+
+fn assert_unauthorized(token: &str, reason: &str) {
+    let (status, code, message) = refusal(&jwt(), &with_query_token(token));
+    assert_eq!((status, code), (401, "unauthorized"), "{reason}");
+    assert!(
+        message.contains(reason),
+        "{message:?} should say {reason:?}"
+    );
+    assert!(!message.contains(token));
+}
+
+#[test]
+fn user_id_validation() {
+    assert!(is_valid_user_id("alice"));
+    assert!(is_valid_user_id("A-z_0.9:x@y"));
+    assert!(is_valid_user_id(&"a".repeat(128)));
+    assert!(!is_valid_user_id(&"a".repeat(129)));
+    for bad in ["", "a b", "a/b", "é", "a\0", "a+b", "<script>"] {
+        assert!(!is_valid_user_id(bad), "{bad:?}");
+    }
+    let id = UserId::parse("bob").unwrap();
+    assert_eq!((&*id, id.to_string()), ("bob", "bob".to_owned()));
+    assert_eq!(UserId::parse("b b"), None);
+}
+
+#[test]
+fn valid_token_via_query_and_bearer() {
+    let token = mint(json!({"sub": "alice", "exp": NOW + 60, "nbf": NOW}));
+    assert_eq!(
+        &*jwt().authenticate(&with_query_token(&token), NOW).unwrap(),
+        "alice"
+    );
+    let req = request("/ws", &format!("Authorization: Bearer {token}\r\n"));
+    assert_eq!(&*jwt().authenticate(&req, NOW).unwrap(), "alice");
+    // Without exp or nbf the token does not expire.
+    let forever = mint(json!({"sub": "bob"}));
+    assert_eq!(
+        &*jwt()
+            .authenticate(&with_query_token(&forever), u64::MAX)
+            .unwrap(),
+        "bob"
+    );
+}
+
+#[test]
+fn empty_query_token_falls_back_to_bearer() {
+    let token = mint(json!({"sub": "carol"}));
+    let req = request("/ws?token=", &format!("Authorization: Bearer {token}\r\n"));
+    assert_eq!(&*jwt().authenticate(&req, NOW).unwrap(), "carol");
+}
+
+#[test]
+fn missing_token_is_unauthorized() {
+    assert_eq!(refusal(&jwt(), &request("/ws", "")).0, 401);
+    assert_eq!(
+        refusal(&jwt(), &request("/ws?userId=alice", "")).2,
+        "missing token"
+    );
+}
+
+#[test]
+fn expiry_and_not_before() {
+    assert_unauthorized(&mint(json!({"sub": "a", "exp": NOW - 1})), "expired");
+    assert_unauthorized(&mint(json!({"sub": "a", "exp": NOW})), "expired");
+    assert_unauthorized(&mint(json!({"sub": "a", "nbf": NOW + 1})), "not yet valid");
+    assert_unauthorized(&mint(json!({"sub": "a", "exp": "soon"})), "malformed");
+    let fractional = mint(json!({"sub": "a", "exp": NOW as f64 + 0.5}));
+    assert!(jwt()
+        .authenticate(&with_query_token(&fractional), NOW)
+        .is_ok());
+}
+
+#[test]
+fn wrong_secret_is_refused() {
+    assert_unauthorized(
+        &mint_with(Algorithm::HS256, b"other", json!({"sub": "a"})),
+        "signature",
+    );
+}
+
+#[test]
+fn other_algorithms_are_refused() {
+    assert_unauthorized(
+        &mint_with(Algorithm::HS512, SECRET, json!({"sub": "a"})),
+        "algorithm",
+    );
+    let good = mint(json!({"sub": "a"}));
+    let (_, rest) = good.split_once('.').unwrap();
+    assert_unauthorized(&format!("{RS256_HEADER}.{rest}"), "algorithm");
+    let payload = rest.split_once('.').unwrap().0;
+    assert_unauthorized(&format!("{NONE_HEADER}.{payload}."), "malformed");
+    assert_unauthorized(&format!("{NONE_HEADER}.{rest}"), "malformed");
+}
+
+#[test]
+fn garbage_tokens_are_refused() {
+    for token in ["x", "a.b", "a.b.c", "...", "%FF%FE.x.y"] {
+        let (status, code, _) = refusal(&jwt(), &with_query_token(token));
+        assert_eq!((status, code), (401, "unauthorized"), "{token:?}");
+    }
+}
+
+#[test]
+fn sub_is_required_and_validated() {
+    assert_unauthorized(&mint(json!({"exp": NOW + 60})), "no sub");
+    assert_unauthorized(&mint(json!({"sub": "a b"})), "not a valid user id");
+    assert_unauthorized(&mint(json!({"sub": ""})), "not a valid user id");
+    assert_unauthorized(
+        &mint(json!({"sub": "a".repeat(129)})),
+        "not a valid user id",
+    );
+    assert_unauthorized(&mint(json!({"sub": 42})), "malformed");
+}
+
+#[test]
+fn insecure_mode() {
+    let auth = Authenticator::insecure(None);
+    assert!(auth.is_insecure() && !jwt().is_insecure());
+    let ok = auth
+        .authenticate(&request("/ws?userId=alice%40home", ""), NOW)
+        .unwrap();
+    assert_eq!(&*ok, "alice@home");
+    for target in ["/ws", "/ws?userId=", "/ws?userid=alice"] {
+        let (status, code, message) = refusal(&auth, &request(target, ""));
+        assert_eq!(
+            (status, code, message.as_str()),
+            (400, "missing_user", "missing userId"),
+            "{target}"
+        );
+    }
+    assert_eq!(
+        refusal(&auth, &request("/ws?userId=a%20b", "")).1,
+        "bad_user_id"
+    );
+    let long = |n| request(&format!("/ws?userId={}", "u".repeat(n)), "");
+    assert!(auth.authenticate(&long(128), NOW).is_ok());
+    assert_eq!(
+        refusal(&auth, &long(129)),
+        (400, "bad_user_id", "invalid userId".to_owned())
+    );
+    // A token is not an identity in insecure mode.
+    let token = mint(json!({"sub": "alice"}));
+    assert_eq!(refusal(&auth, &with_query_token(&token)).1, "missing_user");
+}
+
+#[test]
+fn origins() {
+    let allowed = Some(vec![
+        "https://app.example".to_owned(),
+        "http://localhost:3000".to_owned(),
+    ]);
+    let auth = Authenticator::insecure(allowed.clone());
+    let with_origin = |o: &str| request("/ws?userId=u", &format!("Origin: {o}\r\n"));
+    assert!(auth
+        .authenticate(&with_origin("https://app.example"), NOW)
+        .is_ok());
+    assert!(auth
+        .authenticate(&with_origin("http://localhost:3000"), NOW)
+        .is_ok());
+    for bad in [
+        "https://evil.example",
+        "https://app.example.evil",
+        "HTTPS://APP.EXAMPLE",
+        "null",
+    ] {
+        assert_eq!(refusal(&auth, &with_origin(bad)).0, 403, "{bad}");
+    }
+    let (status, code, _) = refusal(&auth, &request("/ws?userId=u", ""));
+    assert_eq!((status, code), (403, "origin_not_allowed"));
+    // The origin is checked before identity, in token mode too.
+    let token_auth = Authenticator::token(SECRET, allowed);
+    assert_eq!(
+        refusal(
+            &token_auth,
+            &request("/ws", "Origin: https://evil.example\r\n")
+        )
+        .0,
+        403
+    );
+    // Without an allow-list any origin, or none, is fine.
+    assert!(Authenticator::insecure(None)
+        .authenticate(&with_origin("https://x"), NOW)
+        .is_ok());
+}
+
+#[test]
+fn refusal_response_is_json() {
+    let r = jwt().authenticate(&request("/ws", ""), NOW).unwrap_err();
+    let resp = String::from_utf8(r.to_response()).unwrap();
+    assert!(resp.starts_with("HTTP/1.1 401 Unauthorized\r\n"));
+    assert!(resp.ends_with(r#"{"error":"unauthorized","message":"missing token"}"#));
+}
+
+#[test]
+fn debug_does_not_leak_the_secret() {
+    assert!(!format!("{:?}", jwt()).contains("test-secret"));
+}

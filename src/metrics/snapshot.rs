@@ -1,0 +1,156 @@
+//! The read side: the summed [`Snapshot`] that exporters render, and the
+//! [`Delta`] between two snapshots that CloudWatch receives.
+
+use super::counter::Counter;
+use super::histogram::HistogramSnapshot;
+
+/// Totals since start, summed over every writer.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Snapshot {
+    /// One monotonic total per [`Counter`].
+    pub(crate) counters: [u64; Counter::COUNT],
+    /// Open connections (signed while summing; never negative in practice).
+    pub(crate) active: i64,
+    /// Clients' latency reports, in microseconds.
+    pub(crate) latency_reports: HistogramSnapshot,
+    /// Server-measured delivery latency, in microseconds.
+    pub(crate) delivery_latency: HistogramSnapshot,
+}
+
+impl Snapshot {
+    /// Total of one counter.
+    pub fn get(&self, c: Counter) -> u64 {
+        self.counters[c.index()]
+    }
+
+    /// Open connections now.
+    pub fn active_connections(&self) -> u64 {
+        self.active.max(0) as u64
+    }
+
+    /// Every latency report so far (µs; count, sum, buckets).
+    pub fn latency_reports(&self) -> &HistogramSnapshot {
+        &self.latency_reports
+    }
+
+    /// Every delivery latency so far (µs).
+    pub fn delivery_latency(&self) -> &HistogramSnapshot {
+        &self.delivery_latency
+    }
+
+    /// Mean of every latency report so far, in ms; `None` when none.
+    pub fn latency_report_average_ms(&self) -> Option<f64> {
+        self.latency_reports.mean_millis()
+    }
+
+    /// The `q`-quantile of delivery latency in milliseconds; `None` when
+    /// nothing was delivered.
+    pub fn delivery_latency_quantile(&self, q: f64) -> Option<f64> {
+        self.delivery_latency
+            .quantile_micros(q)
+            .map(|us| us / 1000.0)
+    }
+
+    /// What happened between `prev` and `self`: counter and histogram
+    /// differences, and the gauge as it is now.
+    pub fn delta_since(&self, prev: &Snapshot) -> Delta {
+        Delta {
+            counters: std::array::from_fn(|i| self.counters[i].saturating_sub(prev.counters[i])),
+            active_connections: self.active_connections(),
+            latency_reports: self.latency_reports.delta_since(&prev.latency_reports),
+            delivery_latency: self.delivery_latency.delta_since(&prev.delivery_latency),
+        }
+    }
+}
+
+/// The change over one interval (what CloudWatch receives).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Delta {
+    /// Events per counter during the interval.
+    counters: [u64; Counter::COUNT],
+    /// The gauge at the end of the interval (a gauge has no delta).
+    active_connections: u64,
+    /// Latency reports made during the interval (µs).
+    latency_reports: HistogramSnapshot,
+    /// Deliveries made during the interval (µs).
+    delivery_latency: HistogramSnapshot,
+}
+
+impl Delta {
+    /// Events of one counter during the interval.
+    pub fn get(&self, c: Counter) -> u64 {
+        self.counters[c.index()]
+    }
+
+    /// Open connections at the end of the interval.
+    pub fn active_connections(&self) -> u64 {
+        self.active_connections
+    }
+
+    /// Latency reports of the interval (µs).
+    pub fn latency_reports(&self) -> &HistogramSnapshot {
+        &self.latency_reports
+    }
+
+    /// Delivery latencies of the interval (µs).
+    pub fn delivery_latency(&self) -> &HistogramSnapshot {
+        &self.delivery_latency
+    }
+
+    /// Mean latency report of the interval in ms; `None` when none was made.
+    pub fn latency_report_average_ms(&self) -> Option<f64> {
+        self.latency_reports.mean_millis()
+    }
+
+    /// The `q`-quantile of the interval's delivery latency in ms.
+    pub fn delivery_latency_quantile(&self, q: f64) -> Option<f64> {
+        self.delivery_latency
+            .quantile_micros(q)
+            .map(|us| us / 1000.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::MetricsRegistry;
+
+    #[test]
+    fn deltas_cover_only_the_interval() {
+        let reg = MetricsRegistry::new(2);
+        reg.shard(0).add(Counter::MessagesTotal, 5);
+        reg.shard(0).connection_opened();
+        reg.shard(1).record_latency_report(10.0);
+        let first = reg.snapshot();
+        reg.shard(1).add(Counter::MessagesTotal, 2);
+        reg.shard(1).connection_opened();
+        reg.shard(0).record_delivery_latency(2_000);
+        let second = reg.snapshot();
+        let d = second.delta_since(&first);
+        assert_eq!(d.get(Counter::MessagesTotal), 2);
+        assert_eq!(d.get(Counter::ConnectionsOpened), 1);
+        assert_eq!(d.active_connections(), 2, "a gauge is its current value");
+        assert_eq!(
+            d.latency_report_average_ms(),
+            None,
+            "no report in this interval"
+        );
+        assert_eq!(d.delivery_latency().count(), 1);
+        let p = d.delivery_latency_quantile(0.5).unwrap();
+        assert!((1.6..=3.2).contains(&p), "{p}");
+        assert_eq!(
+            second.delta_since(&second),
+            Delta {
+                active_connections: 2,
+                ..Delta::default()
+            }
+        );
+        // From zero: the whole history.
+        assert_eq!(
+            first
+                .delta_since(&Snapshot::default())
+                .latency_report_average_ms(),
+            Some(10.0)
+        );
+    }
+}

@@ -1,0 +1,233 @@
+//! Starting and stopping an instance: listeners, shard threads, signals.
+//!
+//! Accepting uses one `SO_REUSEPORT` listener per shard, all bound here on
+//! the main thread before any shard starts (so a busy port fails at start
+//! with a clear error, and `--port 0` yields one port shared by every
+//! shard). The kernel spreads new connections across the listeners.
+
+use std::io;
+use std::net::{SocketAddr, TcpListener};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use signal_hook::consts::{SIGINT, SIGTERM, SIGUSR1};
+use socket2::{Domain, Protocol, Socket, Type};
+
+use crate::auth::Authenticator;
+use crate::coordinator::Coordinator;
+use crate::metrics::MetricsRegistry;
+use crate::settings::{IoDriver, Settings};
+use crate::shard::{run_shard, CloseAll, Mailbox, ShardMsg};
+use crate::shared::{MailboxRouter, Shared};
+
+/// Errors that stop an instance from starting.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// The listen address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// io_uring was required but is not available.
+    #[error("IO_DRIVER=uring but io_uring is unavailable on this kernel or sandbox")]
+    UringUnavailable,
+    /// A thread could not be started or failed.
+    #[error("shard thread: {0}")]
+    Thread(io::Error),
+    /// The coordination layer could not be set up.
+    #[error("coordination layer: {0}")]
+    Coordinator(String),
+}
+
+/// A running instance.
+pub struct Server {
+    /// The instance's shared state.
+    pub shared: Arc<Shared>,
+    /// The bound address (the real port when 0 was asked).
+    pub local_addr: SocketAddr,
+    /// Shard threads.
+    threads: Vec<JoinHandle<io::Result<()>>>,
+}
+
+/// Builds the coordinator once the router exists (Redis needs to call back into shards).
+pub type CoordinatorFactory = Box<
+    dyn FnOnce(
+        Arc<MailboxRouter>,
+        Arc<MetricsRegistry>,
+    ) -> Result<Arc<dyn Coordinator>, ServerError>,
+>;
+
+impl Server {
+    /// Binds, starts every shard, and returns once they run.
+    pub fn start(
+        settings: Settings,
+        auth: Authenticator,
+        coordinator: CoordinatorFactory,
+    ) -> Result<Self, ServerError> {
+        check_driver(settings.io_driver)?;
+        let listeners = bind_listeners(settings.listen, settings.shards)?;
+        let local_addr = listeners[0]
+            .local_addr()
+            .map_err(|source| ServerError::Bind {
+                addr: settings.listen,
+                source,
+            })?;
+        let metrics = MetricsRegistry::new(settings.shards);
+        let router = Arc::new(MailboxRouter {
+            shared: OnceLock::new(),
+        });
+        let coordinator = coordinator(router.clone(), metrics.clone())?;
+        let shared = Arc::new(Shared {
+            mailboxes: (0..settings.shards).map(|_| Mailbox::new()).collect(),
+            settings,
+            auth,
+            metrics,
+            coordinator,
+            accepting: AtomicBool::new(true),
+            connections: AtomicUsize::new(0),
+            boot_id: boot_id(),
+        });
+        let _ = router.shared.set(shared.clone());
+        let threads = spawn_shards(&shared, listeners)?;
+        tracing::info!(addr = %local_addr, shards = shared.shard_count(), "listening");
+        Ok(Self {
+            shared,
+            local_addr,
+            threads,
+        })
+    }
+
+    /// Blocks until SIGTERM/SIGINT (graceful shutdown) or SIGUSR1 (drain,
+    /// then shutdown), then stops the instance.
+    pub fn run_until_signal(self) -> io::Result<()> {
+        let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGUSR1])?;
+        let signal = signals.forever().next().unwrap_or(SIGTERM);
+        if signal == SIGUSR1 {
+            tracing::info!("SIGUSR1: draining");
+            self.drain();
+        } else {
+            tracing::info!(signal, "shutting down");
+        }
+        self.shutdown()
+    }
+
+    /// Closes every connection with 1012 at the configured pace, and waits
+    /// until none is left (bounded by the pace plus the shutdown timeout).
+    pub fn drain(&self) {
+        let shared = &self.shared;
+        shared.accepting.store(false, Ordering::Release);
+        let shards = shared.shard_count() as u32;
+        let per_sec = (shared.settings.drain_rate / shards).max(1);
+        for shard in 0..shards as u16 {
+            shared.send(shard, ShardMsg::CloseAll(CloseAll::Drain { per_sec }));
+        }
+        let open = shared.connections.load(Ordering::Acquire) as u64;
+        let bound = Duration::from_secs(open / u64::from(per_sec * shards) + 1)
+            + shared.settings.shutdown_timeout;
+        let started = Instant::now();
+        while shared.connections.load(Ordering::Acquire) > 0 && started.elapsed() < bound {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Graceful shutdown: stop accepting, close every connection with 1001,
+    /// wait for the shards (bounded), stop the coordination layer.
+    pub fn shutdown(self) -> io::Result<()> {
+        let shared = &self.shared;
+        shared.accepting.store(false, Ordering::Release);
+        for shard in 0..shared.shard_count() as u16 {
+            shared.send(shard, ShardMsg::CloseAll(CloseAll::Shutdown));
+        }
+        for t in self.threads {
+            match t.join() {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::error!(error = %e, "shard failed"),
+                Err(_) => tracing::error!("shard panicked"),
+            }
+        }
+        shared.coordinator.shutdown();
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+fn check_driver(driver: IoDriver) -> Result<(), ServerError> {
+    let uring = monoio::utils::detect_uring();
+    match (driver, uring) {
+        (IoDriver::Uring, false) => Err(ServerError::UringUnavailable),
+        (IoDriver::Auto, false) => {
+            tracing::warn!("io_uring unavailable: falling back to the epoll (legacy) driver");
+            Ok(())
+        }
+        (IoDriver::Legacy, _) => {
+            tracing::info!("io driver: epoll (legacy), as configured");
+            Ok(())
+        }
+        (_, true) => {
+            tracing::info!("io driver: io_uring");
+            Ok(())
+        }
+    }
+}
+
+/// Binds one `SO_REUSEPORT` listener per shard on the same address.
+fn bind_listeners(addr: SocketAddr, shards: usize) -> Result<Vec<TcpListener>, ServerError> {
+    let mut addr_used = addr;
+    let mut out = Vec::with_capacity(shards);
+    for _ in 0..shards {
+        let l = bind_one(addr_used).map_err(|source| ServerError::Bind { addr, source })?;
+        addr_used = l
+            .local_addr()
+            .map_err(|source| ServerError::Bind { addr, source })?;
+        out.push(l);
+    }
+    Ok(out)
+}
+
+fn bind_one(addr: SocketAddr) -> io::Result<TcpListener> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    socket.set_reuse_port(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(4096)?;
+    Ok(socket.into())
+}
+
+fn spawn_shards(
+    shared: &Arc<Shared>,
+    listeners: Vec<TcpListener>,
+) -> Result<Vec<JoinHandle<io::Result<()>>>, ServerError> {
+    let cores = core_affinity::get_core_ids().unwrap_or_default();
+    listeners
+        .into_iter()
+        .enumerate()
+        .map(|(i, listener)| {
+            let shared = shared.clone();
+            let core = (!cores.is_empty()).then(|| cores[i % cores.len()]);
+            std::thread::Builder::new()
+                .name(format!("shard-{i}"))
+                .spawn(move || {
+                    if let Some(core) = core {
+                        core_affinity::set_for_current(core);
+                    }
+                    run_shard(i as u16, shared, listener)
+                })
+                .map_err(ServerError::Thread)
+        })
+        .collect()
+}
+
+/// A per-process random id, so connection ids never repeat across restarts.
+fn boot_id() -> u64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    (nanos as u64 ^ rand::random::<u64>()) & 0xffff_ffff_ffff
+}

@@ -1,0 +1,140 @@
+//! One connection's state, owned by its shard, and its send queue.
+//!
+//! Kept compact on purpose (see the size test): an idle connection holds no
+//! read or write buffer, no timer and no task but its reader.
+
+use std::collections::VecDeque;
+use std::os::fd::RawFd;
+
+use bytes::Bytes;
+use monoio::io::OwnedWriteHalf;
+use monoio::net::TcpStream;
+
+use crate::auth::UserId;
+use crate::protocol::frame::FrameDecoder;
+use crate::ratelimit::TokenBucket;
+
+/// One queued outgoing frame.
+#[derive(Debug)]
+pub struct OutFrame {
+    /// The frame bytes, shared with every other receiver of the same message.
+    pub frame: Bytes,
+    /// Unix micros when the sender's instance received the message; 0 for
+    /// frames that are not delivered messages (welcome, acks, errors, control).
+    pub sent_at_us: u64,
+}
+
+/// Where a connection is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Upgraded; its route is being registered. Frames queue but are held so
+    /// that `welcome` goes first.
+    Registering,
+    /// Welcomed and routable.
+    Open,
+    /// A close frame is queued; we wait for the peer's close or the deadline.
+    Closing,
+}
+
+/// How the connection ended, for the "unexpected disconnect" metric.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ending {
+    /// Still open, or closed without a known reason (unexpected).
+    Unknown,
+    /// The client closed with 1000 or 1001, or the server shut down or drained.
+    Expected,
+    /// Closed by the server for cause (timeout, slow consumer, protocol error, …).
+    Unexpected,
+}
+
+/// A connection on this shard.
+pub struct Conn {
+    /// The authenticated user; shared with the shard's user map.
+    pub user: UserId,
+    /// Distinguishes this connection from a later one reusing its slab slot,
+    /// so tasks and messages holding an old key never touch the new one.
+    pub generation: u32,
+    /// Sequence number of this connection on its shard (part of its id).
+    pub seq: u64,
+    /// The socket's fd, for a forced `shutdown(2)` from the sweep.
+    pub fd: RawFd,
+    /// Lifecycle phase.
+    pub phase: Phase,
+    /// Why it ended, once known.
+    pub ending: Ending,
+    /// An echo connection (conformance tests): frames are echoed, no protocol.
+    pub echo: bool,
+    /// True while a writer task owns `writer` and drains the queue.
+    pub writing: bool,
+    /// After the queue drains, shut the write side (a close frame was queued).
+    pub close_after_flush: bool,
+    /// Shard clock (ms) of the last frame from the client.
+    pub last_seen_ms: u32,
+    /// Shard clock (ms) after which a closing connection is cut.
+    pub close_deadline_ms: u32,
+    /// Bytes waiting in `queue`, bounded by `SEND_QUEUE_BYTES`.
+    pub queued_bytes: u32,
+    /// Counter for server-made message ids.
+    pub next_message: u32,
+    /// The rate limiter.
+    pub bucket: TokenBucket,
+    /// Frame reassembly; holds heap only mid-frame.
+    pub decoder: FrameDecoder,
+    /// Frames waiting to be written; no allocation while empty.
+    pub queue: VecDeque<OutFrame>,
+    /// The write half, parked here while no writer task runs.
+    pub writer: Option<OwnedWriteHalf<TcpStream>>,
+}
+
+/// What happened to a frame offered to a connection's queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Enqueued {
+    /// Queued.
+    Accepted,
+    /// The connection is closing; dropped.
+    Closed,
+    /// The queue is full: the connection must be closed as a slow consumer.
+    Overflow,
+}
+
+impl Conn {
+    /// Offers a frame to the send queue, within `limit` bytes.
+    pub fn enqueue(&mut self, frame: Bytes, sent_at_us: u64, limit: usize) -> Enqueued {
+        if self.phase == Phase::Closing {
+            return Enqueued::Closed;
+        }
+        let len = frame.len();
+        if self.queued_bytes as usize + len > limit {
+            return Enqueued::Overflow;
+        }
+        self.queued_bytes += len as u32;
+        self.queue.push_back(OutFrame { frame, sent_at_us });
+        Enqueued::Accepted
+    }
+
+    /// Drops everything queued and releases the queue's memory.
+    pub fn clear_queue(&mut self) {
+        self.queue = VecDeque::new();
+        self.queued_bytes = 0;
+    }
+
+    /// Whether a writer task should be started now.
+    pub fn wants_writer(&self) -> bool {
+        !self.writing
+            && self.phase != Phase::Registering
+            && !self.queue.is_empty()
+            && self.writer.is_some()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn per_connection_state_stays_compact() {
+        // Regression guard for memory per idle connection (see BENCHMARKS.md).
+        let size = std::mem::size_of::<Conn>();
+        assert!(size <= 128, "Conn grew to {size} bytes");
+    }
+}

@@ -1,0 +1,158 @@
+//! Putting frames into connections' send queues, and closing connections.
+
+use std::rc::Rc;
+
+use bytes::Bytes;
+
+use crate::coordinator::ReplyTo;
+use crate::metrics::Counter;
+use crate::protocol::frame::close_frame;
+
+use super::{io, ConnKey, Ending, Enqueued, Phase, Shard, ShardMsg};
+
+/// Close code for a slow consumer.
+pub const CLOSE_SLOW_CONSUMER: u16 = 4008;
+/// How long a closing connection may take to answer our close frame.
+pub const CLOSE_GRACE_MS: u32 = 2_000;
+
+impl Shard {
+    /// Queues `frame` on one connection; starts its writer if needed.
+    /// Returns true if the connection accepted it.
+    pub fn enqueue(self: &Rc<Self>, key: ConnKey, frame: Bytes, sent_at_us: u64) -> bool {
+        let limit = self.shared.settings.send_queue_bytes;
+        let outcome = self.with_conn(key, |c| {
+            let r = c.enqueue(frame, sent_at_us, limit);
+            (r, c.wants_writer())
+        });
+        match outcome {
+            Some((Enqueued::Accepted, start)) => {
+                if start {
+                    io::start_writer(self, key);
+                }
+                true
+            }
+            Some((Enqueued::Overflow, _)) => {
+                self.metrics.incr(Counter::SlowConsumerCloses);
+                self.close_conn(
+                    key,
+                    CLOSE_SLOW_CONSUMER,
+                    "slow consumer",
+                    Ending::Unexpected,
+                    true,
+                );
+                false
+            }
+            _ => false,
+        }
+    }
+
+    /// Starts closing a connection: queue a close frame (dropping what was
+    /// queued when `discard` is set, as for a slow consumer), stop reading
+    /// messages, and cut the socket if the peer does not answer in time.
+    pub fn close_conn(
+        self: &Rc<Self>,
+        key: ConnKey,
+        code: u16,
+        reason: &str,
+        ending: Ending,
+        discard: bool,
+    ) {
+        let deadline = self.now_ms().wrapping_add(CLOSE_GRACE_MS);
+        let start = self.with_conn(key, |c| {
+            if c.phase == Phase::Closing {
+                return false;
+            }
+            if discard {
+                c.clear_queue();
+            }
+            if c.ending == Ending::Unknown {
+                c.ending = ending;
+            }
+            let frame = close_frame(code, reason);
+            c.queued_bytes += frame.len() as u32;
+            c.queue.push_back(super::OutFrame {
+                frame,
+                sent_at_us: 0,
+            });
+            c.phase = Phase::Closing;
+            c.close_after_flush = true;
+            c.close_deadline_ms = deadline;
+            !c.writing && c.writer.is_some()
+        });
+        if start == Some(true) {
+            io::start_writer(self, key);
+        }
+    }
+
+    /// Delivers to every connection of `user` on this shard; returns how many took it.
+    pub fn deliver_to_user(self: &Rc<Self>, user: &str, frame: &Bytes, sent_at_us: u64) -> u32 {
+        let keys = self.user_conn_keys(user);
+        keys.into_iter()
+            .filter(|k| self.enqueue(*k, frame.clone(), sent_at_us))
+            .count() as u32
+    }
+
+    /// Delivers to every open connection on this shard except `except`.
+    pub fn deliver_to_all(
+        self: &Rc<Self>,
+        frame: &Bytes,
+        sent_at_us: u64,
+        except: Option<ConnKey>,
+    ) -> u32 {
+        let keys: Vec<ConnKey> = self
+            .conns
+            .borrow()
+            .iter()
+            .filter(|(_, c)| !c.echo && c.phase != Phase::Closing)
+            .map(|(i, c)| ConnKey {
+                index: i as u32,
+                generation: c.generation,
+            })
+            .filter(|k| Some(*k) != except)
+            .collect();
+        keys.into_iter()
+            .filter(|k| self.enqueue(*k, frame.clone(), sent_at_us))
+            .count() as u32
+    }
+
+    fn user_conn_keys(&self, user: &str) -> smallvec::SmallVec<[ConnKey; 2]> {
+        let users = self.users.borrow();
+        let conns = self.conns.borrow();
+        let Some(local) = users.get(user) else {
+            return Default::default();
+        };
+        local
+            .conns
+            .iter()
+            .filter_map(|&i| {
+                conns.get(i as usize).map(|c| ConnKey {
+                    index: i,
+                    generation: c.generation,
+                })
+            })
+            .collect()
+    }
+
+    /// Sends a delivery count where it is awaited.
+    pub fn report(self: &Rc<Self>, reply: Option<ReplyTo>, connections: u32, parts: u32) {
+        match reply {
+            None => {}
+            Some(ReplyTo::Shard { shard, token }) if shard == self.index => {
+                self.on_delivery_report(token, connections, parts)
+            }
+            Some(ReplyTo::Shard { shard, token }) => self.shared.send(
+                shard,
+                ShardMsg::DeliveryReport {
+                    token,
+                    connections,
+                    parts,
+                },
+            ),
+            Some(ReplyTo::Coordinator { token }) => {
+                self.shared
+                    .coordinator
+                    .delivery_report(token, connections, parts)
+            }
+        }
+    }
+}

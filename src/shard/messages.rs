@@ -1,0 +1,108 @@
+//! The typed messages shards exchange (Seastar style: no shared mutable state).
+
+use bytes::Bytes;
+
+use crate::auth::UserId;
+use crate::coordinator::{RemoteOutcome, ReplyTo};
+
+/// Why the server is closing every connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloseAll {
+    /// Graceful shutdown: close 1001.
+    Shutdown,
+    /// Drain: close 1012 (reconnect elsewhere), paced at this many per second per shard.
+    Drain {
+        /// Closes per second on this shard.
+        per_sec: u32,
+    },
+}
+
+/// A message for one shard.
+#[derive(Debug)]
+pub enum ShardMsg {
+    /// To the user's owner shard: `shard` now holds a connection of `user`
+    /// (its first). The owner answers `Registered` to `shard` once the route
+    /// is in place everywhere (locally and, for the user's first connection on
+    /// this instance, in the coordination layer).
+    Register {
+        /// The user.
+        user: UserId,
+        /// The shard holding the connection.
+        shard: u16,
+        /// The registering shard's key, echoed in `Registered`.
+        token: u64,
+    },
+    /// The route asked with `token` is in place: the connection may be welcomed.
+    Registered {
+        /// The token given in `Register`.
+        token: u64,
+    },
+    /// To the owner shard: the coordination layer stored the route it asked
+    /// for with this token.
+    RouteAdded {
+        /// The owner's token given to `Coordinator::add_route`.
+        token: u64,
+    },
+    /// To the owner shard: `shard` holds no connection of `user` any more.
+    Unregister {
+        /// The user.
+        user: UserId,
+        /// The shard whose last connection of the user closed.
+        shard: u16,
+    },
+    /// To the owner shard: deliver to every local connection of `user`.
+    Route {
+        /// The receiver.
+        user: UserId,
+        /// The framed message, encoded once and shared.
+        frame: Bytes,
+        /// Who counts the receiving connections.
+        reply: Option<ReplyTo>,
+        /// Unix micros when the sender's instance received it (delivery latency).
+        sent_at_us: u64,
+    },
+    /// From the owner shard to a shard holding connections of `user`.
+    Deliver {
+        /// The receiver.
+        user: UserId,
+        /// The framed message.
+        frame: Bytes,
+        /// Who counts the receiving connections.
+        reply: Option<ReplyTo>,
+        /// How many shards answer `reply` for this message in all.
+        parts: u32,
+        /// Unix micros when the sender's instance received it.
+        sent_at_us: u64,
+    },
+    /// Deliver to every connection of this shard.
+    Broadcast {
+        /// The framed message.
+        frame: Bytes,
+        /// The sender's shard and pending-ack key, when the sender wants an ack.
+        reply: Option<ReplyTo>,
+        /// How many shards answer `reply` in all.
+        parts: u32,
+        /// Unix micros when the sender's instance received it.
+        sent_at_us: u64,
+    },
+    /// Part of a delivery's count, for a pending ack on this shard.
+    DeliveryReport {
+        /// The pending ack.
+        token: u64,
+        /// Connections of this part that accepted the message.
+        connections: u32,
+        /// How many parts the message has in all.
+        parts: u32,
+    },
+    /// The coordination layer's answer for the remote part of a direct message.
+    RemoteOutcome {
+        /// The pending ack.
+        token: u64,
+        /// What the other instances said.
+        outcome: RemoteOutcome,
+    },
+    /// Register every local user's route again (the coordination layer is back).
+    Reregister,
+    /// Close every connection.
+    CloseAll(CloseAll),
+}

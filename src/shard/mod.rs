@@ -1,0 +1,179 @@
+//! A shard: one pinned thread, one monoio runtime, and every piece of state
+//! for the connections it accepted.
+//!
+//! Each shard owns its connections (a slab), the map of its local users, the
+//! directory entries of the users it owns (`owner_of(user)`: which shards hold
+//! that user's connections), and the acks its senders wait for. Nothing here
+//! is shared with other threads: shards talk only through [`ShardMsg`]s.
+//! State lives in `RefCell`s that are never borrowed across an `.await`.
+
+mod conn;
+mod delivery;
+mod directory;
+mod dispatch;
+mod endpoints;
+mod inbound;
+mod io;
+mod lifecycle;
+mod mailbox;
+mod messages;
+mod pending;
+mod runner;
+mod sweep;
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use slab::Slab;
+use smallvec::SmallVec;
+
+use crate::auth::UserId;
+use crate::metrics::ShardMetrics;
+use crate::shared::Shared;
+
+pub use conn::{Conn, Ending, Enqueued, OutFrame, Phase};
+pub use mailbox::Mailbox;
+pub use messages::{CloseAll, ShardMsg};
+pub use runner::run_shard;
+
+use directory::Directory;
+use pending::PendingAcks;
+
+/// A connection's address on its shard: slab key plus generation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ConnKey {
+    /// Slab index.
+    pub index: u32,
+    /// Generation of the connection that held the slot when the key was made.
+    pub generation: u32,
+}
+
+/// A user's connections on this shard.
+#[derive(Debug, Default)]
+pub struct LocalUser {
+    /// Slab indices of the user's connections here.
+    pub conns: SmallVec<[u32; 2]>,
+    /// Registration with the owner shard in flight: its token.
+    pub registering: Option<u64>,
+}
+
+/// One shard's state.
+pub struct Shard {
+    /// This shard's number.
+    pub index: u16,
+    /// The instance.
+    pub shared: Arc<Shared>,
+    /// This shard's counters (written only here).
+    pub metrics: Arc<ShardMetrics>,
+    /// Connections.
+    pub conns: RefCell<Slab<Conn>>,
+    /// Users with a connection on this shard.
+    pub users: RefCell<HashMap<UserId, LocalUser>>,
+    /// Directory of the users this shard owns.
+    pub directory: RefCell<Directory>,
+    /// Acks waiting for delivery counts.
+    pub pending: RefCell<PendingAcks>,
+    /// Registration tokens waiting for `Registered`, with their user.
+    pub registrations: RefCell<HashMap<u64, UserId>>,
+    /// Reusable read buffers: a connection borrows one only while reading.
+    pub read_pool: RefCell<Vec<Vec<u8>>>,
+    /// Origin of the shard clock.
+    pub started: Instant,
+    /// Next token (registrations, pending acks).
+    next_token: Cell<u64>,
+    /// Next connection sequence number.
+    next_seq: Cell<u64>,
+    /// Next slab generation.
+    next_generation: Cell<u32>,
+    /// Set when every connection is being closed (shutdown or drain).
+    pub closing_all: Cell<Option<CloseAll>>,
+}
+
+/// Size of a pooled read buffer.
+pub const READ_BUFFER_BYTES: usize = 16 * 1024;
+/// Pooled read buffers kept per shard; more are freed after use.
+const READ_POOL_MAX: usize = 64;
+
+impl Shard {
+    /// A new shard with no connections.
+    pub fn new(index: u16, shared: Arc<Shared>) -> Self {
+        let metrics = shared.metrics.shard(usize::from(index));
+        Self {
+            index,
+            shared,
+            metrics,
+            conns: RefCell::new(Slab::new()),
+            users: RefCell::new(HashMap::new()),
+            directory: RefCell::new(Directory::default()),
+            pending: RefCell::new(PendingAcks::default()),
+            registrations: RefCell::new(HashMap::new()),
+            read_pool: RefCell::new(Vec::new()),
+            started: Instant::now(),
+            next_token: Cell::new(1),
+            next_seq: Cell::new(0),
+            next_generation: Cell::new(0),
+            closing_all: Cell::new(None),
+        }
+    }
+
+    /// Shard clock in milliseconds (wraps after 49 days; comparisons use wrapping arithmetic).
+    pub fn now_ms(&self) -> u32 {
+        (self.started.elapsed().as_millis() as u64).max(1) as u32
+    }
+
+    /// A fresh token.
+    pub fn token(&self) -> u64 {
+        let t = self.next_token.get();
+        self.next_token.set(t + 1);
+        t
+    }
+
+    fn next_generation(&self) -> u32 {
+        let g = self.next_generation.get().wrapping_add(1);
+        self.next_generation.set(g);
+        g
+    }
+
+    fn next_seq(&self) -> u64 {
+        let s = self.next_seq.get();
+        self.next_seq.set(s + 1);
+        s
+    }
+
+    /// The connection id of `conn` as clients see it: unique across servers
+    /// (server id), restarts (boot id) and shards.
+    pub fn connection_id(&self, seq: u64) -> String {
+        format!(
+            "{}-{:x}-{}-{}",
+            self.shared.settings.server_id, self.shared.boot_id, self.index, seq
+        )
+    }
+
+    /// Runs `f` on the connection `key` if it still exists.
+    pub fn with_conn<R>(&self, key: ConnKey, f: impl FnOnce(&mut Conn) -> R) -> Option<R> {
+        let mut conns = self.conns.borrow_mut();
+        match conns.get_mut(key.index as usize) {
+            Some(c) if c.generation == key.generation => Some(f(c)),
+            _ => None,
+        }
+    }
+
+    /// Borrows a read buffer from the pool.
+    pub fn take_read_buffer(&self) -> Vec<u8> {
+        self.read_pool
+            .borrow_mut()
+            .pop()
+            .unwrap_or_else(|| Vec::with_capacity(READ_BUFFER_BYTES))
+    }
+
+    /// Returns a read buffer to the pool.
+    pub fn give_read_buffer(&self, mut buf: Vec<u8>) {
+        let mut pool = self.read_pool.borrow_mut();
+        if pool.len() < READ_POOL_MAX && buf.capacity() == READ_BUFFER_BYTES {
+            buf.clear();
+            pool.push(buf);
+        }
+    }
+}

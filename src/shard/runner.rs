@@ -1,0 +1,108 @@
+//! Starting a shard: its runtime, accept loop, mailbox loop and sweep.
+
+use std::io;
+use std::net::TcpListener as StdListener;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use monoio::net::TcpListener;
+
+use crate::settings::IoDriver;
+use crate::shared::Shared;
+
+use super::{io as conn_io, CloseAll, Shard};
+
+/// Mailbox messages handled per turn before yielding to connections.
+const MAILBOX_BATCH: usize = 256;
+/// io_uring submission queue entries per shard.
+const URING_ENTRIES: u32 = 4096;
+
+/// Runs shard `index` on the current thread until shutdown completes.
+pub fn run_shard(index: u16, shared: Arc<Shared>, listener: StdListener) -> io::Result<()> {
+    match shared.settings.io_driver {
+        IoDriver::Auto => monoio::RuntimeBuilder::<monoio::FusionDriver>::new()
+            .with_entries(URING_ENTRIES)
+            .enable_timer()
+            .build()?
+            .block_on(shard_main(index, shared, listener)),
+        IoDriver::Uring => monoio::RuntimeBuilder::<monoio::IoUringDriver>::new()
+            .with_entries(URING_ENTRIES)
+            .enable_timer()
+            .build()?
+            .block_on(shard_main(index, shared, listener)),
+        IoDriver::Legacy => monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
+            .enable_timer()
+            .build()?
+            .block_on(shard_main(index, shared, listener)),
+    }
+}
+
+async fn shard_main(index: u16, shared: Arc<Shared>, listener: StdListener) -> io::Result<()> {
+    let listener = TcpListener::from_std(listener)?;
+    let shard = Rc::new(Shard::new(index, shared));
+    monoio::spawn(accept_loop(shard.clone(), listener));
+    monoio::spawn(sweep_loop(shard.clone()));
+    monoio::select! {
+        _ = mailbox_loop(shard.clone()) => {}
+        _ = shutdown_complete(shard.clone()) => {}
+    }
+    Ok(())
+}
+
+async fn accept_loop(shard: Rc<Shard>, listener: TcpListener) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, _)) => {
+                monoio::spawn(conn_io::serve(shard.clone(), stream));
+            }
+            Err(e) => {
+                // EMFILE and friends: back off briefly instead of spinning.
+                tracing::warn!(shard = shard.index, error = %e, "accept failed");
+                monoio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+async fn mailbox_loop(shard: Rc<Shard>) {
+    let mailbox = &shard.shared.mailboxes[usize::from(shard.index)];
+    let mut batch = Vec::with_capacity(MAILBOX_BATCH);
+    loop {
+        mailbox.recv_batch(&mut batch, MAILBOX_BATCH).await;
+        for msg in batch.drain(..) {
+            shard.on_mailbox(msg);
+        }
+    }
+}
+
+async fn sweep_loop(shard: Rc<Shard>) {
+    let period = shard.sweep_period();
+    loop {
+        monoio::time::sleep(period).await;
+        shard.sweep();
+    }
+}
+
+/// Resolves once shutdown began and every connection is gone, or the
+/// shutdown timeout passed.
+async fn shutdown_complete(shard: Rc<Shard>) {
+    let started = loop {
+        if shard.closing_all.get() == Some(CloseAll::Shutdown) {
+            break Instant::now();
+        }
+        monoio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let limit = shard.shared.settings.shutdown_timeout;
+    while !shard.conns.borrow().is_empty() && started.elapsed() < limit {
+        monoio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let left = shard.conns.borrow().len();
+    if left > 0 {
+        tracing::warn!(
+            shard = shard.index,
+            left,
+            "shutdown timeout: dropping remaining connections"
+        );
+    }
+}

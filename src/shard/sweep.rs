@@ -1,0 +1,97 @@
+//! The per-shard sweep: one timer per shard instead of one per connection.
+//!
+//! Every tick it closes connections silent past the heartbeat timeout (4000),
+//! cuts closing connections whose peer did not answer in time, expires acks
+//! whose remote confirmation is overdue, and paces a drain.
+
+use std::rc::Rc;
+use std::time::Duration;
+
+use crate::metrics::Counter;
+
+use super::{CloseAll, ConnKey, Ending, Phase, Shard};
+
+/// Close code for a heartbeat timeout.
+pub const CLOSE_HEARTBEAT_TIMEOUT: u16 = 4000;
+/// Close code for a drain (reconnect elsewhere).
+pub const CLOSE_DRAIN: u16 = 1012;
+
+impl Shard {
+    /// How often the sweep runs: an eighth of the heartbeat timeout, within 50 ms..1 s.
+    pub fn sweep_period(&self) -> Duration {
+        (self.shared.settings.heartbeat_timeout / 8)
+            .clamp(Duration::from_millis(50), Duration::from_secs(1))
+    }
+
+    /// One sweep.
+    pub fn sweep(self: &Rc<Self>) {
+        let now = self.now_ms();
+        let timeout = self.shared.settings.heartbeat_timeout.as_millis() as u32;
+        let mut silent = Vec::new();
+        let mut overdue = Vec::new();
+        for (i, c) in self.conns.borrow().iter() {
+            let key = ConnKey {
+                index: i as u32,
+                generation: c.generation,
+            };
+            match c.phase {
+                Phase::Closing if is_past(now, c.close_deadline_ms) => overdue.push(c.fd),
+                Phase::Closing => {}
+                _ if !c.echo && now.wrapping_sub(c.last_seen_ms) > timeout => silent.push(key),
+                _ => {}
+            }
+        }
+        for key in silent {
+            self.metrics.incr(Counter::HeartbeatTimeouts);
+            self.close_conn(
+                key,
+                CLOSE_HEARTBEAT_TIMEOUT,
+                "heartbeat timeout",
+                Ending::Unexpected,
+                false,
+            );
+        }
+        for fd in overdue {
+            // SAFETY: fd belongs to a live connection of this shard; shutdown
+            // wakes its reader, which then removes the connection.
+            unsafe { libc::shutdown(fd, libc::SHUT_RDWR) };
+        }
+        let expired = self.pending.borrow_mut().expire(now);
+        for (ack, status) in expired {
+            self.send_ack(ack.conn, &ack.id, status);
+        }
+        if let Some(CloseAll::Drain { per_sec }) = self.closing_all.get() {
+            self.drain_some(per_sec);
+        }
+    }
+
+    fn drain_some(self: &Rc<Self>, per_sec: u32) {
+        let per_tick =
+            (u128::from(per_sec) * self.sweep_period().as_millis() / 1000).max(1) as usize;
+        let open: Vec<ConnKey> = self
+            .conns
+            .borrow()
+            .iter()
+            .filter(|(_, c)| c.phase != Phase::Closing)
+            .take(per_tick)
+            .map(|(i, c)| ConnKey {
+                index: i as u32,
+                generation: c.generation,
+            })
+            .collect();
+        for key in open {
+            self.close_conn(
+                key,
+                CLOSE_DRAIN,
+                "server restarting, reconnect",
+                Ending::Expected,
+                false,
+            );
+        }
+    }
+}
+
+/// True when `deadline` (shard clock) has passed at `now`, wrap-safe.
+fn is_past(now: u32, deadline: u32) -> bool {
+    now.wrapping_sub(deadline) < u32::MAX / 2
+}

@@ -1,0 +1,170 @@
+//! Identity and origin checks before the upgrade, on the real server.
+
+mod support;
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
+use serde_json::json;
+use support::{Client, ServerProcess};
+
+const SECRET: &str = "an-hs256-test-secret-of-at-least-32-bytes";
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+fn token(claims: serde_json::Value, secret: &str) -> String {
+    encode(
+        &Header::new(Algorithm::HS256),
+        &claims,
+        &EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .unwrap()
+}
+
+fn token_server() -> ServerProcess {
+    ServerProcess::start(&[], &[("JWT_SECRET", SECRET)])
+}
+
+fn refused(s: &ServerProcess, path: &str) -> (u16, String) {
+    let r = Client::connect(s.addr, path)
+        .err()
+        .expect("upgrade should be refused");
+    (r.status, r.body)
+}
+
+#[test]
+fn valid_token_in_query_or_bearer_header() {
+    let s = token_server();
+    let t = token(json!({"sub": "alice", "exp": now() + 60}), SECRET);
+    let mut c = Client::connect(s.addr, &format!("/ws?token={t}")).unwrap();
+    assert_eq!(c.recv_type("welcome")["userId"], "alice");
+    let bearer = format!("Bearer {t}");
+    let mut c = Client::connect_with(s.addr, "/ws", &[("Authorization", &bearer)]).unwrap();
+    assert_eq!(c.recv_type("welcome")["userId"], "alice");
+}
+
+#[test]
+fn refused_tokens_get_401() {
+    let s = token_server();
+    let expired = token(json!({"sub": "alice", "exp": now() - 120}), SECRET);
+    let not_yet = token(json!({"sub": "alice", "nbf": now() + 3600}), SECRET);
+    let wrong_key = token(
+        json!({"sub": "alice"}),
+        "another-secret-another-secret-another",
+    );
+    let no_sub = token(json!({"name": "alice", "exp": now() + 60}), SECRET);
+    let bad_sub = token(json!({"sub": "a b", "exp": now() + 60}), SECRET);
+    let hs512 = encode(
+        &Header::new(Algorithm::HS512),
+        &json!({"sub": "alice"}),
+        &EncodingKey::from_secret(SECRET.as_bytes()),
+    )
+    .unwrap();
+    let alg_none = {
+        use base64_like::b64;
+        format!(
+            "{}.{}.",
+            b64(br#"{"alg":"none","typ":"JWT"}"#),
+            b64(br#"{"sub":"alice"}"#)
+        )
+    };
+    for (what, t) in [
+        ("expired", expired),
+        ("nbf", not_yet),
+        ("wrong key", wrong_key),
+        ("no sub", no_sub),
+        ("bad sub", bad_sub),
+        ("hs512", hs512),
+        ("alg none", alg_none),
+        ("garbage", "x.y.z".into()),
+    ] {
+        let (status, body) = refused(&s, &format!("/ws?token={t}"));
+        assert_eq!(status, 401, "{what}");
+        assert!(body.contains(r#""error":"unauthorized""#), "{what}: {body}");
+    }
+    let (status, _) = refused(&s, "/ws");
+    assert_eq!(status, 401, "no token");
+    let (status, _) = refused(&s, "/ws?userId=alice");
+    assert_eq!(status, 401, "insecure ids are not accepted in token mode");
+}
+
+#[test]
+fn insecure_mode_refusals() {
+    let s = ServerProcess::start(&[], &[]);
+    let (status, body) = refused(&s, "/ws");
+    assert_eq!(status, 400);
+    assert!(body.contains("missing_user"), "{body}");
+    let (status, body) = refused(&s, "/ws?userId=not%20valid");
+    assert_eq!(status, 400);
+    assert!(body.contains("bad_user_id"), "{body}");
+    let long = "u".repeat(129);
+    assert_eq!(refused(&s, &format!("/ws?userId={long}")).0, 400);
+    let ok = "u".repeat(128);
+    let mut c = Client::connect(s.addr, &format!("/ws?userId={ok}")).unwrap();
+    c.recv_type("welcome");
+}
+
+#[test]
+fn origin_allow_list() {
+    let s = ServerProcess::start(&[], &[("ALLOWED_ORIGINS", "https://app.example")]);
+    let r = Client::connect_with(
+        s.addr,
+        "/ws?userId=a",
+        &[("Origin", "https://evil.example")],
+    )
+    .err()
+    .unwrap();
+    assert_eq!(r.status, 403);
+    assert!(r.body.contains("origin_not_allowed"));
+    let mut c =
+        Client::connect_with(s.addr, "/ws?userId=a", &[("Origin", "https://app.example")]).unwrap();
+    c.recv_type("welcome");
+}
+
+#[test]
+fn insecure_mode_on_a_public_address_refuses_to_start() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_websocket-app"))
+        .args(["--host", "0.0.0.0", "--port", "0"])
+        .env_remove("JWT_SECRET")
+        .env_remove("AUTH_MODE")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("JWT_SECRET"),
+        "the error names the setting: {err}"
+    );
+}
+
+#[test]
+fn explicit_insecure_mode_warns_loudly() {
+    let s = ServerProcess::start(&[], &[("AUTH_MODE", "insecure")]);
+    let line = s.wait_log("WARN");
+    assert!(line.to_lowercase().contains("insecure"), "{line}");
+}
+
+/// Minimal base64url (no padding) for hand-made tokens.
+mod base64_like {
+    pub fn b64(data: &[u8]) -> String {
+        const T: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+        let mut out = String::new();
+        for chunk in data.chunks(3) {
+            let b = [
+                chunk[0],
+                *chunk.get(1).unwrap_or(&0),
+                *chunk.get(2).unwrap_or(&0),
+            ];
+            let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+            for i in 0..=chunk.len() {
+                out.push(T[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            }
+        }
+        out
+    }
+}

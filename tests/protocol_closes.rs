@@ -1,0 +1,227 @@
+//! Close codes, limits, bad frames, liveness and shutdown, on the real server.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use support::{http_get, Client, ServerProcess};
+use tungstenite::protocol::frame::coding::{Data, OpCode};
+use tungstenite::protocol::frame::Frame;
+use tungstenite::Message;
+
+#[test]
+fn binary_frame_closes_1003() {
+    let s = ServerProcess::start(&[], &[]);
+    let mut a = s.user("alice");
+    a.send_msg(Message::binary(vec![1u8, 2, 3]));
+    assert_eq!(a.expect_close(), 1003);
+}
+
+#[test]
+fn invalid_utf8_closes_1007() {
+    let s = ServerProcess::start(&[], &[]);
+    let mut a = s.user("alice");
+    let frame = Frame::message(vec![b'{', 0xff, 0xfe, b'}'], OpCode::Data(Data::Text), true);
+    a.send_msg(Message::Frame(frame));
+    assert_eq!(a.expect_close(), 1007);
+}
+
+#[test]
+fn oversize_message_closes_1009_and_others_are_unharmed() {
+    let s = ServerProcess::start(
+        &["--max-message-bytes", "1024", "--send-queue-bytes", "65536"],
+        &[],
+    );
+    let mut a = s.user("alice");
+    let mut b = s.user("bob");
+    let w = s.user("carol");
+    drop(w);
+    a.send_text(&format!(
+        r#"{{"type":"broadcast","payload":"{}"}}"#,
+        "x".repeat(2000)
+    ));
+    assert_eq!(a.expect_close(), 1009);
+    b.send(&json!({"type": "heartbeat"}));
+    b.recv_type("heartbeat_ack");
+}
+
+#[test]
+fn ping_gets_pong() {
+    let s = ServerProcess::start(&[], &[]);
+    let mut a = s.user("alice");
+    a.send_msg(Message::Ping(b"abc".to_vec().into()));
+    match a.next(support::WAIT) {
+        Some(Message::Pong(p)) => assert_eq!(&p[..], b"abc"),
+        other => panic!("expected pong, got {other:?}"),
+    }
+}
+
+#[test]
+fn client_close_is_echoed() {
+    let s = ServerProcess::start(&[], &[]);
+    let mut a = s.user("alice");
+    a.ws.close(None).unwrap();
+    assert_eq!(a.expect_close(), 1000);
+}
+
+#[test]
+fn silent_connection_is_closed_4000_and_counted_unexpected() {
+    let s = ServerProcess::start(
+        &[
+            "--heartbeat-interval-ms",
+            "200",
+            "--heartbeat-timeout-ms",
+            "600",
+        ],
+        &[],
+    );
+    let mut quiet = s.user("quiet");
+    let mut chatty = s.user("chatty");
+    let started = Instant::now();
+    // The chatty one heartbeats (reading each ack is the event we wait on).
+    while started.elapsed() < Duration::from_millis(1200) {
+        chatty.send(&json!({"type": "heartbeat"}));
+        chatty.recv_type("heartbeat_ack");
+        std::thread::sleep(Duration::from_millis(100)); // client pacing, not synchronisation
+    }
+    assert_eq!(quiet.expect_close(), 4000);
+    chatty.send(&json!({"type": "heartbeat"}));
+    chatty.recv_type("heartbeat_ack");
+    support::eventually("unexpected disconnect counted", || {
+        let (_, m) = http_get(s.addr, "/metrics");
+        m.lines()
+            .any(|l| l.starts_with("wss_unexpected_disconnects_total") && l.ends_with(" 1"))
+            .then_some(())
+    });
+}
+
+#[test]
+fn connection_limit_answers_503() {
+    let s = ServerProcess::start(&["--max-connections", "2"], &[]);
+    let _a = s.user("a");
+    let _b = s.user("b");
+    let refused = Client::connect(s.addr, "/ws?userId=c")
+        .err()
+        .expect("third connection refused");
+    assert_eq!(refused.status, 503);
+    assert!(refused.body.contains("unavailable"));
+}
+
+#[test]
+fn slow_consumer_is_closed_4008_without_delaying_others() {
+    let s = ServerProcess::start(
+        &[
+            "--shards",
+            "2",
+            "--max-message-bytes",
+            "4096",
+            "--send-queue-bytes",
+            "65536",
+            "--rate-limit",
+            "0",
+        ],
+        &[],
+    );
+    let mut slow = s.user("slow");
+    let mut fast = s.user("fast");
+    let mut sender = s.user("sender");
+    let rss_before = rss_kib(s.pid());
+    let payload = "p".repeat(3000);
+    let n = 7000; // ~21 MB: far beyond loopback socket buffers and the 64 KiB queue
+    for i in 0..n {
+        sender.send(&json!({"type": "broadcast", "payload": payload}));
+        if i % 100 == 0 {
+            // Keep the fast reader up to date: its deliveries must keep flowing.
+            while let Some(Message::Text(_)) = fast.next(Duration::from_millis(1)) {}
+        }
+    }
+    sender.send(
+        &json!({"type": "chat_message", "receiverID": "fast", "payload": "last", "id": "end"}),
+    );
+    let deadline = Instant::now() + support::WAIT;
+    loop {
+        assert!(
+            Instant::now() < deadline,
+            "fast client did not get its message in time"
+        );
+        let v = fast.recv();
+        if v["payload"] == "last" {
+            break;
+        }
+    }
+    assert_eq!(slow.expect_close(), 4008);
+    let rss_after = rss_kib(s.pid());
+    assert!(
+        rss_after < rss_before + 64 * 1024,
+        "server memory grew from {rss_before} KiB to {rss_after} KiB"
+    );
+    support::eventually("slow consumer counted", || {
+        let (_, m) = http_get(s.addr, "/metrics");
+        m.lines()
+            .any(|l| l.starts_with("wss_slow_consumer_closes_total") && l.ends_with(" 1"))
+            .then_some(())
+    });
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+#[test]
+fn sigterm_closes_everyone_1001_and_exits_0() {
+    let mut s = ServerProcess::start(&["--shards", "2"], &[]);
+    let mut clients: Vec<_> = (0..5).map(|i| s.user(&format!("u{i}"))).collect();
+    s.signal(libc::SIGTERM);
+    for c in &mut clients {
+        assert_eq!(c.expect_close(), 1001);
+    }
+    drop(clients);
+    assert_eq!(
+        s.wait_exit(Duration::from_secs(15)),
+        Some(0),
+        "log:\n{}",
+        s.log_text()
+    );
+}
+
+#[test]
+fn sigusr1_drains_with_1012_and_exits_0() {
+    let mut s = ServerProcess::start(&["--drain-rate", "100"], &[]);
+    let mut clients: Vec<_> = (0..3).map(|i| s.user(&format!("u{i}"))).collect();
+    s.signal(libc::SIGUSR1);
+    for c in &mut clients {
+        assert_eq!(c.expect_close(), 1012);
+    }
+    drop(clients);
+    assert_eq!(
+        s.wait_exit(Duration::from_secs(15)),
+        Some(0),
+        "log:\n{}",
+        s.log_text()
+    );
+}
+
+fn chat_round_trip(s: &ServerProcess) {
+    let mut a = s.user("alice");
+    let mut b = s.user("bob");
+    a.send(&json!({"type": "chat_message", "receiverID": "bob", "payload": "d", "id": "1"}));
+    assert_eq!(b.recv_type("chat_message")["payload"], "d");
+    assert_eq!(a.recv_type("ack")["status"], "delivered");
+}
+
+#[test]
+fn works_on_the_io_uring_driver() {
+    let s = ServerProcess::start(&["--io-driver", "uring", "--shards", "2"], &[]);
+    s.wait_log("io driver: io_uring");
+    chat_round_trip(&s);
+}
+
+#[test]
+fn works_on_the_epoll_driver() {
+    let s = ServerProcess::start(&["--io-driver", "legacy", "--shards", "2"], &[]);
+    s.wait_log("io driver: epoll");
+    chat_round_trip(&s);
+}

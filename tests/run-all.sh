@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh Debian machine with Rust:
+# installs what is missing (redis-server, redis-cli, Chromium, a Python venv
+# with moto and kosoku, playwright-core), then runs every test in release mode.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+command -v redis-server >/dev/null || need+=(redis-server)
+command -v redis-cli >/dev/null || need+=(redis-tools)
+command -v chromium >/dev/null || need+=(chromium)
+if ((${#need[@]})); then
+  echo "installing: ${need[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+if [[ ! -x .venv/bin/moto_server || ! -x .venv/bin/kosoku ]]; then
+  echo "creating .venv with moto[server] and kosoku"
+  python3 -m venv .venv
+  .venv/bin/pip install -q 'moto[server]' kosoku
+fi
+export MOTO_SERVER="$PWD/.venv/bin/moto_server"
+export KOSOKU="$PWD/.venv/bin/kosoku"
+
+if [[ -f tests/browser/package.json && ! -d tests/browser/node_modules ]]; then
+  (cd tests/browser && npm install --silent --no-audit --no-fund)
+fi
+
+# Release mode: one build serves the tests, the load generator and Autobahn's
+# large-message cases at realistic speed.
+cargo test --release --all-targets --no-fail-fast -- --test-threads=2

@@ -1,0 +1,1 @@
+//! Redis test servers (standalone and Cluster) on free ports.
