@@ -1,0 +1,331 @@
+//! The coordinator's brain, free of I/O: shards' commands and other
+//! instances' envelopes in, [`Round`]s of Redis commands and router
+//! callbacks out.
+//!
+//! The I/O thread ([`super::worker`]) owns one `Engine`. It feeds it what
+//! arrived (commands, pushes, replies, the clock), asks it for the next
+//! round whenever no round trip is in flight, and tells it when the link
+//! goes up or down. Everything queued while a round trip is in flight thus
+//! goes out together in the next one: that is the batching. Keeping this
+//! I/O-free lets the unit tests drive it with a recording router.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use crate::auth::UserId;
+use crate::coordinator::{LocalRouter, RemoteOutcome, ReplyTo};
+use crate::metrics::{Counter, ShardMetrics};
+
+use super::envelope::{self, Envelope};
+use super::inbound::Inbound;
+use super::liveness::Liveness;
+use super::outbound::{Finish, Outbound};
+use super::round::{Round, Tag};
+use super::routes::Routes;
+use super::sweep::{self, Node, Removal, Sweep};
+
+/// What shards ask, as queued for the I/O thread.
+#[derive(Debug)]
+pub enum Command {
+    /// `Coordinator::add_route`.
+    AddRoute {
+        /// The user whose first local connection opened.
+        user: UserId,
+        /// The shard to answer through `route_added`.
+        shard: u16,
+        /// Its token.
+        token: u64,
+    },
+    /// `Coordinator::remove_route`.
+    RemoveRoute {
+        /// The user whose last local connection closed.
+        user: UserId,
+    },
+    /// `Coordinator::send_direct`.
+    Direct {
+        /// The receiver.
+        user: UserId,
+        /// The frame to deliver.
+        frame: Bytes,
+        /// The sending shard.
+        shard: u16,
+        /// Its pending-ack token (0: no ack wanted, no outcome sent).
+        token: u64,
+        /// When the sender's server received it.
+        sent_at_us: u64,
+    },
+    /// `Coordinator::send_broadcast`.
+    Broadcast {
+        /// The frame to deliver.
+        frame: Bytes,
+        /// When the sender's server received it.
+        sent_at_us: u64,
+    },
+    /// `Coordinator::delivery_report`.
+    Report {
+        /// Our key of the incoming direct.
+        key: u64,
+        /// Connections that took it on one shard.
+        connections: u32,
+        /// Shards reporting for it.
+        parts: u32,
+    },
+    /// `Coordinator::shutdown`.
+    Shutdown,
+}
+
+/// What the engine needs to know about this instance.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// This instance's server id.
+    pub server_id: String,
+    /// TTL of the liveness key (refreshed every third of it).
+    pub liveness_ttl: Duration,
+    /// Time between sweep passes.
+    pub sweep_interval: Duration,
+    /// How long a remote delivery may take before it counts as failed.
+    pub delivery_timeout: Duration,
+    /// Cluster: per-server channels use sharded pub/sub.
+    pub sharded: bool,
+}
+
+/// The coordinator state owned by the I/O thread.
+pub struct Engine {
+    /// Instance settings.
+    cfg: EngineConfig,
+    /// Where deliveries and answers go.
+    router: Arc<dyn LocalRouter>,
+    /// The coordinator's own counters.
+    metrics: Arc<ShardMetrics>,
+    /// True while the link is up (rounds can run).
+    up: bool,
+    /// Local users and route writes to send.
+    routes: Routes,
+    /// Direct messages we sent, waiting for an outcome.
+    outbound: Outbound,
+    /// Direct messages we received, waiting for the shards' counts.
+    inbound: Inbound,
+    /// Liveness cache of other servers.
+    liveness: Liveness,
+    /// The route table sweep.
+    sweep: Sweep,
+    /// Publishes for the next round: `(server, payload, tag)`, `None` = broadcast.
+    publishes: Vec<(Option<String>, Bytes, Tag)>,
+    /// Dead servers' routes to remove in the next round: `(user, server)`.
+    stale: Vec<(String, String)>,
+    /// The next outbound request id (never 0).
+    next_id: u64,
+    /// When the liveness key is refreshed next.
+    next_alive: Instant,
+    /// The liveness key's value: this process's start, Unix ms (for operators).
+    alive_value: u64,
+}
+
+impl Engine {
+    /// A disconnected engine.
+    pub fn new(cfg: EngineConfig, router: Arc<dyn LocalRouter>, metrics: Arc<ShardMetrics>, now: Instant) -> Self {
+        let outbound_timeout = cfg.delivery_timeout.saturating_sub((cfg.delivery_timeout / 10).min(Duration::from_millis(250)));
+        let alive_value = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        Self {
+            outbound: Outbound::new(outbound_timeout),
+            inbound: Inbound::new(cfg.delivery_timeout),
+            liveness: Liveness::new(cfg.liveness_ttl),
+            sweep: Sweep::new(cfg.sweep_interval, now),
+            cfg,
+            router,
+            metrics,
+            up: false,
+            routes: Routes::default(),
+            publishes: Vec::new(),
+            stale: Vec::new(),
+            next_id: 1,
+            next_alive: now,
+            alive_value,
+        }
+    }
+
+    /// Handles a shard's command; false on `Shutdown`.
+    pub fn on_command(&mut self, cmd: Command, now: Instant) -> bool {
+        match cmd {
+            Command::AddRoute { user, shard, token } if self.up => self.routes.add(user, Some((shard, token))),
+            Command::AddRoute { user, shard, token } => {
+                // Welcome the client now; the route is written on reconnection.
+                self.routes.add(user, None);
+                self.router.route_added(shard, token);
+            }
+            Command::RemoveRoute { user } => self.routes.remove(user),
+            Command::Direct { user, frame, shard, token, sent_at_us } => self.begin_direct(user, &frame, shard, token, sent_at_us, now),
+            Command::Broadcast { frame, sent_at_us } => self.broadcast(&frame, sent_at_us),
+            Command::Report { key, connections, parts } => self.report(key, connections, parts),
+            Command::Shutdown => return false,
+        }
+        true
+    }
+
+    fn begin_direct(&mut self, user: UserId, frame: &[u8], shard: u16, token: u64, sent_at_us: u64, now: Instant) {
+        if !self.up {
+            self.metrics.incr(Counter::RedisErrors);
+            self.answer((shard, token, RemoteOutcome::Failed));
+            return;
+        }
+        let id = self.next_id;
+        self.next_id = self.next_id.wrapping_add(1).max(1);
+        let wire_token = if token == 0 { 0 } else { id };
+        let payload = envelope::encode_direct(&self.cfg.server_id, wire_token, sent_at_us, &user, frame);
+        self.outbound.begin(id, shard, token, user, payload, now);
+    }
+
+    fn broadcast(&mut self, frame: &[u8], sent_at_us: u64) {
+        if !self.up {
+            self.metrics.incr(Counter::RedisErrors);
+            return;
+        }
+        let payload = envelope::encode_broadcast(&self.cfg.server_id, sent_at_us, frame);
+        self.publishes.push((None, payload, Tag::PublishOther { confirm: false }));
+    }
+
+    fn report(&mut self, key: u64, connections: u32, parts: u32) {
+        let Some((origin, token, n)) = self.inbound.report(key, connections, parts) else { return };
+        if self.up {
+            let payload = envelope::encode_confirm(&self.cfg.server_id, token, n);
+            self.publishes.push((Some(origin), payload, Tag::PublishOther { confirm: true }));
+        }
+    }
+
+    /// A message published to one of our channels.
+    pub fn on_message(&mut self, payload: Bytes, now: Instant) {
+        match envelope::decode(payload) {
+            Ok(Envelope::Direct { origin, token, sent_at_us, user, frame }) => {
+                let reply = (token != 0).then(|| ReplyTo::Coordinator { token: self.inbound.begin(origin, token, now) });
+                self.router.deliver_direct(user, frame, reply, sent_at_us);
+            }
+            Ok(Envelope::Confirm { origin, token, connections }) => {
+                let done = self.outbound.on_confirm(token, origin, connections);
+                self.answer_opt(done);
+            }
+            Ok(Envelope::Broadcast { origin, sent_at_us, frame }) => {
+                if origin != self.cfg.server_id {
+                    self.router.deliver_broadcast(frame, sent_at_us);
+                }
+            }
+            Err(e) => {
+                self.metrics.incr(Counter::RedisErrors);
+                tracing::debug!(error = %e, "dropped an undecodable pub/sub message");
+            }
+        }
+    }
+
+    /// The link is up (subscribed, liveness key written): start the sweep
+    /// and ask the shards for every route again.
+    pub fn connected(&mut self, nodes: Vec<Node>, now: Instant) {
+        self.up = true;
+        self.next_alive = now + self.cfg.liveness_ttl / 3;
+        self.sweep.restart(nodes, now);
+        self.router.reregister_routes();
+    }
+
+    /// The link is down: everything in flight fails now.
+    pub fn disconnected(&mut self) {
+        self.up = false;
+        for finish in self.outbound.fail_all() {
+            self.answer(finish);
+        }
+        self.inbound.clear();
+        self.liveness.reset();
+        self.sweep.abort();
+        self.stale.clear();
+        let lost = self.publishes.drain(..).count();
+        self.metrics.add(Counter::RedisErrors, lost as u64);
+    }
+
+    /// Expires what is past its deadline.
+    pub fn tick(&mut self, now: Instant) {
+        for finish in self.outbound.expire(now) {
+            self.answer(finish);
+        }
+        self.inbound.expire(now);
+    }
+
+    /// The commands that make this instance known: its liveness key.
+    pub fn handshake_round(&self) -> Round {
+        let mut round = Round::default();
+        round.alive(&self.cfg.server_id, self.alive_value, self.cfg.liveness_ttl.as_millis() as u64);
+        round
+    }
+
+    /// The commands of a graceful exit: our routes and liveness key removed.
+    pub fn shutdown_round(&self) -> Round {
+        let mut round = Round::default();
+        for user in self.routes.local_users() {
+            round.route_write(user, &self.cfg.server_id, false, Tag::StaleRemove);
+        }
+        let mut del = redis::cmd("DEL");
+        let key = super::keys::alive_key(&self.cfg.server_id);
+        del.arg(&key);
+        round.push(del, super::round::Target::Key(key), Tag::Alive);
+        round
+    }
+
+    /// Everything queued since the last round, as the next round (empty when idle or down).
+    pub fn build_round(&mut self, now: Instant) -> Round {
+        let mut round = Round::default();
+        if !self.up {
+            return round;
+        }
+        let me = self.cfg.server_id.clone();
+        for (user, w) in self.routes.drain() {
+            let tag = Tag::RouteWrite { user: user.clone(), add: w.add, waiters: w.waiters, swept: w.swept };
+            round.route_write(&user, &me, w.add, tag);
+        }
+        for (user, server) in self.stale.drain(..) {
+            round.route_write(&user, &server, false, Tag::StaleRemove);
+        }
+        for (id, user) in self.outbound.take_lookups() {
+            round.members(&user, Tag::Lookup { id });
+        }
+        for user in self.sweep.take_reads() {
+            round.members(&user, Tag::SweepMembers { user: user.clone() });
+        }
+        for server in self.liveness.take_wanted() {
+            round.exists(&server);
+        }
+        for (server, payload, tag) in self.publishes.drain(..) {
+            match server {
+                Some(server) => round.publish_to_server(&server, &payload, self.cfg.sharded, tag),
+                None => round.publish_broadcast(&payload),
+            }
+        }
+        if now >= self.next_alive {
+            self.next_alive = now + self.cfg.liveness_ttl / 3;
+            round.alive(&me, self.alive_value, self.cfg.liveness_ttl.as_millis() as u64);
+        }
+        if let Some((node, cursor)) = self.sweep.next_scan(now) {
+            round.scan(node, cursor, sweep::SCAN_COUNT);
+        }
+        round
+    }
+
+    /// Calls the router for a finished outbound request (not for token 0).
+    fn answer(&self, (shard, token, outcome): Finish) {
+        if token != 0 {
+            self.router.remote_outcome(shard, token, outcome);
+        }
+    }
+
+    fn answer_opt(&self, finish: Option<Finish>) {
+        if let Some(f) = finish {
+            self.answer(f);
+        }
+    }
+}
+
+#[path = "engine_replies.rs"]
+mod replies;
+
+#[cfg(test)]
+#[path = "engine_tests.rs"]
+mod tests;

@@ -1,0 +1,246 @@
+//! One round trip's worth of commands, and what each answer is for.
+//!
+//! The engine turns everything queued since the last round trip into a
+//! [`Round`]; the link sends it as one pipeline (standalone) or one
+//! pipeline per slot (Cluster), and hands back one [`Reply`] per command in
+//! order. Each command carries a [`Tag`] saying whose answer it is, so the
+//! engine can dispatch replies without any per-request futures.
+
+use bytes::Bytes;
+use redis::{Cmd, Value};
+
+use crate::auth::UserId;
+
+use super::keys;
+
+/// Where a command must run on a Cluster (ignored on a standalone server).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// The node owning the slot of this key or sharded channel.
+    Key(String),
+    /// A given node (`SCAN` walks each master in turn); `None` on standalone.
+    Node(Option<(String, u16)>),
+}
+
+/// Whose answer a command's reply is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Tag {
+    /// `SADD`/`SREM` of this instance in a user's route set; `waiters` are
+    /// the `(shard, token)` pairs told through `route_added` once it is done.
+    RouteWrite {
+        /// The user whose route changed.
+        user: UserId,
+        /// `SADD` (true) or `SREM` (false).
+        add: bool,
+        /// Registrations waiting for this write.
+        waiters: Vec<(u16, u64)>,
+        /// True when the sweep found this instance's id in a set of a user
+        /// that has no connection here (counted as a swept route).
+        swept: bool,
+    },
+    /// `SREM` of a dead server from a route set (lazily or by the sweep).
+    StaleRemove,
+    /// `SMEMBERS` for the outbound direct `id`.
+    Lookup {
+        /// The outbound request.
+        id: u64,
+    },
+    /// `EXISTS server_alive:<server>`.
+    Exists {
+        /// The server whose liveness is checked.
+        server: String,
+    },
+    /// `PUBLISH`/`SPUBLISH` of direct `id` to `server`'s channel.
+    PublishDirect {
+        /// The outbound request.
+        id: u64,
+        /// The receiving server.
+        server: String,
+    },
+    /// Publish of a confirmation or a broadcast (only failures matter).
+    PublishOther {
+        /// True for a confirmation: no subscriber means the origin is gone.
+        confirm: bool,
+    },
+    /// The periodic liveness key refresh.
+    Alive,
+    /// A sweep `SCAN` page.
+    SweepScan,
+    /// The sweep reading one route set.
+    SweepMembers {
+        /// The user id part of the key (not validated: keys may be foreign).
+        user: String,
+    },
+}
+
+/// The answer to one command: a value, or the server's (or the link's)
+/// error for that command alone.
+pub type Reply = Result<Value, String>;
+
+/// Commands for one round trip, with their targets and tags (same order).
+#[derive(Default)]
+pub struct Round {
+    /// The commands, in the order they must run per key.
+    pub cmds: Vec<Cmd>,
+    /// Where each command runs on a Cluster.
+    pub targets: Vec<Target>,
+    /// Whose answer each reply is.
+    pub tags: Vec<Tag>,
+}
+
+impl Round {
+    /// Number of commands.
+    pub fn len(&self) -> usize {
+        self.cmds.len()
+    }
+
+    /// True when there is nothing to send.
+    pub fn is_empty(&self) -> bool {
+        self.cmds.is_empty()
+    }
+
+    /// Adds a command.
+    pub fn push(&mut self, cmd: Cmd, target: Target, tag: Tag) {
+        self.cmds.push(cmd);
+        self.targets.push(target);
+        self.tags.push(tag);
+    }
+
+    /// `SADD`/`SREM user_servers:<user> <member>`.
+    pub fn route_write(&mut self, user: &str, member: &str, add: bool, tag: Tag) {
+        let key = keys::route_key(user);
+        let mut cmd = redis::cmd(if add { "SADD" } else { "SREM" });
+        cmd.arg(&key).arg(member);
+        self.push(cmd, Target::Key(key), tag);
+    }
+
+    /// `SMEMBERS user_servers:<user>`.
+    pub fn members(&mut self, user: &str, tag: Tag) {
+        let key = keys::route_key(user);
+        let mut cmd = redis::cmd("SMEMBERS");
+        cmd.arg(&key);
+        self.push(cmd, Target::Key(key), tag);
+    }
+
+    /// `EXISTS server_alive:<server>`.
+    pub fn exists(&mut self, server: &str) {
+        let key = keys::alive_key(server);
+        let mut cmd = redis::cmd("EXISTS");
+        cmd.arg(&key);
+        let tag = Tag::Exists { server: server.to_owned() };
+        self.push(cmd, Target::Key(key), tag);
+    }
+
+    /// `SET server_alive:<server> <value> PX <ttl_ms>`.
+    pub fn alive(&mut self, server: &str, value: u64, ttl_ms: u64) {
+        let key = keys::alive_key(server);
+        let mut cmd = redis::cmd("SET");
+        cmd.arg(&key).arg(value).arg("PX").arg(ttl_ms.max(1));
+        self.push(cmd, Target::Key(key), Tag::Alive);
+    }
+
+    /// Publishes `payload` on a server's channel: `SPUBLISH` on a Cluster
+    /// (one shard), `PUBLISH` on a standalone server.
+    pub fn publish_to_server(&mut self, server: &str, payload: &Bytes, sharded: bool, tag: Tag) {
+        let channel = keys::server_channel(server);
+        let mut cmd = redis::cmd(if sharded { "SPUBLISH" } else { "PUBLISH" });
+        cmd.arg(&channel).arg(payload.as_ref());
+        self.push(cmd, Target::Key(channel), tag);
+    }
+
+    /// `PUBLISH servers:broadcast <payload>` (a Cluster forwards plain
+    /// `PUBLISH` to every node, which a broadcast needs anyway).
+    pub fn publish_broadcast(&mut self, payload: &Bytes) {
+        let mut cmd = redis::cmd("PUBLISH");
+        cmd.arg(keys::BROADCAST_CHANNEL).arg(payload.as_ref());
+        let target = Target::Key(keys::BROADCAST_CHANNEL.to_owned());
+        self.push(cmd, target, Tag::PublishOther { confirm: false });
+    }
+
+    /// `SCAN <cursor> MATCH user_servers:* COUNT <count>` on `node`.
+    pub fn scan(&mut self, node: Option<(String, u16)>, cursor: u64, count: usize) {
+        let mut cmd = redis::cmd("SCAN");
+        cmd.arg(cursor).arg("MATCH").arg(keys::ROUTE_PATTERN).arg("COUNT").arg(count);
+        self.push(cmd, Target::Node(node), Tag::SweepScan);
+    }
+}
+
+/// An integer reply (`SADD`, `SREM`, `EXISTS`, `PUBLISH`), if it is one.
+pub fn as_int(value: &Value) -> Option<i64> {
+    match value {
+        Value::Int(n) => Some(*n),
+        _ => None,
+    }
+}
+
+/// The members of a set reply (RESP2 array or RESP3 set) as strings;
+/// members that are not UTF-8 are skipped (no server id can match them).
+pub fn as_strings(value: Value) -> Option<Vec<String>> {
+    let items = match value {
+        Value::Array(items) | Value::Set(items) => items,
+        Value::Nil => Vec::new(),
+        _ => return None,
+    };
+    let strings = items.into_iter().filter_map(|v| match v {
+        Value::BulkString(b) => String::from_utf8(b).ok(),
+        Value::SimpleString(s) => Some(s),
+        _ => None,
+    });
+    Some(strings.collect())
+}
+
+/// A `SCAN` reply: the next cursor and the keys of this page.
+pub fn as_scan_page(value: Value) -> Option<(u64, Vec<String>)> {
+    let Value::Array(mut parts) = value else { return None };
+    if parts.len() != 2 {
+        return None;
+    }
+    let keys = as_strings(parts.pop()?)?;
+    let cursor = match parts.pop()? {
+        Value::BulkString(b) => std::str::from_utf8(&b).ok()?.parse().ok()?,
+        Value::SimpleString(s) => s.parse().ok()?,
+        Value::Int(n) => u64::try_from(n).ok()?,
+        _ => return None,
+    };
+    Some((cursor, keys))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commands_tags_and_targets_stay_aligned() {
+        let mut r = Round::default();
+        r.members("bob", Tag::Lookup { id: 1 });
+        r.exists("s2");
+        r.publish_to_server("s2", &Bytes::from_static(b"x"), true, Tag::PublishOther { confirm: true });
+        assert_eq!(r.len(), 3);
+        assert_eq!(r.targets[0], Target::Key("user_servers:bob".into()));
+        assert_eq!(r.targets[1], Target::Key("server_alive:s2".into()));
+        assert_eq!(r.targets[2], Target::Key("server:s2".into()));
+        assert_eq!(r.tags[1], Tag::Exists { server: "s2".into() });
+        let packed = String::from_utf8_lossy(&r.cmds[2].get_packed_command()).into_owned();
+        assert!(packed.contains("SPUBLISH"), "{packed}");
+    }
+
+    #[test]
+    fn set_replies_of_both_protocols_parse() {
+        let resp2 = Value::Array(vec![Value::BulkString(b"s1".to_vec())]);
+        let resp3 = Value::Set(vec![Value::BulkString(b"s1".to_vec()), Value::Int(3)]);
+        assert_eq!(as_strings(resp2), Some(vec!["s1".to_owned()]));
+        assert_eq!(as_strings(resp3), Some(vec!["s1".to_owned()]));
+        assert_eq!(as_strings(Value::Okay), None);
+    }
+
+    #[test]
+    fn scan_pages_parse_and_garbage_does_not() {
+        let page = Value::Array(vec![
+            Value::BulkString(b"17".to_vec()),
+            Value::Array(vec![Value::BulkString(b"user_servers:a".to_vec())]),
+        ]);
+        assert_eq!(as_scan_page(page), Some((17, vec!["user_servers:a".to_owned()])));
+        assert_eq!(as_scan_page(Value::Array(vec![Value::Nil])), None);
+        assert_eq!(as_scan_page(Value::Int(1)), None);
+    }
+}
