@@ -128,12 +128,18 @@ fn slow_consumer_is_closed_4008_without_delaying_others() {
     let mut sender = s.user("sender");
     let rss_before = rss_kib(s.pid());
     let payload = "p".repeat(3000);
-    let n = 7000; // ~21 MB: far beyond loopback socket buffers and the 64 KiB queue
+    let n = 7000; // ~21 MB: far beyond loopback socket buffers and the 1 MiB queue
     for i in 0..n {
         sender.send(&json!({"type": "broadcast", "payload": payload}));
-        if i % 100 == 0 {
+        if i % 20 == 0 {
             // Keep the fast reader up to date: its deliveries must keep flowing.
-            while let Some(Message::Text(_)) = fast.next(Duration::from_millis(1)) {}
+            loop {
+                match fast.next(Duration::from_millis(1)) {
+                    Some(Message::Text(_)) => continue,
+                    None => break,
+                    Some(other) => panic!("fast client got {other:?}"),
+                }
+            }
         }
     }
     sender.send(

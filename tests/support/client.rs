@@ -87,7 +87,15 @@ impl Client {
     /// Next message of any kind, or None on timeout/close.
     pub fn next(&mut self, limit: Duration) -> Option<Message> {
         self.ws.get_ref().set_read_timeout(Some(limit)).unwrap();
-        self.ws.read().ok()
+        match self.ws.read() {
+            Ok(m) => Some(m),
+            Err(tungstenite::Error::Io(e))
+                if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) =>
+            {
+                None
+            }
+            Err(e) => panic!("connection failed: {e}"),
+        }
     }
 
     /// Next JSON text message (skipping pings/pongs); panics after the wait.
