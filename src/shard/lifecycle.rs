@@ -13,7 +13,7 @@ use crate::protocol::envelope::{self, Welcome};
 use crate::protocol::frame::{text_frame_with, FrameDecoder};
 use crate::ratelimit::TokenBucket;
 
-use super::{io, CloseAll, Conn, ConnKey, Ending, LocalUser, OutFrame, Phase, Shard, ShardMsg};
+use super::{io, CloseAll, Conn, ConnKey, Ending, OutFrame, Phase, Shard, ShardMsg};
 
 impl Shard {
     /// Adds an upgraded connection. Protocol connections start registering
@@ -58,7 +58,7 @@ impl Shard {
 
     fn add_local_user(self: &Rc<Self>, user: &UserId, index: u32) {
         let mut users = self.users.borrow_mut();
-        let local = users.entry(user.clone()).or_insert_with(LocalUser::default);
+        let local = users.entry(user.clone()).or_default();
         local.conns.push(index);
         if local.conns.len() > 1 && local.registering.is_none() {
             drop(users);
