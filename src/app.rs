@@ -16,6 +16,10 @@ use crate::shared::MailboxRouter;
 pub fn main() -> ExitCode {
     let config = match config::load() {
         Ok(c) => c,
+        Err(config::ConfigError::Cli(e)) => {
+            let _ = e.print();
+            return ExitCode::from(2);
+        }
         Err(e) => {
             eprintln!("configuration error: {e}");
             return ExitCode::from(2);
@@ -34,8 +38,13 @@ pub fn main() -> ExitCode {
 
 fn init_logging(filter: &str) {
     let filter = tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| "info".into());
-    let ansi = std::env::var_os("NO_COLOR").is_none() && std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(std::io::stderr).try_init();
+    let ansi = std::env::var_os("NO_COLOR").is_none()
+        && std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(ansi)
+        .with_writer(std::io::stderr)
+        .try_init();
 }
 
 /// Starts everything from a validated configuration and blocks until shutdown.
@@ -45,7 +54,8 @@ pub fn run(config: Config) -> Result<(), ServerError> {
     let cloudwatch = config.cloudwatch.clone();
     let server_id = config.settings.server_id.clone();
     let server = Server::start(config.settings.clone(), auth, coordinator_factory(&config))?;
-    let pusher = cloudwatch.and_then(|cw| start_cloudwatch(cw, server_id, server.shared.metrics.clone()));
+    let pusher =
+        cloudwatch.and_then(|cw| start_cloudwatch(cw, server_id, server.shared.metrics.clone()));
     let result = server.run_until_signal().map_err(ServerError::Thread);
     if let Some(p) = pusher {
         p.shutdown_and_flush(Duration::from_secs(10));
@@ -73,13 +83,19 @@ fn authenticator(config: &Config) -> Authenticator {
 
 fn coordinator_factory(config: &Config) -> CoordinatorFactory {
     let Some(redis) = config.redis.clone() else {
-        return Box::new(|_router: Arc<MailboxRouter>, _metrics: Arc<MetricsRegistry>| {
-            tracing::info!("coordination: embedded (single instance, no Redis)");
-            Ok(Arc::new(Embedded) as Arc<dyn Coordinator>)
-        });
+        return Box::new(
+            |_router: Arc<MailboxRouter>, _metrics: Arc<MetricsRegistry>| {
+                tracing::info!("coordination: embedded (single instance, no Redis)");
+                Ok(Arc::new(Embedded) as Arc<dyn Coordinator>)
+            },
+        );
     };
     let _ = redis;
-    Box::new(move |_router, _metrics| Err(ServerError::Coordinator("Redis coordination is not wired yet".into())))
+    Box::new(move |_router, _metrics| {
+        Err(ServerError::Coordinator(
+            "Redis coordination is not wired yet".into(),
+        ))
+    })
 }
 
 fn start_cloudwatch(

@@ -1,0 +1,158 @@
+//! `REDIS_URI` / `REDIS_CLUSTER`: the Redis coordination settings, their
+//! validation, and the redaction that keeps passwords out of logs.
+
+use std::fmt;
+use std::time::Duration;
+
+use super::cli::{Args, Switch};
+use super::error::{invalid, ConfigError};
+
+/// The Redis coordination layer's settings; present when `REDIS_URI` is set
+/// (otherwise the embedded single-instance broker runs).
+#[derive(Clone, PartialEq, Eq)]
+pub struct RedisSettings {
+    /// `REDIS_URI` as given (may carry a password); kept for clients that
+    /// take the raw string. `Debug` prints it redacted.
+    pub uri: String,
+    /// The seed nodes, trimmed, in order: one URI for a standalone server,
+    /// any number for Cluster (the client discovers the rest).
+    pub nodes: Vec<String>,
+    /// Cluster mode: detected at connect time (`Auto`) or forced.
+    pub cluster: Switch,
+    /// TTL of this instance's liveness key (refreshed every third of it);
+    /// routes to an instance whose key expired are ignored and swept.
+    pub liveness_ttl: Duration,
+    /// Time between passes of the stale-route sweep.
+    pub sweep_interval: Duration,
+}
+
+impl RedisSettings {
+    /// The seed nodes without credentials, for logs: `redis://host:6379,...`.
+    pub fn redacted(&self) -> String {
+        self.nodes
+            .iter()
+            .map(|n| redact_uri(n))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+}
+
+impl fmt::Debug for RedisSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisSettings")
+            .field("nodes", &self.redacted())
+            .field("cluster", &self.cluster)
+            .field("liveness_ttl", &self.liveness_ttl)
+            .field("sweep_interval", &self.sweep_interval)
+            .finish()
+    }
+}
+
+/// Validates the Redis settings of `a`; `None` when `REDIS_URI` is unset.
+pub(super) fn settings(a: &Args) -> Result<Option<RedisSettings>, ConfigError> {
+    let liveness = a.liveness_ttl_ms;
+    if !(1_000..=600_000).contains(&liveness) {
+        return Err(invalid(
+            "LIVENESS_TTL_MS",
+            format!("{liveness} is outside 1000..=600000 ms"),
+        ));
+    }
+    let sweep = a.route_sweep_ms;
+    if !(100..=86_400_000).contains(&sweep) {
+        return Err(invalid(
+            "ROUTE_SWEEP_MS",
+            format!("{sweep} is outside 100..=86400000 ms"),
+        ));
+    }
+    let Some(uri) = a
+        .redis_uri
+        .as_ref()
+        .map(|u| u.0.as_str())
+        .filter(|u| !u.trim().is_empty())
+    else {
+        if a.redis_cluster == Switch::On {
+            return Err(invalid(
+                "REDIS_CLUSTER",
+                "is on but REDIS_URI is unset (the embedded broker has no cluster)",
+            ));
+        }
+        return Ok(None);
+    };
+    let nodes: Vec<String> = uri.split(',').map(|n| n.trim().to_owned()).collect();
+    for node in &nodes {
+        check_node(node)
+            .map_err(|why| invalid("REDIS_URI", format!("{}: {why}", redact_uri(node))))?;
+    }
+    let tls = nodes[0].starts_with("rediss://");
+    if nodes.iter().any(|n| n.starts_with("rediss://") != tls) {
+        return Err(invalid(
+            "REDIS_URI",
+            "mixes redis:// and rediss:// seeds; use one scheme",
+        ));
+    }
+    if nodes.len() > 1 && a.redis_cluster == Switch::Off {
+        return Err(invalid(
+            "REDIS_CLUSTER",
+            format!(
+                "is off but REDIS_URI lists {} seed nodes (several are only for Cluster)",
+                nodes.len()
+            ),
+        ));
+    }
+    Ok(Some(RedisSettings {
+        uri: uri.to_owned(),
+        nodes,
+        cluster: a.redis_cluster,
+        liveness_ttl: Duration::from_millis(liveness),
+        sweep_interval: Duration::from_millis(sweep),
+    }))
+}
+
+/// Checks one seed: `redis[s]://[user[:password]@]host[:port][/db]`.
+fn check_node(node: &str) -> Result<(), &'static str> {
+    if node.is_empty() {
+        return Err("empty seed (stray comma?)");
+    }
+    let rest = node
+        .strip_prefix("redis://")
+        .or_else(|| node.strip_prefix("rediss://"))
+        .ok_or("must start with redis:// or rediss://")?;
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, hp)| hp);
+    let (host, port) = match host_port.strip_prefix('[') {
+        Some(v6) => {
+            let (host, after) = v6.split_once(']').ok_or("unclosed '[' in the host")?;
+            match after {
+                "" => (host, None),
+                _ => (host, Some(after.strip_prefix(':').ok_or("junk after ']'")?)),
+            }
+        }
+        None => match host_port.rsplit_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (host_port, None),
+        },
+    };
+    if host.is_empty() {
+        return Err("has no host");
+    }
+    if let Some(port) = port {
+        match port.parse::<u16>() {
+            Ok(p) if p != 0 => {}
+            _ => return Err("port must be 1..=65535"),
+        }
+    }
+    Ok(())
+}
+
+/// `uri` with any user and password replaced by `***`, for logs and errors.
+pub fn redact_uri(uri: &str) -> String {
+    let Some((scheme, rest)) = uri.split_once("://") else {
+        return "<not a URI>".to_owned();
+    };
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(end);
+    match authority.rsplit_once('@') {
+        Some((_, host)) => format!("{scheme}://***@{host}{tail}"),
+        None => uri.to_owned(),
+    }
+}
