@@ -9,6 +9,7 @@ use crate::auth::Authenticator;
 use crate::config::{self, Config, ResolvedAuth};
 use crate::coordinator::{Coordinator, Embedded};
 use crate::metrics::{spawn_cloudwatch, CloudWatchConfig, CloudWatchHandle, MetricsRegistry};
+use crate::redis_coord::{ClusterMode, RedisConfig};
 use crate::server::{CoordinatorFactory, Server, ServerError};
 use crate::shared::MailboxRouter;
 

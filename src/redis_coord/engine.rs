@@ -24,7 +24,7 @@ use super::liveness::Liveness;
 use super::outbound::{Finish, Outbound};
 use super::round::{Round, Tag};
 use super::routes::Routes;
-use super::sweep::{self, Node, Removal, Sweep};
+use super::sweep::{self, Node, Sweep};
 
 /// What shards ask, as queued for the I/O thread.
 #[derive(Debug)]
@@ -87,8 +87,6 @@ pub struct EngineConfig {
     pub sweep_interval: Duration,
     /// How long a remote delivery may take before it counts as failed.
     pub delivery_timeout: Duration,
-    /// Cluster: per-server channels use sharded pub/sub.
-    pub sharded: bool,
 }
 
 /// The coordinator state owned by the I/O thread.
@@ -101,6 +99,8 @@ pub struct Engine {
     metrics: Arc<ShardMetrics>,
     /// True while the link is up (rounds can run).
     up: bool,
+    /// The link is a Cluster: per-server channels use sharded pub/sub.
+    sharded: bool,
     /// Local users and route writes to send.
     routes: Routes,
     /// Direct messages we sent, waiting for an outcome.
@@ -125,8 +125,15 @@ pub struct Engine {
 
 impl Engine {
     /// A disconnected engine.
-    pub fn new(cfg: EngineConfig, router: Arc<dyn LocalRouter>, metrics: Arc<ShardMetrics>, now: Instant) -> Self {
-        let outbound_timeout = cfg.delivery_timeout.saturating_sub((cfg.delivery_timeout / 10).min(Duration::from_millis(250)));
+    pub fn new(
+        cfg: EngineConfig,
+        router: Arc<dyn LocalRouter>,
+        metrics: Arc<ShardMetrics>,
+        now: Instant,
+    ) -> Self {
+        let outbound_timeout = cfg
+            .delivery_timeout
+            .saturating_sub((cfg.delivery_timeout / 10).min(Duration::from_millis(250)));
         let alive_value = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64);
@@ -139,6 +146,7 @@ impl Engine {
             router,
             metrics,
             up: false,
+            sharded: false,
             routes: Routes::default(),
             publishes: Vec::new(),
             stale: Vec::new(),
@@ -151,22 +159,42 @@ impl Engine {
     /// Handles a shard's command; false on `Shutdown`.
     pub fn on_command(&mut self, cmd: Command, now: Instant) -> bool {
         match cmd {
-            Command::AddRoute { user, shard, token } if self.up => self.routes.add(user, Some((shard, token))),
+            Command::AddRoute { user, shard, token } if self.up => {
+                self.routes.add(user, Some((shard, token)))
+            }
             Command::AddRoute { user, shard, token } => {
                 // Welcome the client now; the route is written on reconnection.
                 self.routes.add(user, None);
                 self.router.route_added(shard, token);
             }
             Command::RemoveRoute { user } => self.routes.remove(user),
-            Command::Direct { user, frame, shard, token, sent_at_us } => self.begin_direct(user, &frame, shard, token, sent_at_us, now),
+            Command::Direct {
+                user,
+                frame,
+                shard,
+                token,
+                sent_at_us,
+            } => self.begin_direct(user, &frame, shard, token, sent_at_us, now),
             Command::Broadcast { frame, sent_at_us } => self.broadcast(&frame, sent_at_us),
-            Command::Report { key, connections, parts } => self.report(key, connections, parts),
+            Command::Report {
+                key,
+                connections,
+                parts,
+            } => self.report(key, connections, parts),
             Command::Shutdown => return false,
         }
         true
     }
 
-    fn begin_direct(&mut self, user: UserId, frame: &[u8], shard: u16, token: u64, sent_at_us: u64, now: Instant) {
+    fn begin_direct(
+        &mut self,
+        user: UserId,
+        frame: &[u8],
+        shard: u16,
+        token: u64,
+        sent_at_us: u64,
+        now: Instant,
+    ) {
         if !self.up {
             self.metrics.incr(Counter::RedisErrors);
             self.answer((shard, token, RemoteOutcome::Failed));
@@ -175,7 +203,8 @@ impl Engine {
         let id = self.next_id;
         self.next_id = self.next_id.wrapping_add(1).max(1);
         let wire_token = if token == 0 { 0 } else { id };
-        let payload = envelope::encode_direct(&self.cfg.server_id, wire_token, sent_at_us, &user, frame);
+        let payload =
+            envelope::encode_direct(&self.cfg.server_id, wire_token, sent_at_us, &user, frame);
         self.outbound.begin(id, shard, token, user, payload, now);
     }
 
@@ -185,29 +214,49 @@ impl Engine {
             return;
         }
         let payload = envelope::encode_broadcast(&self.cfg.server_id, sent_at_us, frame);
-        self.publishes.push((None, payload, Tag::PublishOther { confirm: false }));
+        self.publishes
+            .push((None, payload, Tag::PublishOther { confirm: false }));
     }
 
     fn report(&mut self, key: u64, connections: u32, parts: u32) {
-        let Some((origin, token, n)) = self.inbound.report(key, connections, parts) else { return };
+        let Some((origin, token, n)) = self.inbound.report(key, connections, parts) else {
+            return;
+        };
         if self.up {
             let payload = envelope::encode_confirm(&self.cfg.server_id, token, n);
-            self.publishes.push((Some(origin), payload, Tag::PublishOther { confirm: true }));
+            self.publishes
+                .push((Some(origin), payload, Tag::PublishOther { confirm: true }));
         }
     }
 
     /// A message published to one of our channels.
     pub fn on_message(&mut self, payload: Bytes, now: Instant) {
         match envelope::decode(payload) {
-            Ok(Envelope::Direct { origin, token, sent_at_us, user, frame }) => {
-                let reply = (token != 0).then(|| ReplyTo::Coordinator { token: self.inbound.begin(origin, token, now) });
+            Ok(Envelope::Direct {
+                origin,
+                token,
+                sent_at_us,
+                user,
+                frame,
+            }) => {
+                let reply = (token != 0).then(|| ReplyTo::Coordinator {
+                    token: self.inbound.begin(origin, token, now),
+                });
                 self.router.deliver_direct(user, frame, reply, sent_at_us);
             }
-            Ok(Envelope::Confirm { origin, token, connections }) => {
+            Ok(Envelope::Confirm {
+                origin,
+                token,
+                connections,
+            }) => {
                 let done = self.outbound.on_confirm(token, origin, connections);
                 self.answer_opt(done);
             }
-            Ok(Envelope::Broadcast { origin, sent_at_us, frame }) => {
+            Ok(Envelope::Broadcast {
+                origin,
+                sent_at_us,
+                frame,
+            }) => {
                 if origin != self.cfg.server_id {
                     self.router.deliver_broadcast(frame, sent_at_us);
                 }
@@ -221,8 +270,9 @@ impl Engine {
 
     /// The link is up (subscribed, liveness key written): start the sweep
     /// and ask the shards for every route again.
-    pub fn connected(&mut self, nodes: Vec<Node>, now: Instant) {
+    pub fn connected(&mut self, nodes: Vec<Node>, sharded: bool, now: Instant) {
         self.up = true;
+        self.sharded = sharded;
         self.next_alive = now + self.cfg.liveness_ttl / 3;
         self.sweep.restart(nodes, now);
         self.router.reregister_routes();
@@ -253,7 +303,11 @@ impl Engine {
     /// The commands that make this instance known: its liveness key.
     pub fn handshake_round(&self) -> Round {
         let mut round = Round::default();
-        round.alive(&self.cfg.server_id, self.alive_value, self.cfg.liveness_ttl.as_millis() as u64);
+        round.alive(
+            &self.cfg.server_id,
+            self.alive_value,
+            self.cfg.liveness_ttl.as_millis() as u64,
+        );
         round
     }
 
@@ -278,7 +332,12 @@ impl Engine {
         }
         let me = self.cfg.server_id.clone();
         for (user, w) in self.routes.drain() {
-            let tag = Tag::RouteWrite { user: user.clone(), add: w.add, waiters: w.waiters, swept: w.swept };
+            let tag = Tag::RouteWrite {
+                user: user.clone(),
+                add: w.add,
+                waiters: w.waiters,
+                swept: w.swept,
+            };
             round.route_write(&user, &me, w.add, tag);
         }
         for (user, server) in self.stale.drain(..) {
@@ -295,13 +354,17 @@ impl Engine {
         }
         for (server, payload, tag) in self.publishes.drain(..) {
             match server {
-                Some(server) => round.publish_to_server(&server, &payload, self.cfg.sharded, tag),
+                Some(server) => round.publish_to_server(&server, &payload, self.sharded, tag),
                 None => round.publish_broadcast(&payload),
             }
         }
         if now >= self.next_alive {
             self.next_alive = now + self.cfg.liveness_ttl / 3;
-            round.alive(&me, self.alive_value, self.cfg.liveness_ttl.as_millis() as u64);
+            round.alive(
+                &me,
+                self.alive_value,
+                self.cfg.liveness_ttl.as_millis() as u64,
+            );
         }
         if let Some((node, cursor)) = self.sweep.next_scan(now) {
             round.scan(node, cursor, sweep::SCAN_COUNT);

@@ -19,7 +19,9 @@ impl Engine {
     pub fn on_replies(&mut self, tags: Vec<Tag>, replies: Vec<Reply>, now: Instant) {
         let mut replies = replies.into_iter();
         for tag in tags {
-            let reply = replies.next().unwrap_or_else(|| Err("missing reply".to_owned()));
+            let reply = replies
+                .next()
+                .unwrap_or_else(|| Err("missing reply".to_owned()));
             if let Err(e) = &reply {
                 self.metrics.incr(Counter::RedisErrors);
                 tracing::debug!(error = %e, ?tag, "redis command failed");
@@ -35,7 +37,9 @@ impl Engine {
                 if swept && reply.as_ref().ok().and_then(as_int) == Some(1) {
                     self.metrics.incr(Counter::RoutesSwept);
                 }
-                waiters.into_iter().for_each(|(s, t)| self.router.route_added(s, t));
+                waiters
+                    .into_iter()
+                    .for_each(|(s, t)| self.router.route_added(s, t));
             }
             Tag::StaleRemove => {
                 if reply.as_ref().ok().and_then(as_int) == Some(1) {
@@ -59,7 +63,9 @@ impl Engine {
             }
             Tag::Alive => {}
             Tag::SweepScan => self.sweep.on_scan(reply.ok().and_then(as_scan_page)),
-            Tag::SweepMembers { user } => self.sweep.on_members(user, reply.ok().and_then(as_strings)),
+            Tag::SweepMembers { user } => {
+                self.sweep.on_members(user, reply.ok().and_then(as_strings))
+            }
         }
     }
 
@@ -77,14 +83,20 @@ impl Engine {
     fn advance(&mut self, now: Instant) {
         let resolved = self.outbound.resolve(&mut self.liveness, now);
         for (id, server, payload) in resolved.publishes {
-            let tag = Tag::PublishDirect { id, server: server.clone() };
+            let tag = Tag::PublishDirect {
+                id,
+                server: server.clone(),
+            };
             self.publishes.push((Some(server), payload, tag));
         }
         for (user, server) in resolved.stale {
             self.stale.push((user.to_string(), server));
         }
         resolved.finished.into_iter().for_each(|f| self.answer(f));
-        for removal in self.sweep.resolve(&self.cfg.server_id, &mut self.liveness, now) {
+        for removal in self
+            .sweep
+            .resolve(&self.cfg.server_id, &mut self.liveness, now)
+        {
             self.on_removal(removal);
         }
         self.liveness.end_pass(now);
@@ -109,9 +121,17 @@ impl Engine {
     pub fn on_round_failed(&mut self, tags: Vec<Tag>) {
         self.metrics.incr(Counter::RedisErrors);
         for tag in tags {
-            if let Tag::RouteWrite { user, add, waiters, swept: false } = tag {
+            if let Tag::RouteWrite {
+                user,
+                add,
+                waiters,
+                swept: false,
+            } = tag
+            {
                 self.routes.requeue(user, add);
-                waiters.into_iter().for_each(|(s, t)| self.router.route_added(s, t));
+                waiters
+                    .into_iter()
+                    .for_each(|(s, t)| self.router.route_added(s, t));
             }
         }
         self.disconnected();

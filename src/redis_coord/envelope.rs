@@ -134,7 +134,13 @@ pub fn decode(payload: Bytes) -> Result<Envelope, EnvelopeError> {
             let token = get_u64(&mut buf)?;
             let sent_at_us = get_u64(&mut buf)?;
             let user = UserId::parse(&get_str16(&mut buf)?).ok_or(EnvelopeError::UserId)?;
-            Ok(Envelope::Direct { origin, token, sent_at_us, user, frame: buf })
+            Ok(Envelope::Direct {
+                origin,
+                token,
+                sent_at_us,
+                user,
+                frame: buf,
+            })
         }
         KIND_CONFIRM => {
             let token = get_u64(&mut buf)?;
@@ -142,11 +148,19 @@ pub fn decode(payload: Bytes) -> Result<Envelope, EnvelopeError> {
             if buf.has_remaining() {
                 return Err(EnvelopeError::Trailing);
             }
-            Ok(Envelope::Confirm { origin, token, connections })
+            Ok(Envelope::Confirm {
+                origin,
+                token,
+                connections,
+            })
         }
         KIND_BROADCAST => {
             let sent_at_us = get_u64(&mut buf)?;
-            Ok(Envelope::Broadcast { origin, sent_at_us, frame: buf })
+            Ok(Envelope::Broadcast {
+                origin,
+                sent_at_us,
+                frame: buf,
+            })
         }
         other => Err(EnvelopeError::Kind(other)),
     }
@@ -215,10 +229,18 @@ mod tests {
     #[test]
     fn confirm_and_broadcast_round_trip() {
         let c = decode(encode_confirm("s2", u64::MAX, 3)).unwrap();
-        let want = Envelope::Confirm { origin: "s2".into(), token: u64::MAX, connections: 3 };
+        let want = Envelope::Confirm {
+            origin: "s2".into(),
+            token: u64::MAX,
+            connections: 3,
+        };
         assert_eq!(c, want);
         let b = decode(encode_broadcast("s3", 9, b"")).unwrap();
-        let want = Envelope::Broadcast { origin: "s3".into(), sent_at_us: 9, frame: Bytes::new() };
+        let want = Envelope::Broadcast {
+            origin: "s3".into(),
+            sent_at_us: 9,
+            frame: Bytes::new(),
+        };
         assert_eq!(b, want);
     }
 
@@ -236,8 +258,14 @@ mod tests {
 
     #[test]
     fn foreign_payloads_are_refused() {
-        assert_eq!(decode(Bytes::from_static(b"{\"type\":1}")), Err(EnvelopeError::Version(b'{')));
-        assert_eq!(decode(Bytes::from_static(&[1, 9, 0, 0])), Err(EnvelopeError::Kind(9)));
+        assert_eq!(
+            decode(Bytes::from_static(b"{\"type\":1}")),
+            Err(EnvelopeError::Version(b'{'))
+        );
+        assert_eq!(
+            decode(Bytes::from_static(&[1, 9, 0, 0])),
+            Err(EnvelopeError::Kind(9))
+        );
         let bad_utf8 = Bytes::from_static(&[1, 2, 0, 1, 0xff]);
         assert_eq!(decode(bad_utf8), Err(EnvelopeError::Utf8));
         let mut trailing = encode_confirm("o", 1, 2).to_vec();

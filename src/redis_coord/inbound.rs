@@ -45,7 +45,11 @@ pub struct Inbound {
 impl Inbound {
     /// Nothing waiting; requests are dropped after `timeout`.
     pub fn new(timeout: Duration) -> Self {
-        Self { pending: HashMap::new(), next_key: 1, timeout }
+        Self {
+            pending: HashMap::new(),
+            next_key: 1,
+            timeout,
+        }
     }
 
     /// Starts counting a direct from `origin`; returns our key for it.
@@ -53,7 +57,14 @@ impl Inbound {
         let key = self.next_key;
         self.next_key = self.next_key.wrapping_add(1).max(1);
         let deadline = now + self.timeout;
-        let pending = Pending { origin, token, parts: 0, reported: 0, connections: 0, deadline };
+        let pending = Pending {
+            origin,
+            token,
+            parts: 0,
+            reported: 0,
+            connections: 0,
+            deadline,
+        };
         self.pending.insert(key, pending);
         key
     }
@@ -67,7 +78,9 @@ impl Inbound {
         if p.reported < p.parts {
             return None;
         }
-        self.pending.remove(&key).map(|p| (p.origin, p.token, p.connections))
+        self.pending
+            .remove(&key)
+            .map(|p| (p.origin, p.token, p.connections))
     }
 
     /// Drops requests past their deadline; returns how many.

@@ -23,7 +23,10 @@ use redis::aio::MultiplexedConnection;
 use redis::cluster::ClusterClientBuilder;
 use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo, Slot};
-use redis::{AsyncConnectionConfig, Cmd, ConnectionInfo, ErrorKind, ProtocolVersion, PushInfo, ServerErrorKind, Value};
+use redis::{
+    AsyncConnectionConfig, Cmd, ConnectionInfo, ErrorKind, ProtocolVersion, PushInfo,
+    ServerErrorKind, Value,
+};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
 
 use super::keys;
@@ -49,7 +52,11 @@ pub enum Link {
 
 /// Connects to Redis as `mode` says, subscribes `server_id`'s channel and
 /// the broadcast channel, and returns the link with its pushes.
-pub async fn connect(seeds: &[ConnectionInfo], mode: ClusterMode, server_id: &str) -> redis::RedisResult<(Link, Pushes)> {
+pub async fn connect(
+    seeds: &[ConnectionInfo],
+    mode: ClusterMode,
+    server_id: &str,
+) -> redis::RedisResult<(Link, Pushes)> {
     let cluster = match mode {
         ClusterMode::On => true,
         ClusterMode::Off => false,
@@ -76,8 +83,11 @@ pub async fn connect(seeds: &[ConnectionInfo], mode: ClusterMode, server_id: &st
             .set_response_timeout(Some(RESPONSE_TIMEOUT))
             .set_push_sender(tx);
         let client = redis::Client::open(info)?;
-        let mut conn = client.get_multiplexed_async_connection_with_config(&config).await?;
-        conn.subscribe(&[channel.as_str(), keys::BROADCAST_CHANNEL]).await?;
+        let mut conn = client
+            .get_multiplexed_async_connection_with_config(&config)
+            .await?;
+        conn.subscribe(&[channel.as_str(), keys::BROADCAST_CHANNEL])
+            .await?;
         Link::Single(conn)
     };
     Ok((link, rx))
@@ -92,8 +102,13 @@ async fn detect_cluster(seeds: &[ConnectionInfo]) -> redis::RedisResult<bool> {
     for seed in seeds {
         let attempt = async {
             let client = redis::Client::open(seed.clone())?;
-            let mut conn = client.get_multiplexed_async_connection_with_config(&config).await?;
-            let info: String = redis::cmd("INFO").arg("cluster").query_async(&mut conn).await?;
+            let mut conn = client
+                .get_multiplexed_async_connection_with_config(&config)
+                .await?;
+            let info: String = redis::cmd("INFO")
+                .arg("cluster")
+                .query_async(&mut conn)
+                .await?;
             Ok::<bool, redis::RedisError>(info.contains("cluster_enabled:1"))
         };
         match attempt.await {
@@ -105,7 +120,10 @@ async fn detect_cluster(seeds: &[ConnectionInfo]) -> redis::RedisResult<bool> {
 }
 
 fn resp3(info: &ConnectionInfo) -> ConnectionInfo {
-    let settings = info.redis_settings().clone().set_protocol(ProtocolVersion::RESP3);
+    let settings = info
+        .redis_settings()
+        .clone()
+        .set_protocol(ProtocolVersion::RESP3);
     info.clone().set_redis_settings(settings)
 }
 
@@ -113,29 +131,43 @@ fn resp3(info: &ConnectionInfo) -> ConnectionInfo {
 async fn masters(conn: &mut ClusterConnection) -> redis::RedisResult<Vec<(String, u16)>> {
     let mut cmd = redis::cmd("CLUSTER");
     cmd.arg("SLOTS");
-    let reply = conn.route_command(cmd, RoutingInfo::SingleNode(SingleNodeRoutingInfo::Random)).await?;
+    let reply = conn
+        .route_command(cmd, RoutingInfo::SingleNode(SingleNodeRoutingInfo::Random))
+        .await?;
     let mut out = parse_slot_masters(reply);
     out.sort();
     out.dedup();
     if out.is_empty() {
-        return Err((ErrorKind::Server(ServerErrorKind::ClusterDown), "CLUSTER SLOTS lists no master").into());
+        return Err((
+            ErrorKind::Server(ServerErrorKind::ClusterDown),
+            "CLUSTER SLOTS lists no master",
+        )
+            .into());
     }
     Ok(out)
 }
 
 /// Masters of a `CLUSTER SLOTS` reply: entry = `[start, end, [host, port, ..], replicas..]`.
 pub fn parse_slot_masters(reply: Value) -> Vec<(String, u16)> {
-    let Value::Array(ranges) = reply else { return Vec::new() };
+    let Value::Array(ranges) = reply else {
+        return Vec::new();
+    };
     let master = |range: Value| -> Option<(String, u16)> {
-        let Value::Array(parts) = range else { return None };
-        let Value::Array(node) = parts.into_iter().nth(2)? else { return None };
+        let Value::Array(parts) = range else {
+            return None;
+        };
+        let Value::Array(node) = parts.into_iter().nth(2)? else {
+            return None;
+        };
         let mut node = node.into_iter();
         let host = match node.next()? {
             Value::BulkString(b) => String::from_utf8(b).ok()?,
             Value::SimpleString(s) => s,
             _ => return None,
         };
-        let Value::Int(port) = node.next()? else { return None };
+        let Value::Int(port) = node.next()? else {
+            return None;
+        };
         Some((host, u16::try_from(port).ok()?))
     };
     ranges.into_iter().filter_map(master).collect()
@@ -149,7 +181,10 @@ pub fn is_link_error(e: &redis::RedisError) -> bool {
         || e.is_connection_refusal()
         || e.is_timeout()
         || e.is_unrecoverable_error()
-        || matches!(e.kind(), ErrorKind::ClusterConnectionNotFound | ErrorKind::Server(ServerErrorKind::ClusterDown))
+        || matches!(
+            e.kind(),
+            ErrorKind::ClusterConnectionNotFound | ErrorKind::Server(ServerErrorKind::ClusterDown)
+        )
 }
 
 impl Link {
@@ -168,7 +203,11 @@ impl Link {
 
     /// Runs one round: one reply per command, in order. `Err` means the
     /// link is broken and the round's outcome unknown.
-    pub async fn run(&mut self, cmds: Vec<Cmd>, targets: &[Target]) -> redis::RedisResult<Vec<Reply>> {
+    pub async fn run(
+        &mut self,
+        cmds: Vec<Cmd>,
+        targets: &[Target],
+    ) -> redis::RedisResult<Vec<Reply>> {
         match self {
             Link::Single(conn) => run_pipeline(conn, cmds).await,
             Link::Cluster(conn, _) => run_cluster(conn, cmds, targets).await,
@@ -176,7 +215,10 @@ impl Link {
     }
 }
 
-async fn run_pipeline<C: redis::aio::ConnectionLike>(conn: &mut C, cmds: Vec<Cmd>) -> redis::RedisResult<Vec<Reply>> {
+async fn run_pipeline<C: redis::aio::ConnectionLike>(
+    conn: &mut C,
+    cmds: Vec<Cmd>,
+) -> redis::RedisResult<Vec<Reply>> {
     let count = cmds.len();
     let mut pipe = redis::pipe();
     cmds.into_iter().for_each(|c| {
@@ -197,7 +239,11 @@ fn to_reply(value: Value) -> Reply {
 }
 
 /// One pipeline per slot (concurrently), node-addressed commands one by one.
-async fn run_cluster(conn: &ClusterConnection, cmds: Vec<Cmd>, targets: &[Target]) -> redis::RedisResult<Vec<Reply>> {
+async fn run_cluster(
+    conn: &ClusterConnection,
+    cmds: Vec<Cmd>,
+    targets: &[Target],
+) -> redis::RedisResult<Vec<Reply>> {
     let mut groups: HashMap<Slot, (Vec<usize>, Vec<Cmd>)> = HashMap::new();
     let mut by_node = Vec::new();
     for (i, (cmd, target)) in cmds.into_iter().zip(targets).enumerate() {
@@ -221,7 +267,13 @@ async fn run_cluster(conn: &ClusterConnection, cmds: Vec<Cmd>, targets: &[Target
             Some((host, port)) => SingleNodeRoutingInfo::ByAddress { host, port },
             None => SingleNodeRoutingInfo::Random,
         };
-        async move { (i, conn.route_command(cmd, RoutingInfo::SingleNode(routing)).await) }
+        async move {
+            (
+                i,
+                conn.route_command(cmd, RoutingInfo::SingleNode(routing))
+                    .await,
+            )
+        }
     });
     let (pipelines, singles) = futures_util::future::join(
         futures_util::future::join_all(pipelines),
@@ -231,9 +283,14 @@ async fn run_cluster(conn: &ClusterConnection, cmds: Vec<Cmd>, targets: &[Target
     let mut replies: Vec<Reply> = (0..count).map(|_| Err("no reply".to_owned())).collect();
     for (idx, result) in pipelines {
         match result {
-            Ok(values) => idx.into_iter().zip(values).for_each(|(i, r)| replies[i] = r),
+            Ok(values) => idx
+                .into_iter()
+                .zip(values)
+                .for_each(|(i, r)| replies[i] = r),
             Err(e) if is_link_error(&e) => return Err(e),
-            Err(e) => idx.into_iter().for_each(|i| replies[i] = Err(e.to_string())),
+            Err(e) => idx
+                .into_iter()
+                .for_each(|i| replies[i] = Err(e.to_string())),
         }
     }
     for (i, result) in singles {
@@ -251,16 +308,37 @@ mod tests {
 
     #[test]
     fn slot_masters_are_parsed_and_garbage_skipped() {
-        let node = |host: &str, port: i64| Value::Array(vec![Value::BulkString(host.into()), Value::Int(port), Value::BulkString(b"id".to_vec())]);
+        let node = |host: &str, port: i64| {
+            Value::Array(vec![
+                Value::BulkString(host.into()),
+                Value::Int(port),
+                Value::BulkString(b"id".to_vec()),
+            ])
+        };
         let reply = Value::Array(vec![
-            Value::Array(vec![Value::Int(0), Value::Int(5460), node("127.0.0.1", 7000), node("127.0.0.1", 7003)]),
-            Value::Array(vec![Value::Int(5461), Value::Int(10922), node("127.0.0.1", 7001)]),
+            Value::Array(vec![
+                Value::Int(0),
+                Value::Int(5460),
+                node("127.0.0.1", 7000),
+                node("127.0.0.1", 7003),
+            ]),
+            Value::Array(vec![
+                Value::Int(5461),
+                Value::Int(10922),
+                node("127.0.0.1", 7001),
+            ]),
             Value::Array(vec![Value::Int(1)]),
             Value::Int(3),
             Value::Array(vec![Value::Int(0), Value::Int(1), node("h", 70000)]),
         ]);
         let masters = parse_slot_masters(reply);
-        assert_eq!(masters, vec![("127.0.0.1".to_owned(), 7000), ("127.0.0.1".to_owned(), 7001)]);
+        assert_eq!(
+            masters,
+            vec![
+                ("127.0.0.1".to_owned(), 7000),
+                ("127.0.0.1".to_owned(), 7001)
+            ]
+        );
         assert!(parse_slot_masters(Value::Nil).is_empty());
     }
 }

@@ -131,7 +131,10 @@ mod tests {
         assert!(l.take_wanted().is_empty(), "already in flight");
         l.on_exists("s2".into(), true, t0);
         l.end_pass(t0);
-        assert_eq!(l.status("s2", t0 + Duration::from_millis(999)), Status::Alive);
+        assert_eq!(
+            l.status("s2", t0 + Duration::from_millis(999)),
+            Status::Alive
+        );
         assert_eq!(l.status("s2", t0 + Duration::from_secs(1)), Status::Unknown);
     }
 

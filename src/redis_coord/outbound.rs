@@ -14,7 +14,7 @@
 //! while an older request to the same user is still looking up or resolving,
 //! so two messages to one receiver are published in the order they were sent.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -86,8 +86,14 @@ pub struct Resolved {
 /// Every outbound request in flight, by id.
 #[derive(Debug)]
 pub struct Outbound {
-    /// Requests by increasing id (the order they were sent).
+    /// Requests by increasing id: the order they were sent, which is also
+    /// the order of their deadlines.
     directs: BTreeMap<u64, Direct>,
+    /// Requests whose `SMEMBERS` is not sent yet.
+    unsent: Vec<u64>,
+    /// Requests still looking up or resolving (the only ones a resolution
+    /// pass visits; those waiting for confirmations cost nothing per round).
+    unresolved: BTreeSet<u64>,
     /// How long a request may take.
     timeout: Duration,
 }
@@ -95,31 +101,60 @@ pub struct Outbound {
 impl Outbound {
     /// No request yet; each will give up after `timeout`.
     pub fn new(timeout: Duration) -> Self {
-        Self { directs: BTreeMap::new(), timeout }
+        Self {
+            directs: BTreeMap::new(),
+            unsent: Vec::new(),
+            unresolved: BTreeSet::new(),
+            timeout,
+        }
     }
 
     /// Starts request `id` (its payload already carries `id` as token).
-    pub fn begin(&mut self, id: u64, shard: u16, token: u64, user: UserId, payload: Bytes, now: Instant) {
+    pub fn begin(
+        &mut self,
+        id: u64,
+        shard: u16,
+        token: u64,
+        user: UserId,
+        payload: Bytes,
+        now: Instant,
+    ) {
         let stage = Stage::Lookup { sent: false };
         let deadline = now + self.timeout;
-        let direct = Direct { shard, token, user, payload, deadline, stage };
+        let direct = Direct {
+            shard,
+            token,
+            user,
+            payload,
+            deadline,
+            stage,
+        };
         self.directs.insert(id, direct);
+        self.unsent.push(id);
+        self.unresolved.insert(id);
     }
 
     /// Requests whose `SMEMBERS` is not sent yet (now marked sent).
     pub fn take_lookups(&mut self) -> Vec<(u64, UserId)> {
         let mut out = Vec::new();
-        for (id, d) in self.directs.iter_mut() {
-            if let Stage::Lookup { sent: sent @ false } = &mut d.stage {
-                *sent = true;
-                out.push((*id, d.user.clone()));
+        for id in self.unsent.drain(..) {
+            if let Some(d) = self.directs.get_mut(&id) {
+                if let Stage::Lookup { sent: sent @ false } = &mut d.stage {
+                    *sent = true;
+                    out.push((id, d.user.clone()));
+                }
             }
         }
         out
     }
 
     /// The route set of request `id`'s receiver (`None`: the lookup failed).
-    pub fn on_members(&mut self, id: u64, members: Option<Vec<String>>, me: &str) -> Option<Finish> {
+    pub fn on_members(
+        &mut self,
+        id: u64,
+        members: Option<Vec<String>>,
+        me: &str,
+    ) -> Option<Finish> {
         let d = self.directs.get_mut(&id)?;
         let Some(members) = members else {
             return self.finish(id, RemoteOutcome::Failed);
@@ -137,7 +172,11 @@ impl Outbound {
         let mut out = Resolved::default();
         let mut blocked: HashSet<UserId> = HashSet::new();
         let mut done = Vec::new();
-        for (id, d) in self.directs.iter_mut() {
+        let mut published = Vec::new();
+        for id in &self.unresolved {
+            let Some(d) = self.directs.get_mut(id) else {
+                continue;
+            };
             let servers = match &d.stage {
                 Stage::Lookup { .. } => {
                     blocked.insert(d.user.clone());
@@ -162,12 +201,20 @@ impl Outbound {
             }
             let failed = statuses.contains(&Status::Failed);
             if live.is_empty() {
-                done.push((*id, if failed { RemoteOutcome::Failed } else { RemoteOutcome::Offline }));
+                done.push((
+                    *id,
+                    if failed {
+                        RemoteOutcome::Failed
+                    } else {
+                        RemoteOutcome::Offline
+                    },
+                ));
                 continue;
             }
             for server in &live {
                 out.publishes.push((*id, server.clone(), d.payload.clone()));
             }
+            published.push(*id);
             d.stage = Stage::Confirm {
                 unanswered: live.len() as u32,
                 awaited: Vec::new(),
@@ -176,20 +223,40 @@ impl Outbound {
                 failed,
             };
         }
-        out.finished = done.into_iter().filter_map(|(id, o)| self.finish(id, o)).collect();
+        published.iter().for_each(|id| {
+            self.unresolved.remove(id);
+        });
+        out.finished = done
+            .into_iter()
+            .filter_map(|(id, o)| self.finish(id, o))
+            .collect();
         out
     }
 
     /// The reply to a publish: `Some(n)` subscribers, `None` on error.
-    pub fn on_published(&mut self, id: u64, server: String, receivers: Option<i64>) -> Option<Finish> {
+    pub fn on_published(
+        &mut self,
+        id: u64,
+        server: String,
+        receivers: Option<i64>,
+    ) -> Option<Finish> {
         let d = self.directs.get_mut(&id)?;
-        let Stage::Confirm { unanswered, awaited, confirmed, failed, .. } = &mut d.stage else {
+        let Stage::Confirm {
+            unanswered,
+            awaited,
+            confirmed,
+            failed,
+            ..
+        } = &mut d.stage
+        else {
             return None;
         };
         *unanswered = unanswered.saturating_sub(1);
+        // Token 0: the sender wants no ack, so no confirmation will come.
+        let confirming = d.token != 0;
         match receivers {
             None => *failed = true,
-            Some(n) if n > 0 && !confirmed.contains(&server) => awaited.push(server),
+            Some(n) if n > 0 && confirming && !confirmed.contains(&server) => awaited.push(server),
             Some(_) => {}
         }
         self.try_complete(id)
@@ -198,7 +265,13 @@ impl Outbound {
     /// A confirmation from `server` for request `id`.
     pub fn on_confirm(&mut self, id: u64, server: String, count: u32) -> Option<Finish> {
         let d = self.directs.get_mut(&id)?;
-        let Stage::Confirm { awaited, confirmed, connections, .. } = &mut d.stage else {
+        let Stage::Confirm {
+            awaited,
+            confirmed,
+            connections,
+            ..
+        } = &mut d.stage
+        else {
             return None;
         };
         if confirmed.contains(&server) {
@@ -212,14 +285,24 @@ impl Outbound {
 
     /// Requests past their deadline.
     pub fn expire(&mut self, now: Instant) -> Vec<Finish> {
-        let late: Vec<u64> = self.directs.iter().filter(|(_, d)| d.deadline <= now).map(|(id, _)| *id).collect();
-        late.into_iter().filter_map(|id| self.finish_late(id)).collect()
+        let late: Vec<u64> = self
+            .directs
+            .iter()
+            .take_while(|(_, d)| d.deadline <= now)
+            .map(|(id, _)| *id)
+            .collect();
+        late.into_iter()
+            .filter_map(|id| self.finish_late(id))
+            .collect()
     }
 
     /// The link went down: every request ends now (with what it has).
     pub fn fail_all(&mut self) -> Vec<Finish> {
+        self.unsent.clear();
         let ids: Vec<u64> = self.directs.keys().copied().collect();
-        ids.into_iter().filter_map(|id| self.finish_late(id)).collect()
+        ids.into_iter()
+            .filter_map(|id| self.finish_late(id))
+            .collect()
     }
 
     /// Number of requests in flight.
@@ -234,7 +317,14 @@ impl Outbound {
 
     fn try_complete(&mut self, id: u64) -> Option<Finish> {
         let d = self.directs.get(&id)?;
-        let Stage::Confirm { unanswered: 0, awaited, connections, failed, .. } = &d.stage else {
+        let Stage::Confirm {
+            unanswered: 0,
+            awaited,
+            connections,
+            failed,
+            ..
+        } = &d.stage
+        else {
             return None;
         };
         if !awaited.is_empty() {
@@ -251,14 +341,19 @@ impl Outbound {
     /// Ends `id` early: confirmed connections count, anything else failed.
     fn finish_late(&mut self, id: u64) -> Option<Finish> {
         let outcome = match self.directs.get(&id)?.stage {
-            Stage::Confirm { connections, .. } if connections > 0 => RemoteOutcome::Delivered { connections },
+            Stage::Confirm { connections, .. } if connections > 0 => {
+                RemoteOutcome::Delivered { connections }
+            }
             _ => RemoteOutcome::Failed,
         };
         self.finish(id, outcome)
     }
 
     fn finish(&mut self, id: u64, outcome: RemoteOutcome) -> Option<Finish> {
-        self.directs.remove(&id).map(|d| (d.shard, d.token, outcome))
+        self.unresolved.remove(&id);
+        self.directs
+            .remove(&id)
+            .map(|d| (d.shard, d.token, outcome))
     }
 }
 

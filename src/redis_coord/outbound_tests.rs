@@ -39,7 +39,10 @@ fn only_self_in_the_set_is_offline_at_once() {
 fn failed_lookup_is_failed() {
     let (mut o, _, _) = setup(&[(1, "bob")]);
     o.take_lookups();
-    assert_eq!(o.on_members(1, None, "me"), Some((3, 10, RemoteOutcome::Failed)));
+    assert_eq!(
+        o.on_members(1, None, "me"),
+        Some((3, 10, RemoteOutcome::Failed))
+    );
 }
 
 #[test]
@@ -60,9 +63,15 @@ fn confirmations_from_two_servers_are_summed() {
     assert!(o.on_published(1, "s2".into(), Some(1)).is_none());
     assert!(o.on_published(1, "s3".into(), Some(1)).is_none());
     assert!(o.on_confirm(1, "s2".into(), 2).is_none());
-    assert!(o.on_confirm(1, "s2".into(), 2).is_none(), "duplicate ignored");
+    assert!(
+        o.on_confirm(1, "s2".into(), 2).is_none(),
+        "duplicate ignored"
+    );
     let f = o.on_confirm(1, "s3".into(), 1);
-    assert_eq!(f, Some((3, 10, RemoteOutcome::Delivered { connections: 3 })));
+    assert_eq!(
+        f,
+        Some((3, 10, RemoteOutcome::Delivered { connections: 3 }))
+    );
 }
 
 #[test]
@@ -96,7 +105,10 @@ fn publish_error_without_confirmed_connections_is_failed() {
     o.take_lookups();
     o.on_members(1, Some(vec!["s2".into()]), "me");
     o.resolve(&mut l, now);
-    assert_eq!(o.on_published(1, "s2".into(), None), Some((3, 10, RemoteOutcome::Failed)));
+    assert_eq!(
+        o.on_published(1, "s2".into(), None),
+        Some((3, 10, RemoteOutcome::Failed))
+    );
 }
 
 #[test]
@@ -145,6 +157,29 @@ fn link_down_fails_everything() {
     let (mut o, _, _) = setup(&[(1, "bob"), (2, "eve")]);
     let mut all = o.fail_all();
     all.sort_by_key(|f| f.1);
-    assert_eq!(all, vec![(3, 10, RemoteOutcome::Failed), (3, 20, RemoteOutcome::Failed)]);
-    assert!(o.on_confirm(1, "s2".into(), 1).is_none(), "late answers are ignored");
+    assert_eq!(
+        all,
+        vec![
+            (3, 10, RemoteOutcome::Failed),
+            (3, 20, RemoteOutcome::Failed)
+        ]
+    );
+    assert!(
+        o.on_confirm(1, "s2".into(), 1).is_none(),
+        "late answers are ignored"
+    );
+}
+
+#[test]
+fn a_no_ack_message_ends_when_published() {
+    let now = Instant::now();
+    let mut o = Outbound::new(Duration::from_secs(5));
+    let mut l = Liveness::new(Duration::from_secs(10));
+    o.begin(1, 3, 0, user("bob"), Bytes::from_static(b"env"), now);
+    alive(&mut l, &["s2"], now);
+    o.take_lookups();
+    o.on_members(1, Some(vec!["s2".into()]), "me");
+    o.resolve(&mut l, now);
+    assert!(o.on_published(1, "s2".into(), Some(1)).is_some());
+    assert!(o.is_empty());
 }

@@ -127,7 +127,9 @@ impl Round {
         let key = keys::alive_key(server);
         let mut cmd = redis::cmd("EXISTS");
         cmd.arg(&key);
-        let tag = Tag::Exists { server: server.to_owned() };
+        let tag = Tag::Exists {
+            server: server.to_owned(),
+        };
         self.push(cmd, Target::Key(key), tag);
     }
 
@@ -160,7 +162,11 @@ impl Round {
     /// `SCAN <cursor> MATCH user_servers:* COUNT <count>` on `node`.
     pub fn scan(&mut self, node: Option<(String, u16)>, cursor: u64, count: usize) {
         let mut cmd = redis::cmd("SCAN");
-        cmd.arg(cursor).arg("MATCH").arg(keys::ROUTE_PATTERN).arg("COUNT").arg(count);
+        cmd.arg(cursor)
+            .arg("MATCH")
+            .arg(keys::ROUTE_PATTERN)
+            .arg("COUNT")
+            .arg(count);
         self.push(cmd, Target::Node(node), Tag::SweepScan);
     }
 }
@@ -191,7 +197,9 @@ pub fn as_strings(value: Value) -> Option<Vec<String>> {
 
 /// A `SCAN` reply: the next cursor and the keys of this page.
 pub fn as_scan_page(value: Value) -> Option<(u64, Vec<String>)> {
-    let Value::Array(mut parts) = value else { return None };
+    let Value::Array(mut parts) = value else {
+        return None;
+    };
     if parts.len() != 2 {
         return None;
     }
@@ -214,12 +222,22 @@ mod tests {
         let mut r = Round::default();
         r.members("bob", Tag::Lookup { id: 1 });
         r.exists("s2");
-        r.publish_to_server("s2", &Bytes::from_static(b"x"), true, Tag::PublishOther { confirm: true });
+        r.publish_to_server(
+            "s2",
+            &Bytes::from_static(b"x"),
+            true,
+            Tag::PublishOther { confirm: true },
+        );
         assert_eq!(r.len(), 3);
         assert_eq!(r.targets[0], Target::Key("user_servers:bob".into()));
         assert_eq!(r.targets[1], Target::Key("server_alive:s2".into()));
         assert_eq!(r.targets[2], Target::Key("server:s2".into()));
-        assert_eq!(r.tags[1], Tag::Exists { server: "s2".into() });
+        assert_eq!(
+            r.tags[1],
+            Tag::Exists {
+                server: "s2".into()
+            }
+        );
         let packed = String::from_utf8_lossy(&r.cmds[2].get_packed_command()).into_owned();
         assert!(packed.contains("SPUBLISH"), "{packed}");
     }
@@ -239,7 +257,10 @@ mod tests {
             Value::BulkString(b"17".to_vec()),
             Value::Array(vec![Value::BulkString(b"user_servers:a".to_vec())]),
         ]);
-        assert_eq!(as_scan_page(page), Some((17, vec!["user_servers:a".to_owned()])));
+        assert_eq!(
+            as_scan_page(page),
+            Some((17, vec!["user_servers:a".to_owned()]))
+        );
         assert_eq!(as_scan_page(Value::Array(vec![Value::Nil])), None);
         assert_eq!(as_scan_page(Value::Int(1)), None);
     }

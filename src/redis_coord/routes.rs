@@ -62,7 +62,11 @@ impl Routes {
         if self.local.contains(&user) || self.pending.contains_key(&user) {
             return false;
         }
-        let write = PendingWrite { add: false, waiters: Vec::new(), swept: true };
+        let write = PendingWrite {
+            add: false,
+            waiters: Vec::new(),
+            swept: true,
+        };
         self.pending.insert(user, write);
         true
     }
@@ -71,7 +75,11 @@ impl Routes {
     /// queue it again unless a newer wish for the user exists. Waiters are
     /// not kept: the caller answered them.
     pub fn requeue(&mut self, user: UserId, add: bool) {
-        self.pending.entry(user).or_insert(PendingWrite { add, waiters: Vec::new(), swept: false });
+        self.pending.entry(user).or_insert(PendingWrite {
+            add,
+            waiters: Vec::new(),
+            swept: false,
+        });
     }
 
     /// Takes every pending write.

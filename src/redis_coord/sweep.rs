@@ -70,7 +70,12 @@ impl Sweep {
     /// A sweep running every `interval` once [`Sweep::restart`] was called.
     pub fn new(interval: Duration, now: Instant) -> Self {
         let far = now + Duration::from_secs(3600 * 24 * 365);
-        Self { interval, nodes: Vec::new(), pass: None, next_start: far }
+        Self {
+            interval,
+            nodes: Vec::new(),
+            pass: None,
+            next_start: far,
+        }
     }
 
     /// Connected: scan `nodes`, starting a pass now.
@@ -127,13 +132,17 @@ impl Sweep {
         };
         p.scanning = false;
         p.cursor = cursor;
-        let users = keys.iter().filter_map(|k| keys::user_of_route_key(k.as_bytes()));
+        let users = keys
+            .iter()
+            .filter_map(|k| keys::user_of_route_key(k.as_bytes()));
         p.to_read.extend(users.map(str::to_owned));
     }
 
     /// Users whose sets to read in the next round.
     pub fn take_reads(&mut self) -> Vec<String> {
-        let Some(p) = self.pass.as_mut() else { return Vec::new() };
+        let Some(p) = self.pass.as_mut() else {
+            return Vec::new();
+        };
         p.reading += p.to_read.len();
         std::mem::take(&mut p.to_read)
     }
@@ -149,12 +158,20 @@ impl Sweep {
 
     /// Decides every set whose members' liveness is known.
     pub fn resolve(&mut self, me: &str, liveness: &mut Liveness, now: Instant) -> Vec<Removal> {
-        let Some(p) = self.pass.as_mut() else { return Vec::new() };
+        let Some(p) = self.pass.as_mut() else {
+            return Vec::new();
+        };
         let mut out = Vec::new();
         p.sets.retain(|(user, members)| {
             let statuses: Vec<Status> = members
                 .iter()
-                .map(|m| if m == me { Status::Alive } else { liveness.status(m, now) })
+                .map(|m| {
+                    if m == me {
+                        Status::Alive
+                    } else {
+                        liveness.status(m, now)
+                    }
+                })
                 .collect();
             if statuses.contains(&Status::Unknown) {
                 return true;

@@ -18,7 +18,9 @@ fn a_pass_walks_every_node_page_by_page_then_waits_for_the_interval() {
     assert_eq!(s.take_reads(), vec!["a".to_owned()]);
     assert_eq!(s.next_scan(t0), None, "page still being read");
     s.on_members("a".into(), Some(vec![]));
-    assert!(s.resolve("me", &mut Liveness::new(Duration::from_secs(1)), t0).is_empty());
+    assert!(s
+        .resolve("me", &mut Liveness::new(Duration::from_secs(1)), t0)
+        .is_empty());
     assert_eq!(s.next_scan(t0), Some((node(1), 9)));
     s.on_scan(Some((0, vec![])));
     assert_eq!(s.next_scan(t0), Some((node(2), 0)));
@@ -26,7 +28,10 @@ fn a_pass_walks_every_node_page_by_page_then_waits_for_the_interval() {
     assert_eq!(s.next_scan(t0), None);
     assert!(!s.is_active(), "pass complete");
     assert_eq!(s.next_scan(t0 + Duration::from_secs(29)), None);
-    assert_eq!(s.next_scan(t0 + Duration::from_secs(30)), Some((node(1), 0)));
+    assert_eq!(
+        s.next_scan(t0 + Duration::from_secs(30)),
+        Some((node(1), 0))
+    );
 }
 
 #[test]
@@ -38,7 +43,10 @@ fn dead_members_and_our_own_entries_are_reported() {
     s.next_scan(t0);
     s.on_scan(Some((0, vec!["user_servers:a".into()])));
     s.take_reads();
-    s.on_members("a".into(), Some(vec!["me".into(), "dead".into(), "live".into()]));
+    s.on_members(
+        "a".into(),
+        Some(vec!["me".into(), "dead".into(), "live".into()]),
+    );
     assert!(s.resolve("me", &mut l, t0).is_empty(), "liveness unknown");
     let mut wanted = l.take_wanted();
     wanted.sort();
@@ -48,7 +56,10 @@ fn dead_members_and_our_own_entries_are_reported() {
     let removals = s.resolve("me", &mut l, t0);
     assert_eq!(
         removals,
-        vec![Removal::Own("a".into()), Removal::Dead("a".into(), "dead".into())]
+        vec![
+            Removal::Own("a".into()),
+            Removal::Dead("a".into(), "dead".into())
+        ]
     );
 }
 

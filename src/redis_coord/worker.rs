@@ -14,7 +14,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use std::panic::AssertUnwindSafe;
+
 use bytes::Bytes;
+use futures_util::FutureExt;
 use redis::{ConnectionInfo, PushInfo, PushKind, Value};
 use tokio::sync::mpsc::error::TryRecvError;
 use tokio::sync::mpsc::UnboundedReceiver;
@@ -35,6 +38,8 @@ const MAX_BACKOFF: Duration = Duration::from_secs(2);
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(6);
 /// Bound on one round trip before the link counts as broken.
 const ROUND_TIMEOUT: Duration = Duration::from_secs(4);
+/// Most commands (and pushes) taken per round: bounds a round's size under load.
+const MAX_DRAIN: usize = 8192;
 /// Bound on the clean-up round at shutdown.
 pub const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -118,17 +123,27 @@ impl Worker {
 
     /// One connection attempt; `None` when shutdown arrived meanwhile.
     async fn attempt(&mut self) -> Option<Result<(Link, Pushes), String>> {
-        let (seeds, mode, server_id) = (&self.seeds, self.mode, self.server_id.as_str());
+        let (seeds, mode, server_id) = (self.seeds.clone(), self.mode, self.server_id.clone());
         let handshake = self.engine.handshake_round();
         let attempt = async move {
-            let (mut link, pushes) = link::connect(seeds, mode, server_id).await.map_err(|e| e.to_string())?;
-            let replies = link.run(handshake.cmds, &handshake.targets).await.map_err(|e| e.to_string())?;
+            let (mut link, pushes) = link::connect(&seeds, mode, &server_id)
+                .await
+                .map_err(|e| e.to_string())?;
+            let replies = link
+                .run(handshake.cmds, &handshake.targets)
+                .await
+                .map_err(|e| e.to_string())?;
             match replies.into_iter().next() {
                 Some(Ok(_)) => Ok((link, pushes)),
                 Some(Err(e)) => Err(e),
                 None => Err("no reply to the liveness write".to_owned()),
             }
         };
+        // A panic inside the client (e.g. no TLS crypto provider) must not
+        // kill this thread: it counts as a failed attempt.
+        let attempt = AssertUnwindSafe(attempt)
+            .catch_unwind()
+            .map(|r| r.unwrap_or_else(|p| Err(panic_text(&*p))));
         let attempt = tokio::time::timeout(ATTEMPT_TIMEOUT, attempt);
         tokio::pin!(attempt);
         loop {
@@ -145,10 +160,15 @@ impl Worker {
 
     /// Serves a connected link until it breaks or shutdown is asked.
     async fn serve(&mut self, mut link: Link, mut pushes: Pushes) -> Exit {
-        let kind = if link.is_cluster() { "cluster" } else { "standalone" };
+        let kind = if link.is_cluster() {
+            "cluster"
+        } else {
+            "standalone"
+        };
         tracing::info!(mode = kind, server_id = %self.server_id, "connected to redis");
-        self.engine.connected(link.nodes(), Instant::now());
         self.ready.store(true, Ordering::Release);
+        self.engine
+            .connected(link.nodes(), link.is_cluster(), Instant::now());
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -169,7 +189,9 @@ impl Worker {
                 }
                 continue;
             }
-            let result = tokio::time::timeout(ROUND_TIMEOUT, link.run(round.cmds, &round.targets)).await;
+            tracing::trace!(commands = round.len(), "round trip");
+            let result =
+                tokio::time::timeout(ROUND_TIMEOUT, link.run(round.cmds, &round.targets)).await;
             match result {
                 Ok(Ok(replies)) => self.engine.on_replies(round.tags, replies, Instant::now()),
                 Ok(Err(e)) => return self.lost(round.tags, &e.to_string()),
@@ -184,22 +206,31 @@ impl Worker {
         Exit::Down
     }
 
-    /// Handles everything already queued.
+    /// Handles what is already queued (up to [`MAX_DRAIN`] of each).
     fn drain(&mut self, pushes: &mut Pushes) -> Option<Stop> {
-        loop {
+        for _ in 0..MAX_DRAIN {
             match self.rx.try_recv() {
-                Ok(cmd) => self.on_command_up(Some(cmd))?,
+                Ok(cmd) => {
+                    if let Some(stop) = self.on_command_up(Some(cmd)) {
+                        return Some(stop);
+                    }
+                }
                 Err(TryRecvError::Empty) => break,
                 Err(TryRecvError::Disconnected) => return Some(Stop::Shutdown),
             };
         }
-        loop {
+        for _ in 0..MAX_DRAIN {
             match pushes.try_recv() {
-                Ok(push) => self.on_push(Some(push))?,
-                Err(TryRecvError::Empty) => return None,
+                Ok(push) => {
+                    if let Some(stop) = self.on_push(Some(push)) {
+                        return Some(stop);
+                    }
+                }
+                Err(TryRecvError::Empty) => break,
                 Err(TryRecvError::Disconnected) => return Some(Stop::Down),
             };
         }
+        None
     }
 
     fn on_command_up(&mut self, cmd: Option<Command>) -> Option<Stop> {
@@ -230,7 +261,10 @@ impl Worker {
         let round = self.engine.shutdown_round();
         let n = round.len();
         match tokio::time::timeout(SHUTDOWN_TIMEOUT, link.run(round.cmds, &round.targets)).await {
-            Ok(Ok(_)) => tracing::info!(routes = n.saturating_sub(1), "removed this instance's routes from redis"),
+            Ok(Ok(_)) => tracing::info!(
+                routes = n.saturating_sub(1),
+                "removed this instance's routes from redis"
+            ),
             Ok(Err(e)) => tracing::warn!(error = %e, "could not remove routes at shutdown"),
             Err(_) => tracing::warn!("removing routes at shutdown timed out"),
         }
@@ -244,6 +278,18 @@ impl Stop {
             Stop::Shutdown => Exit::Shutdown(link),
         }
     }
+}
+
+/// A panic's message, for the log.
+fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
+    let text = payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned());
+    format!(
+        "redis client panicked: {}",
+        text.as_deref().unwrap_or("(see stderr)")
+    )
 }
 
 /// The payload of a `message`/`smessage` push: `[channel, payload]`.

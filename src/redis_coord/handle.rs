@@ -1,0 +1,117 @@
+//! [`RedisCoordinator`]: the shards' side of the Redis coordination layer.
+//!
+//! Every method only pushes a [`Command`] into the I/O thread's unbounded
+//! queue (a lock-free send) and returns; nothing here blocks a shard except
+//! `shutdown`, which waits a bounded time for the thread's clean-up.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::sync::mpsc::UnboundedSender;
+
+use crate::auth::UserId;
+use crate::coordinator::Coordinator;
+
+use super::engine::Command;
+use super::worker::SHUTDOWN_TIMEOUT;
+
+/// The Redis coordinator as the shards see it.
+pub struct RedisCoordinator {
+    /// The I/O thread's queue.
+    tx: UnboundedSender<Command>,
+    /// True while the link is up (set by the I/O thread).
+    ready: Arc<AtomicBool>,
+    /// The I/O thread, joined at shutdown.
+    thread: Mutex<Option<JoinHandle<()>>>,
+    /// Signalled when the I/O thread ends (lets shutdown wait with a bound).
+    done: Mutex<Option<mpsc::Receiver<()>>>,
+}
+
+impl RedisCoordinator {
+    /// Wraps a started I/O thread.
+    pub fn new(
+        tx: UnboundedSender<Command>,
+        ready: Arc<AtomicBool>,
+        thread: JoinHandle<()>,
+        done: mpsc::Receiver<()>,
+    ) -> Self {
+        Self {
+            tx,
+            ready,
+            thread: Mutex::new(Some(thread)),
+            done: Mutex::new(Some(done)),
+        }
+    }
+
+    /// Queues a command; false when the I/O thread is gone.
+    fn send(&self, cmd: Command) -> bool {
+        self.tx.send(cmd).is_ok()
+    }
+}
+
+impl Coordinator for RedisCoordinator {
+    fn add_route(&self, user: &UserId, shard: u16, token: u64) -> bool {
+        let user = user.clone();
+        self.send(Command::AddRoute { user, shard, token })
+    }
+
+    fn remove_route(&self, user: &UserId) {
+        self.send(Command::RemoveRoute { user: user.clone() });
+    }
+
+    fn send_direct(
+        &self,
+        user: &UserId,
+        frame: Bytes,
+        shard: u16,
+        token: u64,
+        sent_at_us: u64,
+    ) -> bool {
+        let user = user.clone();
+        let cmd = Command::Direct {
+            user,
+            frame,
+            shard,
+            token,
+            sent_at_us,
+        };
+        // Token 0: deliver, but no outcome will be sent.
+        self.send(cmd) && token != 0
+    }
+
+    fn send_broadcast(&self, frame: Bytes, sent_at_us: u64) {
+        self.send(Command::Broadcast { frame, sent_at_us });
+    }
+
+    fn delivery_report(&self, token: u64, connections: u32, parts: u32) {
+        self.send(Command::Report {
+            key: token,
+            connections,
+            parts,
+        });
+    }
+
+    fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Acquire)
+    }
+
+    fn shutdown(&self) {
+        self.send(Command::Shutdown);
+        let done = self.done.lock().ok().and_then(|mut d| d.take());
+        let bound = SHUTDOWN_TIMEOUT + Duration::from_secs(1);
+        let finished = done.is_some_and(|d| {
+            !matches!(d.recv_timeout(bound), Err(mpsc::RecvTimeoutError::Timeout))
+        });
+        let thread = self.thread.lock().ok().and_then(|mut t| t.take());
+        match thread {
+            Some(t) if finished => {
+                let _ = t.join();
+            }
+            Some(_) => tracing::warn!("redis thread did not stop in time; leaving it"),
+            None => {}
+        }
+    }
+}

@@ -1,0 +1,62 @@
+//! Multi-instance coordination over a real standalone Redis: the
+//! coordinator API with a recording router, then real server processes
+//! with real clients (scenarios in `support/redis_scenarios.rs`).
+
+#[path = "support/redis_scenarios.rs"]
+mod scenarios;
+mod support;
+
+use support::redis::RedisServer;
+use websocket_app::redis_coord::ClusterMode;
+
+#[test]
+fn coordinator_routes_confirms_broadcasts_and_cleans_up() {
+    let redis = RedisServer::start();
+    scenarios::coordinator_round_trip(&redis, ClusterMode::Off);
+}
+
+#[test]
+fn coordinator_detects_a_standalone_server() {
+    let redis = RedisServer::start();
+    scenarios::coordinator_round_trip(&redis, ClusterMode::Auto);
+}
+
+#[test]
+fn coordinator_sweeps_stale_and_dead_routes() {
+    scenarios::coordinator_sweeps_stale_routes(&RedisServer::start(), ClusterMode::Off);
+}
+
+#[test]
+fn coordinator_survives_a_redis_outage() {
+    scenarios::coordinator_outage_and_recovery(&mut RedisServer::start(), ClusterMode::Off);
+}
+
+#[test]
+fn direct_messages_cross_instances_both_ways() {
+    scenarios::direct_both_ways(&RedisServer::start());
+}
+
+#[test]
+fn a_user_on_two_instances_gets_every_message_on_both() {
+    scenarios::user_on_two_instances(&RedisServer::start());
+}
+
+#[test]
+fn broadcast_reaches_every_connection_once() {
+    scenarios::broadcast_once(&RedisServer::start());
+}
+
+#[test]
+fn killed_instance_is_offline_and_its_routes_are_swept() {
+    scenarios::killed_instance_routes_are_swept(&RedisServer::start());
+}
+
+#[test]
+fn redis_outage_degrades_then_recovers() {
+    scenarios::redis_outage_and_recovery(&mut RedisServer::start());
+}
+
+#[test]
+fn direct_message_is_published_only_to_the_receivers_instance() {
+    scenarios::publish_only_to_receiver_instances(&RedisServer::start());
+}
