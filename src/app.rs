@@ -91,12 +91,25 @@ fn coordinator_factory(config: &Config) -> CoordinatorFactory {
             },
         );
     };
-    let _ = redis;
-    Box::new(move |_router, _metrics| {
-        Err(ServerError::Coordinator(
-            "Redis coordination is not wired yet".into(),
-        ))
-    })
+    let cfg = RedisConfig {
+        uri: redis.uri.clone(),
+        cluster: match redis.cluster {
+            config::Switch::Auto => ClusterMode::Auto,
+            config::Switch::On => ClusterMode::On,
+            config::Switch::Off => ClusterMode::Off,
+        },
+        server_id: config.settings.server_id.clone(),
+        liveness_ttl: redis.liveness_ttl,
+        sweep_interval: redis.sweep_interval,
+        delivery_timeout: config.settings.delivery_timeout,
+    };
+    Box::new(
+        move |router: Arc<MailboxRouter>, metrics: Arc<MetricsRegistry>| {
+            tracing::info!("coordination: Redis ({})", redis.redacted());
+            crate::redis_coord::start(cfg, router, metrics.coordinator())
+                .map_err(|e| ServerError::Coordinator(e.to_string()))
+        },
+    )
 }
 
 fn start_cloudwatch(
