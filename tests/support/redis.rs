@@ -274,22 +274,18 @@ impl RedisCluster {
     }
 }
 
-/// A free loopback port; with `bus`, port + 10000 must be free too.
+/// A free loopback port below the ephemeral range (so that outgoing
+/// connections cannot take it while a test restarts Redis on it); with
+/// `bus`, port + 10000 must be free too (and stays below the range as well).
 fn free_port(bus: bool) -> u16 {
-    for _ in 0..200 {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        if !bus {
-            return port;
-        }
-        if port < 55_000 && TcpListener::bind(("127.0.0.1", port + 10_000)).is_ok() {
+    for _ in 0..500 {
+        let port: u16 = rand::random_range(10_000..22_000);
+        let free = |p: u16| TcpListener::bind(("127.0.0.1", p)).is_ok();
+        if free(port) && (!bus || free(port + 10_000)) {
             return port;
         }
     }
-    panic!("no free port pair for a cluster node");
+    panic!("no free port (pair) for a redis node");
 }
 
 fn log_file(dir: &Path) -> Stdio {
