@@ -2,9 +2,9 @@
 //! `/metrics` and from a real CloudWatch-compatible endpoint (moto), including
 //! the flush on graceful shutdown.
 
-mod support;
 #[path = "support/moto.rs"]
 mod moto;
+mod support;
 
 use std::time::Duration;
 
@@ -45,7 +45,9 @@ fn prometheus_figures_match_the_traffic() {
     let s = ServerProcess::start(&["--shards", "2"], &[]);
     let _clients = traffic(&s, 5);
     // 5 chats + 2 latency reports + 1 heartbeat received; 5 chats delivered.
-    support::eventually("counters to settle", || (prom(s.addr, "wss_messages_delivered_total") == 5.0).then_some(()));
+    support::eventually("counters to settle", || {
+        (prom(s.addr, "wss_messages_delivered_total") == 5.0).then_some(())
+    });
     assert_eq!(prom(s.addr, "wss_messages_total"), 8.0);
     assert_eq!(prom(s.addr, "wss_active_connections"), 2.0);
     assert_eq!(prom(s.addr, "wss_latency_report_ms_count"), 2.0);
@@ -73,15 +75,53 @@ fn cloudwatch_receives_deltas_dimensions_units_and_a_shutdown_flush() {
     let _clients = traffic(&s, 4);
     let reader = moto.reader();
     let wait = Duration::from_secs(20);
-    let total = reader.wait_for(NS, "MessagesTotal", Some("e2e-1"), wait, "7 messages", |st| st.sum >= 7.0);
-    assert_eq!(total.sum, 7.0, "deltas sum to the traffic, never cumulative re-sends");
-    let delivered = reader.wait_for(NS, "MessagesDelivered", Some("e2e-1"), wait, "4 deliveries", |st| st.sum >= 4.0);
+    let total = reader.wait_for(
+        NS,
+        "MessagesTotal",
+        Some("e2e-1"),
+        wait,
+        "7 messages",
+        |st| st.sum >= 7.0,
+    );
+    assert_eq!(
+        total.sum, 7.0,
+        "deltas sum to the traffic, never cumulative re-sends"
+    );
+    let delivered = reader.wait_for(
+        NS,
+        "MessagesDelivered",
+        Some("e2e-1"),
+        wait,
+        "4 deliveries",
+        |st| st.sum >= 4.0,
+    );
     assert_eq!(delivered.sum, 4.0);
-    let latency = reader.wait_for(NS, "AverageLatencyMs", Some("e2e-1"), wait, "two reports", |st| st.samples >= 2.0);
+    let latency = reader.wait_for(
+        NS,
+        "AverageLatencyMs",
+        Some("e2e-1"),
+        wait,
+        "two reports",
+        |st| st.samples >= 2.0,
+    );
     assert_eq!(latency.sum, 42.5);
-    assert!(latency.units.iter().all(|u| u.as_str() == "Milliseconds"), "{:?}", latency.units);
-    assert!(total.units.iter().all(|u| u.as_str() == "Count"), "{:?}", total.units);
-    assert!(!reader.list(NS, "MessagesTotal").iter().all(|m| !m.dimensions().is_empty()), "the aggregate without dimensions exists");
+    assert!(
+        latency.units.iter().all(|u| u.as_str() == "Milliseconds"),
+        "{:?}",
+        latency.units
+    );
+    assert!(
+        total.units.iter().all(|u| u.as_str() == "Count"),
+        "{:?}",
+        total.units
+    );
+    assert!(
+        !reader
+            .list(NS, "MessagesTotal")
+            .iter()
+            .all(|m| !m.dimensions().is_empty()),
+        "the aggregate without dimensions exists"
+    );
 
     // Traffic after the last push, then SIGTERM: the final flush must carry it.
     {
@@ -91,7 +131,19 @@ fn cloudwatch_receives_deltas_dimensions_units_and_a_shutdown_flush() {
         carol.close();
     }
     s.signal(libc::SIGTERM);
-    assert_eq!(s.wait_exit(Duration::from_secs(20)), Some(0), "log:\n{}", s.log_text());
-    let total = reader.wait_for(NS, "MessagesTotal", Some("e2e-1"), wait, "flushed heartbeat", |st| st.sum >= 8.0);
+    assert_eq!(
+        s.wait_exit(Duration::from_secs(20)),
+        Some(0),
+        "log:\n{}",
+        s.log_text()
+    );
+    let total = reader.wait_for(
+        NS,
+        "MessagesTotal",
+        Some("e2e-1"),
+        wait,
+        "flushed heartbeat",
+        |st| st.sum >= 8.0,
+    );
     assert_eq!(total.sum, 8.0);
 }

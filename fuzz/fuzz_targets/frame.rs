@@ -1,34 +1,91 @@
-//! Arbitrary client bytes, split at an arbitrary point, through the frame
-//! decoder: it must never panic, must stay bounded, and every text message it
-//! yields must be valid UTF-8 within the size limit.
+//! Arbitrary client bytes through the frame decoder, whole and in chunks.
+//!
+//! The decoder must never panic, never yield a message over the limit, and
+//! see the same thing however the bytes are split across reads: the same
+//! messages in the same order, and the same verdict (except that a text
+//! frame still arriving may be refused early, with 1007, for its UTF-8).
+//!
+//! Layout: byte 0 picks the size limit, bytes 1..4 the chunk sizes (cycled),
+//! the rest is the stream.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use websocket_app::protocol::frame::{FrameDecoder, WsMessage};
+use websocket_app::protocol::frame::{FrameDecoder, ProtocolViolation, WsMessage};
 
-const MAX: usize = 4096;
+/// An owned copy of a message, to compare runs.
+#[derive(Debug, PartialEq)]
+enum Got {
+    Text(String),
+    Binary(Vec<u8>),
+    Ping(Vec<u8>),
+    Pong(Vec<u8>),
+    Close(Option<(u16, String)>),
+}
 
-fuzz_target!(|data: &[u8]| {
-    if data.is_empty() {
-        return;
-    }
-    let split = usize::from(data[0]) % data.len();
-    let mut first = data[1..=split.max(1).min(data.len() - 1)].to_vec();
-    let mut second = data[split.max(1).min(data.len() - 1) + 1..].to_vec();
+/// Feeds `stream` in chunks of the given sizes (cycled); stops at the first error.
+fn run(stream: &[u8], sizes: &[usize], max: usize) -> (Vec<Got>, Result<(), ProtocolViolation>) {
     let mut decoder = FrameDecoder::new();
-    for chunk in [&mut first, &mut second] {
-        let result = decoder.feed(chunk, MAX, |msg| {
-            match msg {
-                WsMessage::Text(t) => assert!(t.len() <= MAX),
-                WsMessage::Binary(b) => assert!(b.len() <= MAX),
-                WsMessage::Ping(p) | WsMessage::Pong(p) => assert!(p.len() <= 125),
-                WsMessage::Close(_) => {}
-            }
+    let mut out = Vec::new();
+    let mut rest = stream;
+    for &size in sizes.iter().cycle() {
+        if rest.is_empty() {
+            break;
+        }
+        let (chunk, tail) = rest.split_at(size.min(rest.len()));
+        rest = tail;
+        let mut buf = chunk.to_vec();
+        let r = decoder.feed(&mut buf, max, |m| {
+            out.push(check(m, max));
             true
         });
-        if let Err(v) = result {
-            assert!(matches!(v.code, 1002 | 1007 | 1009));
-            return;
+        if r.is_err() {
+            assert!(decoder.is_idle(), "reset after an error");
+            return (out, r);
         }
+    }
+    (out, Ok(()))
+}
+
+/// Checks a message's invariants and copies it.
+fn check(m: WsMessage<'_>, max: usize) -> Got {
+    match m {
+        WsMessage::Text(t) => {
+            assert!(t.len() <= max);
+            Got::Text(t.into())
+        }
+        WsMessage::Binary(b) => {
+            assert!(b.len() <= max);
+            Got::Binary(b.into())
+        }
+        WsMessage::Ping(p) => {
+            assert!(p.len() <= 125);
+            Got::Ping(p.into())
+        }
+        WsMessage::Pong(p) => {
+            assert!(p.len() <= 125);
+            Got::Pong(p.into())
+        }
+        WsMessage::Close(c) => Got::Close(c.map(|c| {
+            assert!((1000..5000).contains(&c.code));
+            (c.code, c.reason.into())
+        })),
+    }
+}
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&[limit, a, b, c], stream)) = data.split_first_chunk::<4>() else {
+        return;
+    };
+    let max = [0, 1, 125, 4096][usize::from(limit & 3)];
+    let sizes = [a, b, c].map(|s| usize::from(s % 32) + 1);
+    let (whole, whole_result) = run(stream, &[usize::MAX], max);
+    let (chunked, chunked_result) = run(stream, &sizes, max);
+    if let Err(v) = whole_result {
+        assert!(matches!(v.code, 1002 | 1007 | 1009), "{v}");
+    }
+    assert_eq!(whole, chunked, "same messages whatever the split");
+    match (whole_result, chunked_result) {
+        (Ok(()), Err(v)) => assert_eq!(v.code, 1007, "only UTF-8 fails early"),
+        (w, c) => assert_eq!(w, c, "same verdict whatever the split"),
     }
 });

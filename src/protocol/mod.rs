@@ -3,4 +3,5 @@
 pub mod envelope;
 pub mod envelope_encode;
 pub mod frame;
+pub mod frame_encode;
 pub mod handshake;

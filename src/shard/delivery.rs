@@ -14,6 +14,9 @@ use super::{io, ConnKey, Ending, Enqueued, Phase, Shard, ShardMsg};
 pub const CLOSE_SLOW_CONSUMER: u16 = 4008;
 /// How long a closing connection may take to answer our close frame.
 pub const CLOSE_GRACE_MS: u32 = 2_000;
+/// A slow consumer gets longer: its close frame waits behind a full socket
+/// buffer until it reads again (its send queue is already freed).
+pub const SLOW_CONSUMER_GRACE_MS: u32 = 5_000;
 
 impl Shard {
     /// Queues `frame` on one connection; starts its writer if needed.
@@ -40,6 +43,8 @@ impl Shard {
                     Ending::Unexpected,
                     true,
                 );
+                let deadline = self.now_ms().wrapping_add(SLOW_CONSUMER_GRACE_MS);
+                self.with_conn(key, |c| c.close_deadline_ms = deadline);
                 false
             }
             _ => false,

@@ -255,7 +255,9 @@ pub fn coordinator_outage_and_recovery(dep: &mut dyn Deployment, mode: ClusterMo
     });
     dep.start_again();
     rec.wait("re-registration asked", |c| *c == Call::Reregister);
-    eventually("ready again after reconnection", || a.is_ready().then_some(()));
+    eventually("ready again after reconnection", || {
+        a.is_ready().then_some(())
+    });
     eventually("zed's route written after reconnection", || {
         (dep.cli(&["SMEMBERS", "user_servers:zed"]) == "co").then_some(())
     });

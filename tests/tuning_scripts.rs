@@ -1,0 +1,144 @@
+//! The host-tuning scripts in `tuning/` parse, and `check-host.sh` runs on
+//! this machine: `--report` exits 0 whatever the host's state (CI runners are
+//! not tuned), prints one OK/WARN line per checked setting, and `--strict`
+//! fails exactly when something is off.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn tuning(file: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tuning")
+        .join(file)
+}
+
+fn bash_available() -> bool {
+    Command::new("bash")
+        .arg("-c")
+        .arg("true")
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+}
+
+#[test]
+fn scripts_parse() {
+    if !bash_available() {
+        eprintln!("bash not found: skipped");
+        return;
+    }
+    for script in ["check-host.sh", "measure-idle.sh"] {
+        let path = tuning(script);
+        assert!(path.exists(), "{} missing", path.display());
+        let out = Command::new("bash").arg("-n").arg(&path).output().unwrap();
+        assert!(
+            out.status.success(),
+            "bash -n {script}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+fn check_host(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new("bash")
+        .arg(tuning("check-host.sh"))
+        .args(args)
+        .output()
+        .expect("run check-host.sh");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The OK/WARN lines of a run, and the rest.
+fn lines(stdout: &str) -> (Vec<&str>, Vec<&str>) {
+    stdout
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .partition(|l| l.starts_with("OK ") || l.starts_with("WARN "))
+}
+
+#[test]
+fn check_host_report_runs_here() {
+    if !bash_available() {
+        eprintln!("bash not found: skipped");
+        return;
+    }
+    let (code, stdout, stderr) = check_host(&["--report"]);
+    assert_eq!(code, 0, "--report must not fail: {stdout}\n{stderr}");
+    assert!(stderr.trim().is_empty(), "unexpected stderr: {stderr}");
+    let (checks, other) = lines(&stdout);
+    // Only the final summary line is not a check.
+    assert_eq!(other.len(), 1, "unexpected lines: {other:?}");
+    assert!(other[0].starts_with("check-host: "), "{}", other[0]);
+    // One line per setting, each named once.
+    for setting in [
+        "fs.file-max",
+        "fs.nr_open",
+        "net.core.somaxconn",
+        "net.ipv4.tcp_max_syn_backlog",
+        "net.core.netdev_max_backlog",
+        "net.ipv4.ip_local_port_range",
+        "net.ipv4.tcp_tw_reuse",
+        "net.ipv4.tcp_fin_timeout",
+        "net.ipv4.tcp_mem",
+        "net.ipv4.tcp_rmem",
+        "net.ipv4.tcp_wmem",
+        "net.netfilter.nf_conntrack_max",
+        "vm.max_map_count",
+        "RLIMIT_NOFILE",
+        "RLIMIT_MEMLOCK",
+        "memory",
+        "irqbalance",
+    ] {
+        let n = checks
+            .iter()
+            .filter(|l| l.split_whitespace().nth(1) == Some(setting))
+            .count();
+        assert_eq!(n, 1, "{setting}: {n} lines in\n{stdout}");
+    }
+    for l in &checks {
+        assert!(l.contains(" = "), "check line without a value: {l}");
+    }
+    let warns = checks.iter().filter(|l| l.starts_with("WARN ")).count();
+    if warns > 0 {
+        assert!(
+            other[0].contains(&format!("{warns} setting(s) off")),
+            "{}",
+            other[0]
+        );
+    }
+}
+
+#[test]
+fn check_host_strict_fails_exactly_when_something_is_off() {
+    if !bash_available() {
+        eprintln!("bash not found: skipped");
+        return;
+    }
+    let (_, report, _) = check_host(&["--report"]);
+    let warns = lines(&report)
+        .0
+        .iter()
+        .filter(|l| l.starts_with("WARN "))
+        .count();
+    let (code, strict, _) = check_host(&["--strict"]);
+    assert_eq!(lines(&strict).0.len(), lines(&report).0.len());
+    if warns > 0 {
+        assert_eq!(code, 1, "--strict with {warns} WARN lines must exit 1");
+    } else {
+        assert_eq!(code, 0);
+    }
+    // A tiny target is met by almost any host's memory; the line stays.
+    let (code, small, _) = check_host(&["--report", "--connections", "1000"]);
+    assert_eq!(code, 0);
+    assert!(
+        small.lines().any(|l| l.starts_with("OK   memory = ")),
+        "{small}"
+    );
+    // Bad arguments are usage errors, not a report.
+    let (code, _, _) = check_host(&["--bogus"]);
+    assert_eq!(code, 2);
+}
