@@ -9,6 +9,7 @@
 //! has frames; when the queue drains it parks the write half back in the
 //! connection and ends.
 
+use std::os::fd::{AsRawFd, RawFd};
 use std::rc::Rc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -121,10 +122,17 @@ async fn upgrade(
         shard.shared.release_connection();
         return;
     }
+    drop(req);
     let (reader, writer) = stream.into_split();
     let key = shard.insert_conn(user, writer, echo);
-    read_loop(&shard, key, reader, leftover).await;
-    shard.remove_conn(key);
+    let mut leftover = leftover;
+    if !leftover.is_empty() && !shard.on_bytes(key, &mut leftover) {
+        shard.remove_conn(key);
+        return;
+    }
+    // The connection lives on in a small task of its own: this handshake
+    // future (request, buffers, upgrade state) ends here and frees its memory.
+    monoio::spawn(read_loop(shard, key, reader));
 }
 
 /// Decides whether the upgrade goes ahead; on success a connection slot is reserved.
@@ -163,37 +171,48 @@ fn admit(shard: &Shard, req: &Request, echo: bool) -> Result<UserId, Vec<u8>> {
     Ok(user)
 }
 
-async fn read_loop(
-    shard: &Rc<Shard>,
-    key: ConnKey,
-    mut reader: OwnedReadHalf<TcpStream>,
-    mut leftover: Vec<u8>,
-) {
-    if !leftover.is_empty() && !shard.on_bytes(key, &mut leftover) {
-        return;
-    }
-    drop(leftover);
-    loop {
-        // SAFETY: the read half is the only user of the stream's read side;
-        // `readable` takes `&self` and only submits a readiness wait.
-        let stream = unsafe { &*reader.0.get() };
-        if stream.readable(false).await.is_err() {
-            return;
-        }
-        let buf = shard.take_read_buffer();
-        let (res, mut buf) = reader.read(buf).await;
-        let more = match res {
-            Ok(0) | Err(_) => false,
-            Ok(n) => {
-                shard.metrics.add(Counter::BytesIn, n as u64);
-                shard.on_bytes(key, &mut buf[..n])
+async fn read_loop(shard: Rc<Shard>, key: ConnKey, reader: OwnedReadHalf<TcpStream>) {
+    // SAFETY: the read half is the only user of the stream's read side;
+    // `readable` takes `&self` and only submits a readiness wait.
+    let stream = unsafe { &*reader.0.get() };
+    let fd = stream.as_raw_fd();
+    while stream.readable(false).await.is_ok() && drain_socket(&shard, key, fd) {}
+    shard.remove_conn(key);
+}
+
+/// Reads everything the socket holds now, without waiting, into a shard
+/// buffer that is given back before returning: no buffer is ever held across
+/// an await. False when the connection ended.
+fn drain_socket(shard: &Rc<Shard>, key: ConnKey, fd: RawFd) -> bool {
+    let mut buf = shard.take_read_buffer();
+    let alive = loop {
+        let cap = buf.capacity();
+        // SAFETY: recv writes at most `cap` bytes into the buffer's spare capacity.
+        let n = unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), cap, libc::MSG_DONTWAIT) };
+        if n > 0 {
+            let n = n as usize;
+            // SAFETY: the kernel initialised the first `n` bytes.
+            unsafe { buf.set_len(n) };
+            shard.metrics.add(Counter::BytesIn, n as u64);
+            if !shard.on_bytes(key, &mut buf[..n]) {
+                break false;
             }
-        };
-        shard.give_read_buffer(buf);
-        if !more {
-            return;
+            if n < cap {
+                break true;
+            }
+            continue;
         }
-    }
+        if n == 0 {
+            break false;
+        }
+        match std::io::Error::last_os_error().kind() {
+            std::io::ErrorKind::WouldBlock => break true,
+            std::io::ErrorKind::Interrupted => continue,
+            _ => break false,
+        }
+    };
+    shard.give_read_buffer(buf);
+    alive
 }
 
 /// Starts the writer task of a connection if it is not running.
