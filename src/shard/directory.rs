@@ -28,7 +28,7 @@ pub struct Entry {
     /// Shards holding at least one connection of the user.
     pub shards: SmallVec<[u16; 2]>,
     /// Registrations to answer once the route is stored remotely (`None` when not waiting).
-    pub waiters: Option<SmallVec<[Waiter; 1]>>,
+    pub waiters: Option<Box<SmallVec<[Waiter; 1]>>>,
 }
 
 /// What a registration needs next.
@@ -65,7 +65,7 @@ impl Directory {
                 Registration::Waiting
             }
             (None, true) => {
-                entry.waiters = Some(smallvec::smallvec![waiter]);
+                entry.waiters = Some(Box::new(smallvec::smallvec![waiter]));
                 Registration::AddRoute
             }
             (None, false) => Registration::Ready,
@@ -84,7 +84,7 @@ impl Directory {
         };
         self.users
             .get_mut(&user)
-            .and_then(|e| e.waiters.take())
+            .and_then(|e| e.waiters.take().map(|w| *w))
             .unwrap_or_default()
     }
 
@@ -92,7 +92,7 @@ impl Directory {
     pub fn take_waiters(&mut self, user: &UserId) -> SmallVec<[Waiter; 1]> {
         self.users
             .get_mut(user)
-            .and_then(|e| e.waiters.take())
+            .and_then(|e| e.waiters.take().map(|w| *w))
             .unwrap_or_default()
     }
 

@@ -60,14 +60,14 @@ impl Shard {
         let mut users = self.users.borrow_mut();
         let local = users.entry(user.clone()).or_default();
         local.conns.push(index);
-        if local.conns.len() > 1 && local.registering.is_none() {
+        if local.conns.len() > 1 && local.registering == 0 {
             drop(users);
             self.welcome(index);
             return;
         }
-        if local.registering.is_none() {
+        if local.registering == 0 {
             let token = self.token();
-            local.registering = Some(token);
+            local.registering = token;
             drop(users);
             self.registrations.borrow_mut().insert(token, user.clone());
             self.send_register(user.clone(), token);
@@ -98,10 +98,10 @@ impl Shard {
             let Some(local) = users.get_mut(&user) else {
                 return;
             };
-            if local.registering != Some(token) {
+            if local.registering != token {
                 return;
             }
-            local.registering = None;
+            local.registering = 0;
             local.conns.to_vec()
         };
         waiting.into_iter().for_each(|i| self.welcome(i));
@@ -175,7 +175,8 @@ impl Shard {
         if !local.conns.is_empty() {
             return;
         }
-        if let Some(token) = local.registering {
+        if local.registering != 0 {
+            let token = local.registering;
             self.registrations.borrow_mut().remove(&token);
         }
         users.remove(user);

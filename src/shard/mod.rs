@@ -55,8 +55,9 @@ pub struct ConnKey {
 pub struct LocalUser {
     /// Slab indices of the user's connections here.
     pub conns: SmallVec<[u32; 2]>,
-    /// Registration with the owner shard in flight: its token.
-    pub registering: Option<u64>,
+    /// Registration with the owner shard in flight: its token (0: none;
+    /// tokens start at 1). A plain u64 keeps the map entry small.
+    pub registering: u64,
 }
 
 /// One shard's state.
