@@ -70,6 +70,8 @@ pub enum Outcome {
         /// The client's message id, when it wants an ack.
         ack: Option<String>,
     },
+    /// Refused by the rate limit: count it and send this `ack`/`error`.
+    RateLimited(Bytes),
     /// A latency report to fold into the metric, and nothing to answer.
     Latency(f64),
     /// Close the connection with this code and reason.
@@ -174,14 +176,14 @@ fn rate_limited(msg: &ClientMessage<'_>) -> Outcome {
         ClientMessage::Chat { id, .. } | ClientMessage::Broadcast { id, .. } => id.as_deref(),
         _ => None,
     };
-    match id {
-        Some(id) => Outcome::Reply(ack_frame(id, AckStatus::RateLimited)),
-        None => error(
+    Outcome::RateLimited(match id {
+        Some(id) => ack_frame(id, AckStatus::RateLimited),
+        None => error_frame(
             ErrorCode::RateLimited,
             "rate limit exceeded; message dropped",
             None,
         ),
-    }
+    })
 }
 
 fn check_size(frame: &Bytes, rules: &Rules, id: Option<&str>) -> Option<Outcome> {

@@ -53,6 +53,13 @@ fn json_of(frame: &Bytes) -> Value {
     serde_json::from_slice(&frame[start..]).unwrap()
 }
 
+fn refused(outcome: Outcome) -> Value {
+    match outcome {
+        Outcome::RateLimited(frame) => json_of(&frame),
+        other => panic!("expected a rate-limit refusal, got {other:?}"),
+    }
+}
+
 fn reply(outcome: Outcome) -> Value {
     match outcome {
         Outcome::Reply(frame) => json_of(&frame),
@@ -140,12 +147,12 @@ fn rate_limit_acks_then_closes() {
     let msg = r#"{"type":"chat_message","receiverID":"bob","payload":1,"id":"r"}"#;
     assert!(matches!(c.handle(msg, &RULES), Outcome::Direct { .. }));
     assert!(matches!(c.handle(msg, &RULES), Outcome::Direct { .. }));
-    let v = reply(c.handle(msg, &RULES));
+    let v = refused(c.handle(msg, &RULES));
     assert_eq!(
         (v["type"].as_str(), v["status"].as_str()),
         (Some("ack"), Some("rate_limited"))
     );
-    let v = reply(c.handle(r#"{"type":"broadcast","payload":1}"#, &RULES));
+    let v = refused(c.handle(r#"{"type":"broadcast","payload":1}"#, &RULES));
     assert_eq!(v["code"], "rate_limited");
     assert!(matches!(
         c.handle(msg, &RULES),

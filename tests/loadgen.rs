@@ -72,8 +72,8 @@ fn check(scenario: &str) {
         return;
     }
     let sent = n("/messages/sent");
-    // 200/s for 2 s, give or take scheduling.
-    assert!((300..=420).contains(&sent), "{ctx}");
+    // 200/s for 2 s: never more; fewer only when the machine is starved.
+    assert!((100..=420).contains(&sent), "{ctx}");
     assert!(n("/latency_ms/count") > 0, "{ctx}");
     assert_eq!(n("/latency_ms/count"), n("/messages/delivered"), "{ctx}");
     assert!(
@@ -163,4 +163,62 @@ fn loadgen_merge() {
     }
     assert_eq!(n(&m, "/processes"), 2);
     assert_eq!(m["latency_ms"]["max"], r["latency_ms"]["max"]);
+}
+
+/// Cross-instance: two servers sharing a real Redis, clients spread over both
+/// (non-sticky), users with a connection on each instance. Nothing is lost.
+#[test]
+fn direct_across_two_instances_over_redis() {
+    let redis = support::redis::RedisServer::start();
+    let uri = redis.uri();
+    let a = ServerProcess::start(
+        &["--shards", "1"],
+        &[("REDIS_URI", &uri), ("SERVER_ID", "lg-a")],
+    );
+    let b = ServerProcess::start(
+        &["--shards", "1"],
+        &[("REDIS_URI", &uri), ("SERVER_ID", "lg-b")],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("cross.json");
+    // 40 clients over 21 users: client i and i+21 share a user and land on
+    // different instances (round-robin over the two URLs).
+    let out = Command::new(env!("CARGO_BIN_EXE_loadgen"))
+        .args(["run", "--url", &a.url("/ws"), "--url", &b.url("/ws")])
+        .args([
+            "--scenario",
+            "direct",
+            "--clients",
+            "40",
+            "--users",
+            "21",
+            "--rate",
+            "200",
+        ])
+        .args(["--duration", "2", "--warmup", "0.5", "--quiet", "--json"])
+        .arg(&json)
+        .env_remove("JWT_SECRET")
+        .output()
+        .expect("run loadgen");
+    assert!(
+        out.status.success(),
+        "loadgen failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let ctx = serde_json::to_string_pretty(&r).unwrap();
+    let n = |ptr: &str| {
+        r.pointer(ptr)
+            .and_then(Value::as_u64)
+            .unwrap_or_else(|| panic!("{ptr} in {ctx}"))
+    };
+    assert_eq!(n("/connections/established"), 40, "{ctx}");
+    assert!(n("/messages/sent") > 0, "{ctx}");
+    assert!(
+        n("/messages/expected") > n("/messages/sent"),
+        "users span both instances: {ctx}"
+    );
+    assert_eq!(n("/messages/missing"), 0, "{ctx}");
+    assert_eq!(n("/messages/duplicates"), 0, "{ctx}");
+    assert_eq!(n("/acks/delivered"), n("/messages/sent"), "{ctx}");
 }

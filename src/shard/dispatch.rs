@@ -58,6 +58,10 @@ impl Shard {
                 self.enqueue(key, frame, 0);
             }
             Outcome::Latency(ms) => self.metrics.record_latency_report(ms),
+            Outcome::RateLimited(frame) => {
+                self.metrics.incr(Counter::RateLimited);
+                self.enqueue(key, frame, 0);
+            }
             Outcome::Close(code, reason) => {
                 self.metrics.incr(Counter::RateLimited);
                 self.close_conn(key, code, reason, Ending::Unexpected, false);
