@@ -175,38 +175,39 @@ fn rss_kib(pid: u32) -> u64 {
     line.split_whitespace().nth(1).unwrap().parse().unwrap()
 }
 
-#[test]
-fn sigterm_closes_everyone_1001_and_exits_0() {
-    let mut s = ServerProcess::start(&["--shards", "2"], &[]);
-    let mut clients: Vec<_> = (0..5).map(|i| s.user(&format!("u{i}"))).collect();
-    s.signal(libc::SIGTERM);
+/// Sends `signal`, checks `/ready` turns 503 and new upgrades are refused
+/// while connections close with `code`, then that the process exits 0.
+fn signal_closes_everyone_then_exits(args: &[&str], signal: i32, code: u16) {
+    let mut s = ServerProcess::start(args, &[]);
+    let mut clients: Vec<_> = (0..3).map(|i| s.user(&format!("u{i}"))).collect();
+    s.signal(signal);
+    support::eventually("/ready to turn 503", || {
+        (http_get(s.addr, "/ready").0 == 503).then_some(())
+    });
+    if code == 1012 {
+        // Draining takes seconds here, so the server is surely still up.
+        let refused = Client::connect(s.addr, "/ws?userId=late")
+            .err()
+            .expect("an upgrade during the drain is refused");
+        assert_eq!(refused.status, 503, "late upgrade: {}", refused.body);
+    }
     for c in &mut clients {
-        assert_eq!(c.expect_close(), 1001);
+        assert_eq!(c.expect_close(), code);
     }
     drop(clients);
-    assert_eq!(
-        s.wait_exit(Duration::from_secs(15)),
-        Some(0),
-        "log:\n{}",
-        s.log_text()
-    );
+    let exit = s.wait_exit(Duration::from_secs(15));
+    assert_eq!(exit, Some(0), "log:\n{}", s.log_text());
 }
 
 #[test]
-fn sigusr1_drains_with_1012_and_exits_0() {
-    let mut s = ServerProcess::start(&["--drain-rate", "100"], &[]);
-    let mut clients: Vec<_> = (0..3).map(|i| s.user(&format!("u{i}"))).collect();
-    s.signal(libc::SIGUSR1);
-    for c in &mut clients {
-        assert_eq!(c.expect_close(), 1012);
-    }
-    drop(clients);
-    assert_eq!(
-        s.wait_exit(Duration::from_secs(15)),
-        Some(0),
-        "log:\n{}",
-        s.log_text()
-    );
+fn sigterm_closes_everyone_1001_and_exits_0() {
+    signal_closes_everyone_then_exits(&["--shards", "2"], libc::SIGTERM, 1001);
+}
+
+#[test]
+fn sigusr1_drains_with_1012_paced_and_exits_0() {
+    // One close per second: /ready is observably 503 during the drain.
+    signal_closes_everyone_then_exits(&["--shards", "1", "--drain-rate", "1"], libc::SIGUSR1, 1012);
 }
 
 fn chat_round_trip(s: &ServerProcess) {
