@@ -29,4 +29,4 @@ fi
 
 # Release mode: one build serves the tests, the load generator and Autobahn's
 # large-message cases at realistic speed.
-cargo test --release --all-targets --no-fail-fast -- --test-threads=2
+cargo test --release --all-targets --no-fail-fast
