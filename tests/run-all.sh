@@ -29,4 +29,10 @@ fi
 
 # Release mode: one build serves the tests, the load generator and Autobahn's
 # large-message cases at realistic speed.
-cargo test --release --all-targets --no-fail-fast
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+status=0
+cargo test --release --all-targets --no-fail-fast 2>&1 | tee "$log" || status=$?
+# One closing line for the whole suite, summed over every test binary.
+awk '/^test result:/ { p += $4; f += $6 } END { printf "%d passed, %d failed\n", p, f }' "$log"
+exit "$status"
