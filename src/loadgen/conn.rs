@@ -17,7 +17,7 @@ use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_tungstenite::WebSocketStream;
 
-use crate::run::Shared;
+use crate::shared::Shared;
 
 /// What the driver asks a connection to send.
 #[derive(Debug, Clone, Copy)]

@@ -6,6 +6,7 @@
 mod conn;
 mod report;
 mod run;
+mod shared;
 
 use std::net::IpAddr;
 use std::path::PathBuf;

@@ -1,12 +1,10 @@
 //! The run: connect phase, warm-up, measured phase, grace, report.
 
-use std::collections::BTreeMap;
 use std::io::Write;
-use std::net::SocketAddr;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime};
 
 use hdrhistogram::Histogram;
 use rand::rngs::SmallRng;
@@ -15,111 +13,8 @@ use tokio::sync::{mpsc, watch};
 
 use crate::conn::{self, Out};
 use crate::report::{self, Report};
+use crate::shared::{now_unix, resolve, Claims, Shared};
 use crate::{RunArgs, Scenario};
-
-/// One server URL, resolved.
-pub struct Target {
-    pub addr: SocketAddr,
-    /// The URL with `?` or `&` appended, ready for the identity parameter.
-    pub base: String,
-}
-
-/// State shared by the driver and all connection tasks.
-pub struct Shared {
-    pub args: RunArgs,
-    pub targets: Vec<Target>,
-    pub users: usize,
-    tokens: Vec<String>,
-    pub run_id: u64,
-    /// First seq that counts (u64::MAX during warm-up).
-    pub count_from: AtomicU64,
-    pub shutdown_rx: watch::Receiver<bool>,
-
-    pub attempted: AtomicU64,
-    pub established: AtomicU64,
-    pub failed: AtomicU64,
-    pub alive: AtomicU64,
-    pub closed: AtomicU64,
-    pub user_alive: Vec<AtomicU32>,
-    pub client_alive: Vec<AtomicBool>,
-
-    pub delivered: AtomicU64,
-    pub duplicates: AtomicU64,
-    /// Counted messages answered by an ack or an error.
-    pub answered: AtomicU64,
-    pub ack_delivered: AtomicU64,
-    pub ack_offline: AtomicU64,
-    pub ack_failed: AtomicU64,
-    pub ack_rate_limited: AtomicU64,
-    pub heartbeats: AtomicU64,
-
-    pub failures: Mutex<BTreeMap<String, u64>>,
-    pub errors: Mutex<BTreeMap<String, u64>>,
-    pub closes: Mutex<BTreeMap<String, u64>>,
-    pub lat_hist: Mutex<Histogram<u64>>,
-    pub connect_hist: Mutex<Histogram<u64>>,
-    pub hb_hist: Mutex<Histogram<u64>>,
-}
-
-impl Shared {
-    /// The upgrade URL of client `idx`.
-    pub fn client_url(&self, idx: usize) -> String {
-        let t = &self.targets[idx % self.targets.len()];
-        let user = idx % self.users;
-        if self.tokens.is_empty() {
-            format!("{}userId={}{user}", t.base, self.args.user_prefix)
-        } else {
-            format!("{}token={}", t.base, self.tokens[user])
-        }
-    }
-}
-
-#[derive(serde::Serialize)]
-struct Claims {
-    sub: String,
-    exp: u64,
-}
-
-async fn resolve(url: &str) -> Result<Target, String> {
-    let rest = url
-        .strip_prefix("ws://")
-        .ok_or_else(|| format!("{url}: only ws:// URLs are supported"))?;
-    let (authority, path) = match rest.find(['/', '?']) {
-        Some(i) => (&rest[..i], &rest[i..]),
-        None => (rest, "/"),
-    };
-    let hostport = if authority
-        .rsplit_once(':')
-        .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
-        && !authority.ends_with(']')
-    {
-        authority.to_string()
-    } else {
-        format!("{authority}:80")
-    };
-    let addr = tokio::net::lookup_host(&hostport)
-        .await
-        .map_err(|e| format!("{url}: {e}"))?
-        .next()
-        .ok_or_else(|| format!("{url}: no address"))?;
-    let path = if path.starts_with('?') {
-        format!("/{path}")
-    } else {
-        path.to_string()
-    };
-    let sep = if path.contains('?') { '&' } else { '?' };
-    Ok(Target {
-        addr,
-        base: format!("ws://{authority}{path}{sep}"),
-    })
-}
-
-fn now_unix() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
 
 /// Resolves on Ctrl-C or SIGTERM.
 async fn signalled() {
