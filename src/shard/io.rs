@@ -31,6 +31,8 @@ use super::{ConnKey, OutFrame, Shard};
 
 /// How long a client may take to send its HTTP request.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// Most buffers one connection reads before letting the others run.
+const READS_PER_TURN: u32 = 4;
 /// Most bytes one writer turn coalesces into a single write.
 const WRITE_BATCH_BYTES: usize = 64 * 1024;
 
@@ -180,11 +182,13 @@ async fn read_loop(shard: Rc<Shard>, key: ConnKey, reader: OwnedReadHalf<TcpStre
     shard.remove_conn(key);
 }
 
-/// Reads everything the socket holds now, without waiting, into a shard
-/// buffer that is given back before returning: no buffer is ever held across
-/// an await. False when the connection ended.
+/// Reads what the socket holds now (at most `READS_PER_TURN` buffers, so one
+/// busy client cannot hold the shard), without waiting, into a shard buffer
+/// that is given back before returning: no buffer is ever held across an
+/// await. False when the connection ended.
 fn drain_socket(shard: &Rc<Shard>, key: ConnKey, fd: RawFd) -> bool {
     let mut buf = shard.take_read_buffer();
+    let mut turns = 0;
     let alive = loop {
         let cap = buf.capacity();
         // SAFETY: recv writes at most `cap` bytes into the buffer's spare capacity.
@@ -197,7 +201,9 @@ fn drain_socket(shard: &Rc<Shard>, key: ConnKey, fd: RawFd) -> bool {
             if !shard.on_bytes(key, &mut buf[..n]) {
                 break false;
             }
-            if n < cap {
+            turns += 1;
+            if n < cap || turns == READS_PER_TURN {
+                // Readiness is level-triggered: anything left wakes us again.
                 break true;
             }
             continue;
