@@ -80,10 +80,47 @@ pub struct Conn {
     pub bucket: TokenBucket,
     /// Frame reassembly; holds heap only mid-frame.
     pub decoder: FrameDecoder,
-    /// Frames waiting to be written; no allocation while empty.
-    pub queue: VecDeque<OutFrame>,
+    /// Frames waiting to be written; one pointer, and no allocation, while empty.
+    pub queue: SendQueue,
     /// The write half, parked here while no writer task runs.
     pub writer: Option<OwnedWriteHalf<TcpStream>>,
+}
+
+/// A send queue that costs one pointer while idle: the deque is boxed and
+/// dropped whenever it drains.
+#[derive(Debug, Default)]
+pub struct SendQueue(Option<Box<VecDeque<OutFrame>>>);
+
+impl SendQueue {
+    /// Appends a frame.
+    pub fn push_back(&mut self, f: OutFrame) {
+        self.0.get_or_insert_with(Default::default).push_back(f);
+    }
+
+    /// Puts a frame first (the welcome).
+    pub fn push_front(&mut self, f: OutFrame) {
+        self.0.get_or_insert_with(Default::default).push_front(f);
+    }
+
+    /// The next frame.
+    pub fn front(&self) -> Option<&OutFrame> {
+        self.0.as_ref()?.front()
+    }
+
+    /// Takes the next frame.
+    pub fn pop_front(&mut self) -> Option<OutFrame> {
+        self.0.as_mut()?.pop_front()
+    }
+
+    /// True when nothing waits.
+    pub fn is_empty(&self) -> bool {
+        self.0.as_ref().is_none_or(|q| q.is_empty())
+    }
+
+    /// Drops every frame and the deque's memory.
+    pub fn release(&mut self) {
+        self.0 = None;
+    }
 }
 
 /// What happened to a frame offered to a connection's queue.
@@ -114,7 +151,7 @@ impl Conn {
 
     /// Drops everything queued and releases the queue's memory.
     pub fn clear_queue(&mut self) {
-        self.queue = VecDeque::new();
+        self.queue.release();
         self.queued_bytes = 0;
     }
 
@@ -135,6 +172,6 @@ mod tests {
     fn per_connection_state_stays_compact() {
         // Regression guard for memory per idle connection (see BENCHMARKS.md).
         let size = std::mem::size_of::<Conn>();
-        assert!(size <= 128, "Conn grew to {size} bytes");
+        assert!(size <= 104, "Conn grew to {size} bytes");
     }
 }

@@ -277,7 +277,7 @@ fn next_turn(shard: &Shard, key: ConnKey, parked: &mut Option<OwnedWriteHalf<Tcp
     shard
         .with_conn(key, |c| {
             if c.queue.is_empty() {
-                c.queue = Default::default();
+                c.queue.release();
                 if c.close_after_flush {
                     return Turn::Shutdown;
                 }

@@ -1,6 +1,5 @@
 //! A connection's life on its shard: insert, register, welcome, remove.
 
-use std::collections::VecDeque;
 use std::os::fd::AsRawFd;
 use std::rc::Rc;
 
@@ -45,7 +44,7 @@ impl Shard {
             next_message: 0,
             bucket: TokenBucket::default(),
             decoder: FrameDecoder::new(),
-            queue: VecDeque::new(),
+            queue: Default::default(),
             writer: Some(writer),
         };
         let index = self.conns.borrow_mut().insert(conn) as u32;

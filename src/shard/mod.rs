@@ -33,7 +33,7 @@ use crate::auth::UserId;
 use crate::metrics::ShardMetrics;
 use crate::shared::Shared;
 
-pub use conn::{Conn, Ending, Enqueued, OutFrame, Phase};
+pub use conn::{Conn, Ending, Enqueued, OutFrame, Phase, SendQueue};
 pub use mailbox::Mailbox;
 pub use messages::{CloseAll, ShardMsg};
 pub use runner::run_shard;
