@@ -88,6 +88,8 @@ pub struct Conn {
 
 /// A send queue that costs one pointer while idle: the deque is boxed and
 /// dropped whenever it drains.
+// The box is the point: 8 bytes per idle connection instead of 32.
+#[allow(clippy::box_collection)]
 #[derive(Debug, Default)]
 pub struct SendQueue(Option<Box<VecDeque<OutFrame>>>);
 
