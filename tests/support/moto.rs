@@ -99,9 +99,22 @@ pub fn set_test_credentials() {
 
 /// A loopback port nobody listens on right now.
 pub fn free_port() -> u16 {
-    let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind a free port");
-    l.local_addr().unwrap().port()
+    // Below the ephemeral range (no outgoing connection can take it), and
+    // distinct within this test process (parallel tests never pick the same
+    // port before either has bound it).
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let base = *BASE.get_or_init(|| rand::random_range(10_000..25_000));
+    for _ in 0..1000 {
+        let port = (base + NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 7_000) as u16;
+        if TcpListener::bind((Ipv4Addr::LOCALHOST, port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port for moto");
 }
+
+/// First candidate port of this process.
+static BASE: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
 
 /// Statistics of one metric stream over the whole test window.
 #[derive(Clone, Debug, Default, PartialEq)]
