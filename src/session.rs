@@ -34,7 +34,7 @@ pub struct Sender<'a> {
     /// The sender's verified user id.
     pub user: &'a str,
     /// The sending connection's id (prefix of server-made message ids).
-    pub connection_id: &'a str,
+    pub connection_id: &'a dyn std::fmt::Display,
     /// Wall-clock arrival time (the `timestamp` field).
     pub now: SystemTime,
     /// Shard clock in ms (rate limiting).
@@ -197,7 +197,11 @@ fn check_size(frame: &Bytes, rules: &Rules, id: Option<&str>) -> Option<Outcome>
     })
 }
 
-fn message_id(client_id: Option<&str>, connection_id: &str, next: &mut u32) -> String {
+fn message_id(
+    client_id: Option<&str>,
+    connection_id: &dyn std::fmt::Display,
+    next: &mut u32,
+) -> String {
     match client_id {
         Some(id) => id.to_owned(),
         None => {

@@ -30,7 +30,7 @@ impl Conn {
     fn handle(&mut self, text: &str, rules: &Rules) -> Outcome {
         let from = Sender {
             user: "alice",
-            connection_id: "srv-1-0-7",
+            connection_id: &"srv-1-0-7",
             now: UNIX_EPOCH + Duration::from_micros(1_764_000_000_123_456),
             now_ms: 5,
         };

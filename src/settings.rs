@@ -65,31 +65,3 @@ pub struct Settings {
     /// Drain pace: connections closed per second per instance.
     pub drain_rate: u32,
 }
-
-impl Settings {
-    /// Settings for tests and benches: one shard on `listen`, contract defaults.
-    pub fn for_tests(listen: SocketAddr) -> Self {
-        Self {
-            listen,
-            shards: 1,
-            io_driver: IoDriver::Auto,
-            server_id: "test".into(),
-            max_message_bytes: 64 * 1024,
-            send_queue_bytes: 1024 * 1024,
-            max_connections: 1_000_000,
-            rate_limit: RateLimit {
-                per_sec: 100,
-                burst: 200,
-                strikes: 100,
-            },
-            heartbeat_interval: Duration::from_secs(30),
-            heartbeat_timeout: Duration::from_secs(60),
-            shutdown_timeout: Duration::from_secs(10),
-            broadcast_enabled: true,
-            echo_path: None,
-            delivery_timeout: Duration::from_secs(5),
-            dashboard: Dashboard::On,
-            drain_rate: 1000,
-        }
-    }
-}

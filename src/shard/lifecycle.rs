@@ -117,7 +117,7 @@ impl Shard {
             if c.phase != Phase::Registering {
                 return;
             }
-            let connection_id = self.connection_id(c.seq);
+            let connection_id = self.connection_id(c.seq).to_string();
             let frame = text_frame_with(|out| {
                 let w = Welcome {
                     connection_id: &connection_id,

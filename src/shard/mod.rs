@@ -50,6 +50,29 @@ pub struct ConnKey {
     pub generation: u32,
 }
 
+/// A connection id, `<server>-<boot id hex>-<shard>-<seq>`, as a `Display`.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectionId<'a> {
+    /// The instance's server id.
+    server_id: &'a str,
+    /// The process's boot id.
+    boot_id: u64,
+    /// The shard.
+    shard: u16,
+    /// The connection's sequence number on the shard.
+    seq: u64,
+}
+
+impl std::fmt::Display for ConnectionId<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}-{:x}-{}-{}",
+            self.server_id, self.boot_id, self.shard, self.seq
+        )
+    }
+}
+
 /// A user's connections on this shard.
 #[derive(Debug, Default)]
 pub struct LocalUser {
@@ -144,12 +167,15 @@ impl Shard {
     }
 
     /// The connection id of `conn` as clients see it: unique across servers
-    /// (server id), restarts (boot id) and shards.
-    pub fn connection_id(&self, seq: u64) -> String {
-        format!(
-            "{}-{:x}-{}-{}",
-            self.shared.settings.server_id, self.shared.boot_id, self.index, seq
-        )
+    /// (server id), restarts (boot id) and shards. Formatted only where it is
+    /// written (welcome, server-made message ids), never allocated per message.
+    pub fn connection_id(&self, seq: u64) -> ConnectionId<'_> {
+        ConnectionId {
+            server_id: &self.shared.settings.server_id,
+            boot_id: self.shared.boot_id,
+            shard: self.index,
+            seq,
+        }
     }
 
     /// Runs `f` on the connection `key` if it still exists.
