@@ -57,7 +57,7 @@ pub fn run(config: Config) -> Result<(), ServerError> {
     let server = Server::start(config.settings.clone(), auth, coordinator_factory(&config))?;
     let pusher =
         cloudwatch.and_then(|cw| start_cloudwatch(cw, server_id, server.shared.metrics.clone()));
-    let result = server.run_until_signal().map_err(ServerError::Thread);
+    let result = server.run_until_signal().map_err(ServerError::Signals);
     if let Some(p) = pusher {
         p.shutdown_and_flush(Duration::from_secs(10));
     }

@@ -39,6 +39,9 @@ pub enum ServerError {
     /// A thread could not be started or failed.
     #[error("shard thread: {0}")]
     Thread(io::Error),
+    /// Signal handlers could not be installed.
+    #[error("signal handling: {0}")]
+    Signals(io::Error),
     /// The coordination layer could not be set up.
     #[error("coordination layer: {0}")]
     Coordinator(String),
