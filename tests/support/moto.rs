@@ -19,42 +19,75 @@ use aws_sdk_cloudwatch::Client;
 /// How long moto may take to start.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Ports tried before giving up.
+const START_ATTEMPTS: usize = 3;
+
 /// A moto server on a free loopback port, killed on drop.
 pub struct Moto {
     /// The server process.
     child: Child,
     /// `http://127.0.0.1:<port>`, for `endpoint_url` / `AWS_ENDPOINT_URL`.
     pub endpoint: String,
+    /// moto's stderr, shown when it fails to start; removed on drop.
+    log: PathBuf,
 }
 
 impl Moto {
-    /// Starts moto and waits until it accepts connections. Also sets the fake
+    /// Starts moto and waits until it answers HTTP. Also sets the fake
     /// credentials and region moto wants in this process' environment.
+    ///
+    /// A TCP connect alone proves nothing about who listens, so readiness is
+    /// an HTTP answer while our child is still alive; a child that exits
+    /// early (port taken meanwhile) is retried on another port.
     pub fn start() -> Self {
         set_test_credentials();
         let bin = moto_binary();
+        let mut failures = Vec::new();
+        for _ in 0..START_ATTEMPTS {
+            match Self::try_start(&bin) {
+                Ok(moto) => return moto,
+                Err(why) => failures.push(why),
+            }
+        }
+        panic!("moto_server did not start: {failures:#?}");
+    }
+
+    /// One attempt on one free port.
+    fn try_start(bin: &std::path::Path) -> Result<Self, String> {
         let port = free_port();
-        let mut child = Command::new(&bin)
+        let log = std::env::temp_dir().join(format!("moto-{}-{port}.log", std::process::id()));
+        let log_file =
+            std::fs::File::create(&log).map_err(|e| format!("{}: {e}", log.display()))?;
+        let child = Command::new(bin)
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(log_file)
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start moto at {}: {e}", bin.display()));
-        let deadline = Instant::now() + START_TIMEOUT;
-        while TcpStream::connect((Ipv4Addr::LOCALHOST, port)).is_err() {
-            if let Ok(Some(status)) = child.try_wait() {
-                panic!("moto_server exited before listening on port {port}: {status}");
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                panic!("moto_server did not listen on port {port} within {START_TIMEOUT:?}");
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Self {
+        let mut moto = Self {
             child,
             endpoint: format!("http://127.0.0.1:{port}"),
+            log: log.clone(),
+        };
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            let answered = answers_http(port);
+            match moto.child.try_wait() {
+                Ok(None) if answered => return Ok(moto),
+                Ok(None) => {}
+                Ok(Some(status)) => {
+                    let out = std::fs::read_to_string(&log).unwrap_or_default();
+                    return Err(format!("port {port}: exited with {status}: {out}"));
+                }
+                Err(e) => return Err(format!("port {port}: wait: {e}")),
+            }
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "port {port}: no HTTP answer within {START_TIMEOUT:?}"
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(50));
         }
     }
 
@@ -68,7 +101,25 @@ impl Drop for Moto {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.log);
     }
+}
+
+/// Whether something on `port` answers an HTTP request with a status line.
+fn answers_http(port: u16) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut stream) = TcpStream::connect((Ipv4Addr::LOCALHOST, port)) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+    if stream
+        .write_all(b"GET /moto-api/ HTTP/1.0\r\nHost: localhost\r\n\r\n")
+        .is_err()
+    {
+        return false;
+    }
+    let mut head = [0u8; 12];
+    stream.read_exact(&mut head).is_ok() && head.starts_with(b"HTTP/1.")
 }
 
 /// `$MOTO_SERVER`, else the crate's `.venv`; panics with how to fix it.
