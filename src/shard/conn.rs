@@ -1,14 +1,13 @@
 //! One connection's state, owned by its shard, and its send queue.
 //!
 //! Kept compact on purpose (see the size test): an idle connection holds no
-//! read or write buffer, no timer and no task but its reader.
+//! read or write buffer, no timer and no task: its socket sits in the shard's
+//! readiness set, and this struct is all the memory it has of its own.
 
 use std::collections::VecDeque;
-use std::os::fd::RawFd;
+use std::os::fd::OwnedFd;
 
 use bytes::Bytes;
-use monoio::io::OwnedWriteHalf;
-use monoio::net::TcpStream;
 
 use crate::auth::UserId;
 use crate::protocol::frame::FrameDecoder;
@@ -56,16 +55,18 @@ pub struct Conn {
     pub generation: u32,
     /// Sequence number of this connection on its shard (part of its id).
     pub seq: u64,
-    /// The socket's fd, for a forced `shutdown(2)` from the sweep.
-    pub fd: RawFd,
+    /// The socket; closed (and so dropped from the readiness set) with the connection.
+    pub fd: OwnedFd,
     /// Lifecycle phase.
     pub phase: Phase,
     /// Why it ended, once known.
     pub ending: Ending,
     /// An echo connection (conformance tests): frames are echoed, no protocol.
     pub echo: bool,
-    /// True while a writer task owns `writer` and drains the queue.
-    pub writing: bool,
+    /// In the shard's flush list already (each connection is listed once).
+    pub flush_scheduled: bool,
+    /// The socket buffer was full: `EPOLLOUT` is armed and flushes wait for it.
+    pub write_blocked: bool,
     /// After the queue drains, shut the write side (a close frame was queued).
     pub close_after_flush: bool,
     /// Shard clock (ms) of the last frame from the client.
@@ -74,6 +75,8 @@ pub struct Conn {
     pub close_deadline_ms: u32,
     /// Bytes waiting in `queue`, bounded by `SEND_QUEUE_BYTES`.
     pub queued_bytes: u32,
+    /// Bytes of the queue's front frame already written (a partial write).
+    pub write_offset: u32,
     /// Counter for server-made message ids.
     pub next_message: u32,
     /// The rate limiter.
@@ -82,8 +85,6 @@ pub struct Conn {
     pub decoder: FrameDecoder,
     /// Frames waiting to be written; one pointer, and no allocation, while empty.
     pub queue: SendQueue,
-    /// The write half, parked here while no writer task runs.
-    pub writer: Option<OwnedWriteHalf<TcpStream>>,
 }
 
 /// A send queue that costs one pointer while idle: the deque is boxed and
@@ -117,6 +118,18 @@ impl SendQueue {
     /// True when nothing waits.
     pub fn is_empty(&self) -> bool {
         self.0.as_ref().is_none_or(|q| q.is_empty())
+    }
+
+    /// The queued frames, front first; `None` when nothing waits.
+    pub fn frames(&self) -> Option<&VecDeque<OutFrame>> {
+        self.0.as_deref().filter(|q| !q.is_empty())
+    }
+
+    /// Keeps only the first `n` frames.
+    pub fn truncate(&mut self, n: usize) {
+        if let Some(q) = self.0.as_mut() {
+            q.truncate(n);
+        }
     }
 
     /// Drops every frame and the deque's memory.
@@ -155,14 +168,18 @@ impl Conn {
     pub fn clear_queue(&mut self) {
         self.queue.release();
         self.queued_bytes = 0;
+        self.write_offset = 0;
     }
 
-    /// Whether a writer task should be started now.
-    pub fn wants_writer(&self) -> bool {
-        !self.writing
-            && self.phase != Phase::Registering
-            && !self.queue.is_empty()
-            && self.writer.is_some()
+    /// Drops what was not written yet, keeping the rest of a partly written
+    /// frame so that the byte stream stays well-formed.
+    pub fn discard_unsent(&mut self) {
+        if self.write_offset == 0 {
+            return self.clear_queue();
+        }
+        self.queue.truncate(1);
+        let front = self.queue.front().map_or(0, |f| f.frame.len() as u32);
+        self.queued_bytes = front - self.write_offset;
     }
 }
 

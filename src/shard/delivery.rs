@@ -8,7 +8,7 @@ use crate::coordinator::ReplyTo;
 use crate::metrics::Counter;
 use crate::protocol::frame::close_frame;
 
-use super::{io, ConnKey, Ending, Enqueued, Phase, Shard, ShardMsg};
+use super::{ConnKey, Ending, Enqueued, Phase, Shard, ShardMsg};
 
 /// Close code for a slow consumer.
 pub const CLOSE_SLOW_CONSUMER: u16 = 4008;
@@ -19,22 +19,20 @@ pub const CLOSE_GRACE_MS: u32 = 2_000;
 pub const SLOW_CONSUMER_GRACE_MS: u32 = 5_000;
 
 impl Shard {
-    /// Queues `frame` on one connection; starts its writer if needed.
+    /// Queues `frame` on one connection and schedules its flush.
     /// Returns true if the connection accepted it.
     pub fn enqueue(self: &Rc<Self>, key: ConnKey, frame: Bytes, sent_at_us: u64) -> bool {
         let limit = self.shared.settings.send_queue_bytes;
         let outcome = self.with_conn(key, |c| {
             let r = c.enqueue(frame, sent_at_us, limit);
-            (r, c.wants_writer())
+            if r == Enqueued::Accepted {
+                self.schedule_flush(key, c);
+            }
+            r
         });
         match outcome {
-            Some((Enqueued::Accepted, start)) => {
-                if start {
-                    io::start_writer(self, key);
-                }
-                true
-            }
-            Some((Enqueued::Overflow, _)) => {
+            Some(Enqueued::Accepted) => true,
+            Some(Enqueued::Overflow) => {
                 self.metrics.incr(Counter::SlowConsumerCloses);
                 self.close_conn(
                     key,
@@ -63,12 +61,12 @@ impl Shard {
         discard: bool,
     ) {
         let deadline = self.now_ms().wrapping_add(CLOSE_GRACE_MS);
-        let start = self.with_conn(key, |c| {
+        self.with_conn(key, |c| {
             if c.phase == Phase::Closing {
-                return false;
+                return;
             }
             if discard {
-                c.clear_queue();
+                c.discard_unsent();
             }
             if c.ending == Ending::Unknown {
                 c.ending = ending;
@@ -82,11 +80,8 @@ impl Shard {
             c.phase = Phase::Closing;
             c.close_after_flush = true;
             c.close_deadline_ms = deadline;
-            !c.writing && c.writer.is_some()
+            self.schedule_flush(key, c);
         });
-        if start == Some(true) {
-            io::start_writer(self, key);
-        }
     }
 
     /// Delivers to every connection of `user` on this shard; returns how many took it.

@@ -1,40 +1,28 @@
-//! The socket side of a connection: the HTTP request, the upgrade, the
-//! reader task and the on-demand writer task.
+//! A connection's first bytes: the HTTP request and the upgrade.
 //!
-//! An idle connection has exactly one task, its reader, parked on a
-//! readiness wait (`readable()`: an io_uring `PollAdd`, or epoll readiness
-//! on the legacy driver) that holds no buffer. Only when bytes are there
-//! does it borrow a read buffer from the shard's pool, and it gives it back
-//! before waiting again. The writer task exists only while the send queue
-//! has frames; when the queue drains it parks the write half back in the
-//! connection and ends.
+//! Each accepted socket gets a short-lived task that reads the request head
+//! (bounded in size and time), answers plain HTTP, or upgrades. After the
+//! upgrade the task ends: the socket leaves monoio, joins the shard's
+//! readiness set and is served by the shard's reading and flushing tasks.
 
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd};
 use std::rc::Rc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use bytes::Bytes;
 use monoio::buf::IoBufMut;
-use monoio::io::{
-    AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt, OwnedReadHalf, OwnedWriteHalf, Splitable,
-};
+use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt};
 use monoio::net::TcpStream;
 
 use crate::auth::UserId;
-use crate::metrics::Counter;
 use crate::protocol::handshake::{
     check_upgrade, json_error_response, parse_request, upgrade_response, Request, Route,
     MAX_REQUEST_HEAD_BYTES,
 };
 
-use super::{ConnKey, OutFrame, Shard};
+use super::Shard;
 
 /// How long a client may take to send its HTTP request.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
-/// Most buffers one connection reads before letting the others run.
-const READS_PER_TURN: u32 = 4;
-/// Most bytes one writer turn coalesces into a single write.
-const WRITE_BATCH_BYTES: usize = 64 * 1024;
 
 /// Serves one accepted TCP connection from its first byte to its close.
 pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream) {
@@ -125,16 +113,22 @@ async fn upgrade(
         return;
     }
     drop(req);
-    let (reader, writer) = stream.into_split();
-    let key = shard.insert_conn(user, writer, echo);
+    // The socket leaves monoio (no operation of it is in flight now).
+    // SAFETY: into_raw_fd hands over the only owner of the descriptor.
+    let fd = unsafe { OwnedFd::from_raw_fd(stream.into_raw_fd()) };
+    let raw = fd.as_raw_fd();
+    let key = shard.insert_conn(user, fd, echo);
     let mut leftover = leftover;
     if !leftover.is_empty() && !shard.on_bytes(key, &mut leftover) {
         shard.remove_conn(key);
         return;
     }
-    // The connection lives on in a small task of its own: this handshake
-    // future (request, buffers, upgrade state) ends here and frees its memory.
-    monoio::spawn(read_loop(shard, key, reader));
+    // From here the shard's readiness set serves it: this handshake future
+    // (request, buffers, upgrade state) ends and frees its memory.
+    if let Err(e) = shard.poller.add(raw, key) {
+        tracing::warn!(error = %e, "cannot watch an upgraded socket");
+        shard.remove_conn(key);
+    }
 }
 
 /// Decides whether the upgrade goes ahead; on success a connection slot is reserved.
@@ -171,157 +165,4 @@ fn admit(shard: &Shard, req: &Request, echo: bool) -> Result<UserId, Vec<u8>> {
         ));
     }
     Ok(user)
-}
-
-async fn read_loop(shard: Rc<Shard>, key: ConnKey, reader: OwnedReadHalf<TcpStream>) {
-    // SAFETY: the read half is the only user of the stream's read side;
-    // `readable` takes `&self` and only submits a readiness wait.
-    let stream = unsafe { &*reader.0.get() };
-    let fd = stream.as_raw_fd();
-    while stream.readable(false).await.is_ok() && drain_socket(&shard, key, fd) {}
-    shard.remove_conn(key);
-}
-
-/// Reads what the socket holds now (at most `READS_PER_TURN` buffers, so one
-/// busy client cannot hold the shard), without waiting, into a shard buffer
-/// that is given back before returning: no buffer is ever held across an
-/// await. False when the connection ended.
-fn drain_socket(shard: &Rc<Shard>, key: ConnKey, fd: RawFd) -> bool {
-    let mut buf = shard.take_read_buffer();
-    let mut turns = 0;
-    let alive = loop {
-        let cap = buf.capacity();
-        // SAFETY: recv writes at most `cap` bytes into the buffer's spare capacity.
-        let n = unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), cap, libc::MSG_DONTWAIT) };
-        if n > 0 {
-            let n = n as usize;
-            // SAFETY: the kernel initialised the first `n` bytes.
-            unsafe { buf.set_len(n) };
-            shard.metrics.add(Counter::BytesIn, n as u64);
-            if !shard.on_bytes(key, &mut buf[..n]) {
-                break false;
-            }
-            turns += 1;
-            if n < cap || turns == READS_PER_TURN {
-                // Readiness is level-triggered: anything left wakes us again.
-                break true;
-            }
-            continue;
-        }
-        if n == 0 {
-            break false;
-        }
-        match std::io::Error::last_os_error().kind() {
-            std::io::ErrorKind::WouldBlock => break true,
-            std::io::ErrorKind::Interrupted => continue,
-            _ => break false,
-        }
-    };
-    shard.give_read_buffer(buf);
-    alive
-}
-
-/// Starts the writer task of a connection if it is not running.
-pub fn start_writer(shard: &Rc<Shard>, key: ConnKey) {
-    let writer = shard
-        .with_conn(key, |c| {
-            if c.writing {
-                return None;
-            }
-            let w = c.writer.take()?;
-            c.writing = true;
-            Some(w)
-        })
-        .flatten();
-    if let Some(w) = writer {
-        monoio::spawn(write_loop(shard.clone(), key, w));
-    }
-}
-
-/// What one writer turn found in the queue.
-enum Turn {
-    /// Frames to write now.
-    Write(Vec<OutFrame>),
-    /// Queue drained, nothing else to do: the half was parked back.
-    Parked,
-    /// Queue drained after a close frame: shut the write side.
-    Shutdown,
-    /// The connection is gone.
-    Gone,
-}
-
-async fn write_loop(shard: Rc<Shard>, key: ConnKey, w: OwnedWriteHalf<TcpStream>) {
-    let mut slot = Some(w);
-    loop {
-        match next_turn(&shard, key, &mut slot) {
-            Turn::Parked | Turn::Gone => return,
-            Turn::Shutdown => {
-                if let Some(mut w) = slot {
-                    let _ = w.shutdown().await;
-                }
-                return;
-            }
-            Turn::Write(frames) => {
-                let Some(w) = slot.as_mut() else { return };
-                if write_frames(&shard, w, frames).await.is_err() {
-                    // The peer is gone: make the reader see it now.
-                    shard.with_conn(key, |c| unsafe { libc::shutdown(c.fd, libc::SHUT_RDWR) });
-                    return;
-                }
-            }
-        }
-    }
-}
-
-fn next_turn(shard: &Shard, key: ConnKey, parked: &mut Option<OwnedWriteHalf<TcpStream>>) -> Turn {
-    shard
-        .with_conn(key, |c| {
-            if c.queue.is_empty() {
-                c.queue.release();
-                if c.close_after_flush {
-                    return Turn::Shutdown;
-                }
-                c.writing = false;
-                c.writer = parked.take();
-                return Turn::Parked;
-            }
-            let mut frames = Vec::new();
-            let mut bytes = 0;
-            while let Some(f) = c.queue.front() {
-                if !frames.is_empty() && bytes + f.frame.len() > WRITE_BATCH_BYTES {
-                    break;
-                }
-                bytes += f.frame.len();
-                frames.push(c.queue.pop_front().expect("front exists"));
-            }
-            c.queued_bytes -= bytes as u32;
-            Turn::Write(frames)
-        })
-        .unwrap_or(Turn::Gone)
-}
-
-async fn write_frames(
-    shard: &Shard,
-    w: &mut OwnedWriteHalf<TcpStream>,
-    frames: Vec<OutFrame>,
-) -> std::io::Result<()> {
-    let total: usize = frames.iter().map(|f| f.frame.len()).sum();
-    let data: Bytes = if frames.len() == 1 {
-        frames[0].frame.clone()
-    } else {
-        let mut buf = Vec::with_capacity(total);
-        frames.iter().for_each(|f| buf.extend_from_slice(&f.frame));
-        buf.into()
-    };
-    let (res, _) = w.write_all(data).await;
-    res?;
-    shard.metrics.add(Counter::BytesOut, total as u64);
-    let now_us = super::dispatch::unix_micros(SystemTime::now());
-    for f in frames.iter().filter(|f| f.sent_at_us > 0) {
-        shard.metrics.incr(Counter::MessagesDelivered);
-        shard
-            .metrics
-            .record_delivery_latency(now_us.saturating_sub(f.sent_at_us));
-    }
-    Ok(())
 }

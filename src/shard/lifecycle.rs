@@ -1,10 +1,7 @@
 //! A connection's life on its shard: insert, register, welcome, remove.
 
-use std::os::fd::AsRawFd;
+use std::os::fd::OwnedFd;
 use std::rc::Rc;
-
-use monoio::io::OwnedWriteHalf;
-use monoio::net::TcpStream;
 
 use crate::auth::UserId;
 use crate::metrics::Counter;
@@ -12,23 +9,19 @@ use crate::protocol::envelope::{self, Welcome};
 use crate::protocol::frame::{text_frame_with, FrameDecoder};
 use crate::ratelimit::TokenBucket;
 
-use super::{io, CloseAll, Conn, ConnKey, Ending, OutFrame, Phase, Shard, ShardMsg};
+use super::{CloseAll, Conn, ConnKey, Ending, OutFrame, Phase, Shard, ShardMsg};
 
 impl Shard {
-    /// Adds an upgraded connection. Protocol connections start registering
-    /// their route; echo connections are open at once.
-    pub fn insert_conn(
-        self: &Rc<Self>,
-        user: UserId,
-        writer: OwnedWriteHalf<TcpStream>,
-        echo: bool,
-    ) -> ConnKey {
+    /// Adds an upgraded connection (its socket not yet in the readiness set).
+    /// Protocol connections start registering their route; echo connections
+    /// are open at once.
+    pub fn insert_conn(self: &Rc<Self>, user: UserId, fd: OwnedFd, echo: bool) -> ConnKey {
         let generation = self.next_generation();
         let conn = Conn {
             user: user.clone(),
             generation,
             seq: self.next_seq(),
-            fd: unsafe { &*writer.0.get() }.as_raw_fd(),
+            fd,
             phase: if echo {
                 Phase::Open
             } else {
@@ -36,16 +29,17 @@ impl Shard {
             },
             ending: Ending::Unknown,
             echo,
-            writing: false,
+            flush_scheduled: false,
+            write_blocked: false,
             close_after_flush: false,
             last_seen_ms: self.now_ms(),
             close_deadline_ms: 0,
             queued_bytes: 0,
+            write_offset: 0,
             next_message: 0,
             bucket: TokenBucket::default(),
             decoder: FrameDecoder::new(),
             queue: Default::default(),
-            writer: Some(writer),
         };
         let index = self.conns.borrow_mut().insert(conn) as u32;
         self.metrics.connection_opened();
@@ -109,7 +103,7 @@ impl Shard {
     /// Sends `welcome` first, then releases what was held behind it.
     fn welcome(self: &Rc<Self>, index: u32) {
         let settings = &self.shared.settings;
-        let start = {
+        {
             let mut conns = self.conns.borrow_mut();
             let Some(c) = conns.get_mut(index as usize) else {
                 return;
@@ -134,16 +128,11 @@ impl Shard {
                 sent_at_us: 0,
             });
             c.phase = Phase::Open;
-            (c.wants_writer(), c.generation)
-        };
-        if start.0 {
-            io::start_writer(
-                self,
-                ConnKey {
-                    index,
-                    generation: start.1,
-                },
-            );
+            let key = ConnKey {
+                index,
+                generation: c.generation,
+            };
+            self.schedule_flush(key, c);
         }
     }
 

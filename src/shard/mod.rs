@@ -18,8 +18,11 @@ mod lifecycle;
 mod mailbox;
 mod messages;
 mod pending;
+mod poller;
+mod readiness;
 mod runner;
 mod sweep;
+mod writer;
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -40,6 +43,8 @@ pub use runner::run_shard;
 
 use directory::Directory;
 use pending::PendingAcks;
+use poller::Poller;
+use writer::FlushList;
 
 /// A connection's address on its shard: slab key plus generation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -103,6 +108,11 @@ pub struct Shard {
     pub registrations: RefCell<HashMap<u64, UserId>>,
     /// Reusable read buffers: a connection borrows one only while reading.
     pub read_pool: RefCell<Vec<Vec<u8>>>,
+    /// Every upgraded socket of the shard, watched for readability (and for
+    /// room to write while its buffer is full).
+    pub poller: Poller,
+    /// Connections with frames to write at the end of this turn.
+    pub flush_list: FlushList,
     /// Origin of the shard clock.
     pub started: Instant,
     /// Next token (registrations, pending acks).
@@ -122,9 +132,9 @@ const READ_POOL_MAX: usize = 64;
 
 impl Shard {
     /// A new shard with no connections.
-    pub fn new(index: u16, shared: Arc<Shared>) -> Self {
+    pub fn new(index: u16, shared: Arc<Shared>) -> std::io::Result<Self> {
         let metrics = shared.metrics.shard(usize::from(index));
-        Self {
+        Ok(Self {
             index,
             shared,
             metrics,
@@ -134,12 +144,14 @@ impl Shard {
             pending: RefCell::new(PendingAcks::default()),
             registrations: RefCell::new(HashMap::new()),
             read_pool: RefCell::new(Vec::new()),
+            poller: Poller::new()?,
+            flush_list: FlushList::default(),
             started: Instant::now(),
             next_token: Cell::new(1),
             next_seq: Cell::new(0),
             next_generation: Cell::new(0),
             closing_all: Cell::new(None),
-        }
+        })
     }
 
     /// Shard clock in milliseconds (wraps after 49 days; comparisons use wrapping arithmetic).

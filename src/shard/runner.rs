@@ -1,4 +1,5 @@
-//! Starting a shard: its runtime, accept loop, mailbox loop and sweep.
+//! Starting a shard: its runtime, accept loop, readiness and flush loops,
+//! mailbox loop and sweep.
 
 use std::io;
 use std::net::TcpListener as StdListener;
@@ -11,7 +12,7 @@ use monoio::net::TcpListener;
 use crate::settings::IoDriver;
 use crate::shared::Shared;
 
-use super::{io as conn_io, CloseAll, Shard};
+use super::{io as conn_io, readiness, writer, CloseAll, Shard};
 
 /// Mailbox messages handled per turn before yielding to connections.
 const MAILBOX_BATCH: usize = 256;
@@ -40,7 +41,9 @@ pub fn run_shard(index: u16, shared: Arc<Shared>, listener: StdListener) -> io::
 
 async fn shard_main(index: u16, shared: Arc<Shared>, listener: StdListener) -> io::Result<()> {
     let listener = TcpListener::from_std(listener)?;
-    let shard = Rc::new(Shard::new(index, shared));
+    let shard = Rc::new(Shard::new(index, shared)?);
+    monoio::spawn(readiness::readiness_loop(shard.clone()));
+    monoio::spawn(writer::flush_loop(shard.clone()));
     monoio::spawn(accept_loop(shard.clone(), listener));
     monoio::spawn(sweep_loop(shard.clone()));
     monoio::select! {

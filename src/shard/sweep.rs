@@ -4,6 +4,7 @@
 //! cuts closing connections whose peer did not answer in time, expires acks
 //! whose remote confirmation is overdue, and paces a drain.
 
+use std::os::fd::AsRawFd;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -35,7 +36,9 @@ impl Shard {
                 generation: c.generation,
             };
             match c.phase {
-                Phase::Closing if is_past(now, c.close_deadline_ms) => overdue.push(c.fd),
+                Phase::Closing if is_past(now, c.close_deadline_ms) => {
+                    overdue.push(c.fd.as_raw_fd())
+                }
                 Phase::Closing => {}
                 _ if !c.echo && now.wrapping_sub(c.last_seen_ms) > timeout => silent.push(key),
                 _ => {}
@@ -53,7 +56,7 @@ impl Shard {
         }
         for fd in overdue {
             // SAFETY: fd belongs to a live connection of this shard; shutdown
-            // wakes its reader, which then removes the connection.
+            // makes it readable (EOF), and the read then removes the connection.
             unsafe { libc::shutdown(fd, libc::SHUT_RDWR) };
         }
         let expired = self.pending.borrow_mut().expire(now);

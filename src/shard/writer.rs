@@ -1,0 +1,203 @@
+//! Writing send queues to sockets, corked per scheduler turn.
+//!
+//! Enqueuing a frame only marks its connection dirty. The shard's flusher
+//! task runs once the current turn (a batch of reads, of mailbox messages, a
+//! sweep) has yielded, and writes each dirty connection's queue with one
+//! non-blocking `sendmsg` of up to [`IOVECS_PER_WRITE`] frames: the frames
+//! of a turn leave in one syscall, and a broadcast's bytes are written from
+//! the one shared buffer to every receiver without copying. A full socket
+//! buffer arms `EPOLLOUT` and the rest waits in the queue (bounded by
+//! `send_queue_bytes`; beyond it the receiver is a slow consumer).
+
+use std::cell::{Cell, RefCell};
+use std::future::poll_fn;
+use std::os::fd::AsRawFd;
+use std::rc::Rc;
+use std::task::{Poll, Waker};
+use std::time::SystemTime;
+
+use crate::metrics::Counter;
+
+use super::{Conn, ConnKey, Phase, Shard};
+
+/// Most frames one `sendmsg` carries.
+pub const IOVECS_PER_WRITE: usize = 64;
+
+/// Connections with frames to write, and the flusher task's wake-up.
+#[derive(Default)]
+pub struct FlushList {
+    /// Dirty connections, each at most once (`Conn::flush_scheduled`).
+    keys: RefCell<Vec<ConnKey>>,
+    /// The flusher task, parked while the list is empty.
+    waker: Cell<Option<Waker>>,
+}
+
+impl FlushList {
+    /// Adds `key` and wakes the flusher.
+    pub fn push(&self, key: ConnKey) {
+        self.keys.borrow_mut().push(key);
+        if let Some(w) = self.waker.take() {
+            w.wake();
+        }
+    }
+
+    /// Waits until the list is not empty, then takes it (swapping in `spare`).
+    async fn take(&self, spare: &mut Vec<ConnKey>) {
+        poll_fn(|cx| {
+            let mut keys = self.keys.borrow_mut();
+            if keys.is_empty() {
+                self.waker.set(Some(cx.waker().clone()));
+                return Poll::Pending;
+            }
+            std::mem::swap(&mut *keys, spare);
+            Poll::Ready(())
+        })
+        .await
+    }
+}
+
+/// The shard's flusher: writes every dirty connection, turn after turn.
+pub async fn flush_loop(shard: Rc<Shard>) {
+    let mut batch = Vec::new();
+    loop {
+        shard.flush_list.take(&mut batch).await;
+        for key in batch.drain(..) {
+            shard.flush(key);
+        }
+    }
+}
+
+/// What one flush attempt left behind.
+enum Flushed {
+    /// Nothing queued any more.
+    Drained,
+    /// The socket buffer is full; wait for `EPOLLOUT`.
+    Blocked,
+    /// The peer is gone (the read side will see it and remove the connection).
+    Failed,
+}
+
+impl Shard {
+    /// Marks a connection as having frames to write.
+    pub fn schedule_flush(&self, key: ConnKey, c: &mut Conn) {
+        if c.flush_scheduled || c.write_blocked || c.phase == Phase::Registering {
+            return;
+        }
+        c.flush_scheduled = true;
+        self.flush_list.push(key);
+    }
+
+    /// Writes as much of the connection's queue as the socket takes now.
+    pub fn flush(&self, key: ConnKey) {
+        let now_us = super::dispatch::unix_micros(SystemTime::now());
+        self.with_conn(key, |c| {
+            c.flush_scheduled = false;
+            if c.phase == Phase::Registering {
+                return;
+            }
+            let was_blocked = c.write_blocked;
+            match self.write_queue(c, now_us) {
+                Flushed::Drained => {
+                    c.write_blocked = false;
+                    c.clear_queue();
+                    if c.close_after_flush {
+                        c.close_after_flush = false;
+                        // SAFETY: fd is this live connection's socket.
+                        unsafe { libc::shutdown(c.fd.as_raw_fd(), libc::SHUT_WR) };
+                    }
+                }
+                Flushed::Blocked => c.write_blocked = true,
+                Flushed::Failed => {
+                    c.write_blocked = false;
+                    c.clear_queue();
+                    // The peer is gone: make the read side see it now.
+                    // SAFETY: fd is this live connection's socket.
+                    unsafe { libc::shutdown(c.fd.as_raw_fd(), libc::SHUT_RDWR) };
+                }
+            }
+            if was_blocked != c.write_blocked {
+                let fd = c.fd.as_raw_fd();
+                if let Err(e) = self.poller.set_write_interest(fd, key, c.write_blocked) {
+                    tracing::warn!(error = %e, "epoll_ctl failed; cutting the connection");
+                    // SAFETY: as above.
+                    unsafe { libc::shutdown(fd, libc::SHUT_RDWR) };
+                }
+            }
+        });
+    }
+
+    fn write_queue(&self, c: &mut Conn, now_us: u64) -> Flushed {
+        loop {
+            let Some(queue) = c.queue.frames() else {
+                return Flushed::Drained;
+            };
+            let mut iov = [libc::iovec {
+                iov_base: std::ptr::null_mut(),
+                iov_len: 0,
+            }; IOVECS_PER_WRITE];
+            let mut count = 0;
+            let mut offered = 0;
+            let mut skip = c.write_offset as usize;
+            for f in queue.iter().take(IOVECS_PER_WRITE) {
+                let bytes = &f.frame[skip..];
+                skip = 0;
+                iov[count] = libc::iovec {
+                    iov_base: bytes.as_ptr() as *mut libc::c_void,
+                    iov_len: bytes.len(),
+                };
+                count += 1;
+                offered += bytes.len();
+            }
+            if count == 0 {
+                return Flushed::Drained;
+            }
+            let n = send_iovecs(c.fd.as_raw_fd(), &iov[..count]);
+            match n {
+                Ok(written) => {
+                    self.metrics.add(Counter::BytesOut, written as u64);
+                    self.consume(c, written, now_us);
+                    if written < offered {
+                        return Flushed::Blocked;
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Flushed::Blocked,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(_) => return Flushed::Failed,
+            }
+        }
+    }
+
+    /// Drops `written` bytes from the front of the queue, counting every
+    /// delivered message that left completely.
+    fn consume(&self, c: &mut Conn, written: usize, now_us: u64) {
+        let mut left = written + c.write_offset as usize;
+        c.queued_bytes -= written as u32;
+        while let Some(f) = c.queue.front() {
+            if left < f.frame.len() {
+                break;
+            }
+            left -= f.frame.len();
+            if f.sent_at_us > 0 {
+                self.metrics.incr(Counter::MessagesDelivered);
+                self.metrics
+                    .record_delivery_latency(now_us.saturating_sub(f.sent_at_us));
+            }
+            c.queue.pop_front();
+        }
+        c.write_offset = left as u32;
+    }
+}
+
+/// One non-blocking `sendmsg` (no SIGPIPE) of `iov`.
+fn send_iovecs(fd: i32, iov: &[libc::iovec]) -> std::io::Result<usize> {
+    // SAFETY: zeroed msghdr is valid; iov outlives the call.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = iov.as_ptr() as *mut libc::iovec;
+    msg.msg_iovlen = iov.len() as _;
+    // SAFETY: valid fd and message for the call's duration.
+    let n = unsafe { libc::sendmsg(fd, &msg, libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT) };
+    if n < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(n as usize)
+}
