@@ -25,15 +25,21 @@ use super::Shard;
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Serves one accepted TCP connection from its first byte to its close.
-pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream) {
+pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
+    handle(&shard, stream).await;
+    // The handshake's task, buffers and request are freed now.
+    shard.reclaim.note();
+}
+
+async fn handle(shard: &Rc<Shard>, mut stream: TcpStream) {
     let _ = stream.set_nodelay(true);
     let Some((req, leftover)) = read_request(&mut stream).await else {
         return;
     };
     let echo_path = shard.shared.settings.echo_path.as_deref();
     match req.route(echo_path) {
-        Route::WebSocket => upgrade(shard, stream, req, leftover, false).await,
-        Route::Echo => upgrade(shard, stream, req, leftover, true).await,
+        Route::WebSocket => upgrade(shard.clone(), stream, req, leftover, false).await,
+        Route::Echo => upgrade(shard.clone(), stream, req, leftover, true).await,
         route => {
             let response = shard.http_response(&req, route);
             let _ = stream.write_all(response).await;

@@ -148,6 +148,7 @@ impl Shard {
         };
         let unexpected = conn.ending != Ending::Expected;
         self.metrics.connection_closed(unexpected);
+        self.reclaim.note();
         self.shared.release_connection();
         if !conn.echo {
             self.remove_local_user(&conn.user, key.index);

@@ -20,6 +20,7 @@ mod messages;
 mod pending;
 mod poller;
 mod readiness;
+mod reclaim;
 mod runner;
 mod sweep;
 mod writer;
@@ -44,6 +45,7 @@ pub use runner::run_shard;
 use directory::Directory;
 use pending::PendingAcks;
 use poller::Poller;
+use reclaim::Reclaim;
 use writer::FlushList;
 
 /// A connection's address on its shard: slab key plus generation.
@@ -113,6 +115,8 @@ pub struct Shard {
     pub poller: Poller,
     /// Connections with frames to write at the end of this turn.
     pub flush_list: FlushList,
+    /// When to give memory freed by a burst back to the OS.
+    pub reclaim: Reclaim,
     /// Origin of the shard clock.
     pub started: Instant,
     /// Next token (registrations, pending acks).
@@ -146,6 +150,7 @@ impl Shard {
             read_pool: RefCell::new(Vec::new()),
             poller: Poller::new()?,
             flush_list: FlushList::default(),
+            reclaim: Reclaim::default(),
             started: Instant::now(),
             next_token: Cell::new(1),
             next_seq: Cell::new(0),

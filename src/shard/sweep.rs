@@ -2,7 +2,8 @@
 //!
 //! Every tick it closes connections silent past the heartbeat timeout (4000),
 //! cuts closing connections whose peer did not answer in time, expires acks
-//! whose remote confirmation is overdue, and paces a drain.
+//! whose remote confirmation is overdue, paces a drain, and returns the
+//! memory of a finished burst to the OS.
 
 use std::os::fd::AsRawFd;
 use std::rc::Rc;
@@ -65,6 +66,9 @@ impl Shard {
         }
         if let Some(CloseAll::Drain { per_sec }) = self.closing_all.get() {
             self.drain_some(per_sec);
+        }
+        if self.reclaim.due(now) {
+            super::reclaim::collect_thread_heap();
         }
     }
 
