@@ -171,6 +171,24 @@ impl Conn {
         self.write_offset = 0;
     }
 
+    /// Drops `written` bytes from the front of the queue. `delivered` gets
+    /// the `sent_at_us` of every message frame that left completely.
+    pub fn consume_written(&mut self, written: usize, mut delivered: impl FnMut(u64)) {
+        let mut left = written + self.write_offset as usize;
+        self.queued_bytes -= written as u32;
+        while let Some(f) = self.queue.front() {
+            if left < f.frame.len() {
+                break;
+            }
+            left -= f.frame.len();
+            if f.sent_at_us > 0 {
+                delivered(f.sent_at_us);
+            }
+            self.queue.pop_front();
+        }
+        self.write_offset = left as u32;
+    }
+
     /// Drops what was not written yet, keeping the rest of a partly written
     /// frame so that the byte stream stays well-formed.
     pub fn discard_unsent(&mut self) {
@@ -191,6 +209,85 @@ mod tests {
     fn per_connection_state_stays_compact() {
         // Regression guard for memory per idle connection (see BENCHMARKS.md).
         let size = std::mem::size_of::<Conn>();
-        assert!(size <= 104, "Conn grew to {size} bytes");
+        assert!(size <= 88, "Conn grew to {size} bytes");
+    }
+
+    fn conn() -> Conn {
+        let fd = std::os::unix::net::UnixStream::pair().unwrap().0;
+        Conn {
+            user: UserId::parse("u").unwrap(),
+            generation: 1,
+            seq: 0,
+            fd: fd.into(),
+            phase: Phase::Open,
+            ending: Ending::Unknown,
+            echo: false,
+            flush_scheduled: false,
+            write_blocked: false,
+            close_after_flush: false,
+            last_seen_ms: 0,
+            close_deadline_ms: 0,
+            queued_bytes: 0,
+            write_offset: 0,
+            next_message: 0,
+            bucket: TokenBucket::default(),
+            decoder: FrameDecoder::new(),
+            queue: SendQueue::default(),
+        }
+    }
+
+    fn frame(len: usize, sent_at_us: u64) -> (Bytes, u64) {
+        (Bytes::from(vec![b'x'; len]), sent_at_us)
+    }
+
+    #[test]
+    fn partial_writes_keep_an_offset_and_count_whole_messages_only() {
+        let mut c = conn();
+        for (f, at) in [frame(10, 1), frame(20, 0), frame(30, 3)] {
+            assert_eq!(c.enqueue(f, at, 1 << 20), Enqueued::Accepted);
+        }
+        let mut delivered = Vec::new();
+        c.consume_written(15, |at| delivered.push(at));
+        assert_eq!(
+            (delivered.as_slice(), c.write_offset, c.queued_bytes),
+            (&[1][..], 5, 45)
+        );
+        c.consume_written(15, |at| delivered.push(at));
+        assert_eq!(
+            (c.write_offset, c.queued_bytes),
+            (0, 30),
+            "frame 2 left whole"
+        );
+        assert_eq!(delivered, vec![1], "frame 2 is not a message");
+        c.consume_written(30, |at| delivered.push(at));
+        assert_eq!(delivered, vec![1, 3]);
+        assert!(c.queue.is_empty() && c.queued_bytes == 0);
+    }
+
+    #[test]
+    fn discarding_keeps_the_rest_of_a_partly_written_frame() {
+        let mut c = conn();
+        for (f, at) in [frame(10, 1), frame(20, 2)] {
+            c.enqueue(f, at, 1 << 20);
+        }
+        c.consume_written(4, |_| {});
+        c.discard_unsent();
+        assert_eq!(
+            (c.queue.frames().map(|q| q.len()), c.queued_bytes),
+            (Some(1), 6)
+        );
+        c.consume_written(6, |_| {});
+        c.discard_unsent();
+        assert!(c.queue.is_empty() && c.queued_bytes == 0 && c.write_offset == 0);
+    }
+
+    #[test]
+    fn a_full_queue_overflows_and_a_closing_one_refuses() {
+        let mut c = conn();
+        let (f, _) = frame(10, 0);
+        assert_eq!(c.enqueue(f.clone(), 0, 15), Enqueued::Accepted);
+        assert_eq!(c.enqueue(f.clone(), 0, 15), Enqueued::Overflow);
+        c.phase = Phase::Closing;
+        assert_eq!(c.enqueue(f, 0, 15), Enqueued::Closed);
     }
 }

@@ -167,24 +167,14 @@ impl Shard {
         }
     }
 
-    /// Drops `written` bytes from the front of the queue, counting every
-    /// delivered message that left completely.
+    /// Drops `written` bytes from the queue, counting every delivered
+    /// message that left completely.
     fn consume(&self, c: &mut Conn, written: usize, now_us: u64) {
-        let mut left = written + c.write_offset as usize;
-        c.queued_bytes -= written as u32;
-        while let Some(f) = c.queue.front() {
-            if left < f.frame.len() {
-                break;
-            }
-            left -= f.frame.len();
-            if f.sent_at_us > 0 {
-                self.metrics.incr(Counter::MessagesDelivered);
-                self.metrics
-                    .record_delivery_latency(now_us.saturating_sub(f.sent_at_us));
-            }
-            c.queue.pop_front();
-        }
-        c.write_offset = left as u32;
+        c.consume_written(written, |sent_at_us| {
+            self.metrics.incr(Counter::MessagesDelivered);
+            self.metrics
+                .record_delivery_latency(now_us.saturating_sub(sent_at_us));
+        });
     }
 }
 
