@@ -210,12 +210,40 @@ fn sigusr1_drains_with_1012_paced_and_exits_0() {
     signal_closes_everyone_then_exits(&["--shards", "1", "--drain-rate", "1"], libc::SIGUSR1, 1012);
 }
 
+/// A small and a large message (many reads in, partial writes out), a
+/// broadcast, and a client close: the readiness set on this driver.
 fn chat_round_trip(s: &ServerProcess) {
     let mut a = s.user("alice");
     let mut b = s.user("bob");
     a.send(&json!({"type": "chat_message", "receiverID": "bob", "payload": "d", "id": "1"}));
     assert_eq!(b.recv_type("chat_message")["payload"], "d");
     assert_eq!(a.recv_type("ack")["status"], "delivered");
+    let big = "x".repeat(60_000);
+    for i in 0..20 {
+        a.send(&json!({"type": "chat_message", "receiverID": "bob", "payload": big, "id": format!("big{i}")}));
+    }
+    for i in 0..20 {
+        let m = b.recv_type("chat_message");
+        assert_eq!(
+            m["payload"].as_str().map(str::len),
+            Some(60_000),
+            "message {i}"
+        );
+        assert_eq!(a.recv_type("ack")["status"], "delivered");
+    }
+    b.send(&json!({"type": "broadcast", "payload": "all"}));
+    assert_eq!(a.recv_type("broadcast")["payload"], "all");
+    a.close();
+    b.send(&json!({"type": "chat_message", "receiverID": "alice", "payload": "gone?", "id": "2"}));
+    support::eventually("alice's close to be seen", || {
+        b.send(&json!({"type": "chat_message", "receiverID": "alice", "payload": "p", "id": "3"}));
+        loop {
+            let ack = b.recv_type("ack");
+            if ack["id"] == "3" {
+                return (ack["status"] == "offline").then_some(());
+            }
+        }
+    });
 }
 
 #[test]

@@ -27,8 +27,8 @@ while [ $# -gt 0 ]; do
 done
 
 # Measured by tuning/measure-idle.sh (see tuning/README.md): per connection.
-USER_BYTES=${USER_BYTES:-3400}     # user space (server RSS growth), 2 shards, io_uring
-KERNEL_BYTES=${KERNEL_BYTES:-4100} # kernel slab per server socket, idle
+USER_BYTES=${USER_BYTES:-400}      # user space (server RSS growth; measured 330-340 B, BENCHMARKS.md)
+KERNEL_BYTES=${KERNEL_BYTES:-4100} # kernel slab per server socket, idle (measured ~4,000 B)
 
 WARNS=0
 ok() { printf 'OK   %s\n' "$*"; }

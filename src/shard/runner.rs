@@ -4,6 +4,7 @@
 use std::io;
 use std::net::TcpListener as StdListener;
 use std::rc::Rc;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -87,8 +88,10 @@ async fn sweep_loop(shard: Rc<Shard>) {
     }
 }
 
-/// Resolves once shutdown began and every connection is gone, or the
-/// shutdown timeout passed.
+/// Resolves once shutdown began and every connection of the instance is
+/// gone, or the shutdown timeout passed. A shard whose own connections are
+/// gone keeps its listener (answering `/ready` with 503) until the others are
+/// done too, so that no part of the port refuses connections early.
 async fn shutdown_complete(shard: Rc<Shard>) {
     let started = loop {
         if shard.closing_all.get() == Some(CloseAll::Shutdown) {
@@ -97,7 +100,8 @@ async fn shutdown_complete(shard: Rc<Shard>) {
         monoio::time::sleep(Duration::from_millis(20)).await;
     };
     let limit = shard.shared.settings.shutdown_timeout;
-    while !shard.conns.borrow().is_empty() && started.elapsed() < limit {
+    let instance_has_connections = || shard.shared.connections.load(Ordering::Acquire) > 0;
+    while instance_has_connections() && started.elapsed() < limit {
         monoio::time::sleep(Duration::from_millis(20)).await;
     }
     let left = shard.conns.borrow().len();
