@@ -200,12 +200,15 @@ if [ "$WARMUP" -gt 0 ]; then
     wait_established "$WORK/warmup" "$WPID" "$WARMUP"
     wait "$WPID" 2>/dev/null || true
 fi
-# Let closes finish and the server's allocator return what it frees.
+# Let closes finish and the server's allocator return what it frees: a shard
+# collects its heap at the second sweep tick without churn (ticks are 1 s
+# apart with this heartbeat timeout), so 3 s after the last close. The same
+# holds for every sample below (SETTLE >= 3).
 for _ in $(seq 1 50); do
     [ "$(tcp_inuse)" -le $(( INUSE_START + 20 )) ] && break
     sleep 0.1
 done
-sleep 2
+sleep 3
 sample base "$SPID"
 
 # --- ramp: PROCS loadgen processes, one after the other -----------------------
