@@ -18,7 +18,9 @@
 //! - [`session`]: what one client message means (I/O-free, time passed in).
 //! - [`ratelimit`]: the per-connection token bucket.
 //! - [`shard`]: a worker: connections, local users, the directory of the
-//!   users it owns, pending acks, the sweep, the socket tasks.
+//!   users it owns, pending acks, the sweep, the handshake tasks, and the
+//!   readiness set (epoll) through which it reads and writes every upgraded
+//!   socket without a task per connection.
 //! - [`shared`]: the read-mostly state every shard holds.
 //! - [`coordinator`]: the interface to other instances, and the embedded
 //!   single-instance implementation.

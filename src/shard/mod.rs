@@ -1,9 +1,10 @@
 //! A shard: one pinned thread, one monoio runtime, and every piece of state
 //! for the connections it accepted.
 //!
-//! Each shard owns its connections (a slab), the map of its local users, the
-//! directory entries of the users it owns (`owner_of(user)`: which shards hold
-//! that user's connections), and the acks its senders wait for. Nothing here
+//! Each shard owns its connections (a slab), their sockets' readiness set
+//! (`poller`: read by `readiness`, written by `writer`), the map of its local
+//! users, the directory entries of the users it owns (`owner_of(user)`: which
+//! shards hold that user's connections), and the acks its senders wait for. Nothing here
 //! is shared with other threads: shards talk only through [`ShardMsg`]s.
 //! State lives in `RefCell`s that are never borrowed across an `.await`.
 

@@ -33,9 +33,15 @@ pub async fn readiness_loop(shard: Rc<Shard>) {
     };
     let mut raw = Vec::with_capacity(EVENTS_PER_TURN);
     let mut ready = Vec::with_capacity(EVENTS_PER_TURN);
+    let mut failures = 0u64;
     loop {
         if let Err(e) = waiter.readable(false).await {
-            tracing::warn!(shard = shard.index, error = %e, "readiness wait failed");
+            // Not expected from an epoll fd; retry, logging the first and
+            // then every 1,000th failure rather than flooding the log.
+            if failures.is_multiple_of(1000) {
+                tracing::warn!(shard = shard.index, error = %e, failures, "readiness wait failed");
+            }
+            failures += 1;
             monoio::time::sleep(Duration::from_millis(10)).await;
             continue;
         }
