@@ -150,6 +150,42 @@ pub enum Enqueued {
 }
 
 impl Conn {
+    /// A just-upgraded connection: protocol connections start registering
+    /// their route, echo connections are open at once.
+    pub fn new(
+        user: UserId,
+        fd: OwnedFd,
+        echo: bool,
+        generation: u32,
+        seq: u64,
+        now_ms: u32,
+    ) -> Self {
+        Self {
+            user,
+            generation,
+            seq,
+            fd,
+            phase: if echo {
+                Phase::Open
+            } else {
+                Phase::Registering
+            },
+            ending: Ending::Unknown,
+            echo,
+            flush_scheduled: false,
+            write_blocked: false,
+            close_after_flush: false,
+            last_seen_ms: now_ms,
+            close_deadline_ms: 0,
+            queued_bytes: 0,
+            write_offset: 0,
+            next_message: 0,
+            bucket: TokenBucket::default(),
+            decoder: FrameDecoder::new(),
+            queue: SendQueue::default(),
+        }
+    }
+
     /// Offers a frame to the send queue, within `limit` bytes.
     pub fn enqueue(&mut self, frame: Bytes, sent_at_us: u64, limit: usize) -> Enqueued {
         if self.phase == Phase::Closing {
@@ -214,26 +250,9 @@ mod tests {
 
     fn conn() -> Conn {
         let fd = std::os::unix::net::UnixStream::pair().unwrap().0;
-        Conn {
-            user: UserId::parse("u").unwrap(),
-            generation: 1,
-            seq: 0,
-            fd: fd.into(),
-            phase: Phase::Open,
-            ending: Ending::Unknown,
-            echo: false,
-            flush_scheduled: false,
-            write_blocked: false,
-            close_after_flush: false,
-            last_seen_ms: 0,
-            close_deadline_ms: 0,
-            queued_bytes: 0,
-            write_offset: 0,
-            next_message: 0,
-            bucket: TokenBucket::default(),
-            decoder: FrameDecoder::new(),
-            queue: SendQueue::default(),
-        }
+        let mut c = Conn::new(UserId::parse("u").unwrap(), fd.into(), false, 1, 0, 0);
+        c.phase = Phase::Open;
+        c
     }
 
     fn frame(len: usize, sent_at_us: u64) -> (Bytes, u64) {

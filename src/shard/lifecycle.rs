@@ -6,8 +6,7 @@ use std::rc::Rc;
 use crate::auth::UserId;
 use crate::metrics::Counter;
 use crate::protocol::envelope::{self, Welcome};
-use crate::protocol::frame::{text_frame_with, FrameDecoder};
-use crate::ratelimit::TokenBucket;
+use crate::protocol::frame::text_frame_with;
 
 use super::{CloseAll, Conn, ConnKey, Ending, OutFrame, Phase, Shard, ShardMsg};
 
@@ -17,30 +16,14 @@ impl Shard {
     /// are open at once.
     pub fn insert_conn(self: &Rc<Self>, user: UserId, fd: OwnedFd, echo: bool) -> ConnKey {
         let generation = self.next_generation();
-        let conn = Conn {
-            user: user.clone(),
-            generation,
-            seq: self.next_seq(),
+        let conn = Conn::new(
+            user.clone(),
             fd,
-            phase: if echo {
-                Phase::Open
-            } else {
-                Phase::Registering
-            },
-            ending: Ending::Unknown,
             echo,
-            flush_scheduled: false,
-            write_blocked: false,
-            close_after_flush: false,
-            last_seen_ms: self.now_ms(),
-            close_deadline_ms: 0,
-            queued_bytes: 0,
-            write_offset: 0,
-            next_message: 0,
-            bucket: TokenBucket::default(),
-            decoder: FrameDecoder::new(),
-            queue: Default::default(),
-        };
+            generation,
+            self.next_seq(),
+            self.now_ms(),
+        );
         let index = self.conns.borrow_mut().insert(conn) as u32;
         self.metrics.connection_opened();
         if !echo {
