@@ -21,15 +21,16 @@ pub const SLOW_CONSUMER_GRACE_MS: u32 = 5_000;
 impl Shard {
     /// Queues `frame` on one connection and schedules its flush.
     /// Returns true if the connection accepted it.
+    ///
+    /// A queue that looks full is first written out to the socket: one turn
+    /// (a read of many messages, a mailbox batch) can queue more than the
+    /// limit before the corked flush runs, and only a receiver whose socket
+    /// does not take the bytes is a slow consumer.
     pub fn enqueue(self: &Rc<Self>, key: ConnKey, frame: Bytes, sent_at_us: u64) -> bool {
-        let limit = self.shared.settings.send_queue_bytes;
-        let outcome = self.with_conn(key, |c| {
-            let r = c.enqueue(frame, sent_at_us, limit);
-            if r == Enqueued::Accepted {
-                self.schedule_flush(key, c);
-            }
-            r
-        });
+        let mut outcome = self.try_enqueue(key, frame.clone(), sent_at_us);
+        if outcome == Some(Enqueued::Overflow) && self.flush_now(key) {
+            outcome = self.try_enqueue(key, frame, sent_at_us);
+        }
         match outcome {
             Some(Enqueued::Accepted) => true,
             Some(Enqueued::Overflow) => {
@@ -47,6 +48,29 @@ impl Shard {
             }
             _ => false,
         }
+    }
+
+    fn try_enqueue(&self, key: ConnKey, frame: Bytes, sent_at_us: u64) -> Option<Enqueued> {
+        let limit = self.shared.settings.send_queue_bytes;
+        self.with_conn(key, |c| {
+            let r = c.enqueue(frame, sent_at_us, limit);
+            if r == Enqueued::Accepted {
+                self.schedule_flush(key, c);
+            }
+            r
+        })
+    }
+
+    /// Writes a connection's queue now if its socket may take bytes (not
+    /// waiting for `EPOLLOUT`, not held behind `welcome`). True if it tried.
+    fn flush_now(&self, key: ConnKey) -> bool {
+        let writable = self
+            .with_conn(key, |c| !c.write_blocked && c.phase != Phase::Registering)
+            .unwrap_or(false);
+        if writable {
+            self.flush(key);
+        }
+        writable
     }
 
     /// Starts closing a connection: queue a close frame (dropping what was
