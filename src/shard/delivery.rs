@@ -27,11 +27,15 @@ impl Shard {
     /// limit before the corked flush runs, and only a receiver whose socket
     /// does not take the bytes is a slow consumer.
     pub fn enqueue(self: &Rc<Self>, key: ConnKey, frame: Bytes, sent_at_us: u64) -> bool {
-        let mut outcome = self.try_enqueue(key, frame.clone(), sent_at_us);
-        if outcome == Some(Enqueued::Overflow) && self.flush_now(key) {
-            outcome = self.try_enqueue(key, frame, sent_at_us);
+        let limit = self.shared.settings.send_queue_bytes;
+        let len = frame.len();
+        let looks_full = self
+            .with_conn(key, |c| c.queued_bytes as usize + len > limit)
+            .unwrap_or(false);
+        if looks_full {
+            self.flush_now(key);
         }
-        match outcome {
+        match self.try_enqueue(key, frame, sent_at_us, limit) {
             Some(Enqueued::Accepted) => true,
             Some(Enqueued::Overflow) => {
                 self.metrics.incr(Counter::SlowConsumerCloses);
@@ -50,8 +54,13 @@ impl Shard {
         }
     }
 
-    fn try_enqueue(&self, key: ConnKey, frame: Bytes, sent_at_us: u64) -> Option<Enqueued> {
-        let limit = self.shared.settings.send_queue_bytes;
+    fn try_enqueue(
+        &self,
+        key: ConnKey,
+        frame: Bytes,
+        sent_at_us: u64,
+        limit: usize,
+    ) -> Option<Enqueued> {
         self.with_conn(key, |c| {
             let r = c.enqueue(frame, sent_at_us, limit);
             if r == Enqueued::Accepted {
@@ -62,15 +71,14 @@ impl Shard {
     }
 
     /// Writes a connection's queue now if its socket may take bytes (not
-    /// waiting for `EPOLLOUT`, not held behind `welcome`). True if it tried.
-    fn flush_now(&self, key: ConnKey) -> bool {
+    /// waiting for `EPOLLOUT`, not held behind `welcome`).
+    fn flush_now(&self, key: ConnKey) {
         let writable = self
             .with_conn(key, |c| !c.write_blocked && c.phase != Phase::Registering)
             .unwrap_or(false);
         if writable {
             self.flush(key);
         }
-        writable
     }
 
     /// Starts closing a connection: queue a close frame (dropping what was
