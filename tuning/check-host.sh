@@ -27,7 +27,7 @@ while [ $# -gt 0 ]; do
 done
 
 # Measured by tuning/measure-idle.sh (see tuning/README.md): per connection.
-USER_BYTES=${USER_BYTES:-400}      # user space (server RSS growth; measured 330-340 B, BENCHMARKS.md)
+USER_BYTES=${USER_BYTES:-400}      # user space (server RSS growth; measured 180-380 B, BENCHMARKS.md)
 KERNEL_BYTES=${KERNEL_BYTES:-4100} # kernel slab per server socket, idle (measured ~4,000 B)
 
 WARNS=0
