@@ -86,41 +86,39 @@ impl Shard {
     /// Sends `welcome` first, then releases what was held behind it.
     fn welcome(self: &Rc<Self>, index: u32) {
         let settings = &self.shared.settings;
-        {
-            let mut conns = self.conns.borrow_mut();
-            let Some(c) = conns.get_mut(index as usize) else {
-                return;
-            };
-            if c.phase != Phase::Registering {
-                return;
-            }
-            let connection_id = self.connection_id(c.seq).to_string();
-            let frame = text_frame_with(|out| {
-                let w = Welcome {
-                    connection_id: &connection_id,
-                    user_id: &c.user,
-                    server_id: &settings.server_id,
-                    heartbeat_interval_ms: settings.heartbeat_interval.as_millis() as u64,
-                    max_message_bytes: settings.max_message_bytes,
-                };
-                envelope::write_welcome(out, &w)
-            });
-            c.queued_bytes += frame.len() as u32;
-            c.queue.push_front(OutFrame {
-                frame,
-                sent_at_us: 0,
-            });
-            c.phase = Phase::Open;
-            let key = ConnKey {
-                index,
-                generation: c.generation,
-            };
-            self.schedule_flush(key, c);
+        let mut conns = self.conns.borrow_mut();
+        let Some(c) = conns.get_mut(index as usize) else {
+            return;
+        };
+        if c.phase != Phase::Registering {
+            return;
         }
+        let connection_id = self.connection_id(c.seq).to_string();
+        let frame = text_frame_with(|out| {
+            let w = Welcome {
+                connection_id: &connection_id,
+                user_id: &c.user,
+                server_id: &settings.server_id,
+                heartbeat_interval_ms: settings.heartbeat_interval.as_millis() as u64,
+                max_message_bytes: settings.max_message_bytes,
+            };
+            envelope::write_welcome(out, &w)
+        });
+        c.queued_bytes += frame.len() as u32;
+        c.queue.push_front(OutFrame {
+            frame,
+            sent_at_us: 0,
+        });
+        c.phase = Phase::Open;
+        let key = ConnKey {
+            index,
+            generation: c.generation,
+        };
+        self.schedule_flush(key, c);
     }
 
-    /// The reader ended: forget the connection and, if it was the user's
-    /// last on this shard, tell the owner shard.
+    /// The socket ended (EOF or a read error): forget the connection and, if
+    /// it was the user's last on this shard, tell the owner shard.
     pub fn remove_conn(self: &Rc<Self>, key: ConnKey) {
         let conn = {
             let mut conns = self.conns.borrow_mut();
