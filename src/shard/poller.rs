@@ -2,7 +2,7 @@
 //! connection of the shard, waited on by one task.
 //!
 //! Why not a task per connection: a parked monoio task with its readiness op
-//! and its `TcpStream` costs about 450 bytes per idle connection; an entry in
+//! and its `TcpStream` costs about 750 bytes per idle connection; an entry in
 //! this set costs nothing in user space (the kernel keeps an `epitem`). The
 //! epoll fd itself is pollable, so the shard's runtime waits on it like on
 //! any socket: an io_uring `PollAdd` on the io_uring driver, a nested epoll

@@ -22,15 +22,9 @@ use super::{ConnKey, Shard};
 /// Most buffers one connection reads before letting the others run.
 const READS_PER_TURN: u32 = 4;
 
-/// Serves the readiness set until the runtime stops.
-pub async fn readiness_loop(shard: Rc<Shard>) {
-    let waiter = match readiness_waiter(&shard) {
-        Ok(w) => w,
-        Err(e) => {
-            tracing::error!(shard = shard.index, error = %e, "cannot wait on the readiness set");
-            return;
-        }
-    };
+/// Serves the readiness set until the runtime stops; `waiter` is the set's
+/// fd as the runtime sees it ([`readiness_waiter`]).
+pub async fn readiness_loop(shard: Rc<Shard>, waiter: UnixStream) {
     let mut raw = Vec::with_capacity(EVENTS_PER_TURN);
     let mut ready = Vec::with_capacity(EVENTS_PER_TURN);
     let mut failures = 0u64;
@@ -56,7 +50,7 @@ pub async fn readiness_loop(shard: Rc<Shard>) {
 /// readiness wait for an arbitrary fd; its `UnixStream` is a bare shared fd
 /// whose `readable()` is exactly that (a `PollAdd` on io_uring, a registration
 /// on the legacy driver), and it never issues socket calls on its own.
-fn readiness_waiter(shard: &Shard) -> io::Result<UnixStream> {
+pub fn readiness_waiter(shard: &Shard) -> io::Result<UnixStream> {
     let fd = shard.poller.dup_fd()?;
     UnixStream::from_std(StdUnixStream::from(fd))
 }

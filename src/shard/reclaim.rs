@@ -7,7 +7,9 @@
 //! burst's peak. The shard notes every event that frees memory and, once a
 //! burst is over (a sweep tick without any) or at least every
 //! [`RECLAIM_EVERY_MS`] while churn goes on, collects its heap: empty pages
-//! go back to the OS. A steady idle shard never collects.
+//! go back to the OS. A shard without connects, closes or HTTP requests never
+//! collects; health probes alone cause at most one collection (~0.1 ms) per
+//! 10 s.
 
 use std::cell::Cell;
 

@@ -43,7 +43,10 @@ pub fn run_shard(index: u16, shared: Arc<Shared>, listener: StdListener) -> io::
 async fn shard_main(index: u16, shared: Arc<Shared>, listener: StdListener) -> io::Result<()> {
     let listener = TcpListener::from_std(listener)?;
     let shard = Rc::new(Shard::new(index, shared)?);
-    monoio::spawn(readiness::readiness_loop(shard.clone()));
+    // Before accepting: a shard that could not read its sockets must not
+    // take connections at all.
+    let waiter = readiness::readiness_waiter(&shard)?;
+    monoio::spawn(readiness::readiness_loop(shard.clone(), waiter));
     monoio::spawn(writer::flush_loop(shard.clone()));
     monoio::spawn(accept_loop(shard.clone(), listener));
     monoio::spawn(sweep_loop(shard.clone()));
