@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use websocket_app::auth::UserId;
+use websocket_app::protocol::UserId;
 use websocket_app::shard::{Mailbox, ShardMsg};
 
 fn deliver_msg(frame: &Bytes, user: &UserId) -> ShardMsg {

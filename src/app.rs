@@ -8,10 +8,10 @@ use std::time::Duration;
 use crate::auth::Authenticator;
 use crate::config::{self, Config, ResolvedAuth};
 use crate::coordinator::{Coordinator, Embedded};
+use crate::instance::MailboxRouter;
 use crate::metrics::{spawn_cloudwatch, CloudWatchConfig, CloudWatchHandle, MetricsRegistry};
 use crate::redis_coord::{ClusterMode, RedisConfig};
 use crate::server::{CoordinatorFactory, Server, ServerError};
-use crate::shared::MailboxRouter;
 
 /// Runs the server until a signal stops it; the process exit code.
 pub fn main() -> ExitCode {
@@ -56,7 +56,7 @@ pub fn run(config: Config) -> Result<(), ServerError> {
     let server_id = config.settings.server_id.clone();
     let server = Server::start(config.settings.clone(), auth, coordinator_factory(&config))?;
     let pusher =
-        cloudwatch.and_then(|cw| start_cloudwatch(cw, server_id, server.shared.metrics.clone()));
+        cloudwatch.and_then(|cw| start_cloudwatch(cw, server_id, server.instance.metrics.clone()));
     let result = server.run_until_signal().map_err(ServerError::Signals);
     if let Some(p) = pusher {
         p.shutdown_and_flush(Duration::from_secs(10));

@@ -14,7 +14,7 @@
 
 use bytes::Bytes;
 
-use crate::auth::UserId;
+use crate::protocol::UserId;
 
 /// Where the outcome of a delivery goes once the receiving side has counted it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -21,7 +21,7 @@
 //!   users it owns, pending acks, the sweep, the handshake tasks, and the
 //!   readiness set (epoll) through which it reads and writes every upgraded
 //!   socket without a task per connection.
-//! - [`shared`]: the read-mostly state every shard holds.
+//! - [`instance`]: the instance-wide state every shard holds (settings, mailboxes, coordinator).
 //! - [`coordinator`]: the interface to other instances, and the embedded
 //!   single-instance implementation.
 //! - [`redis_coord`]: the Redis coordination layer (standalone or Cluster),
@@ -35,6 +35,7 @@ pub mod app;
 pub mod auth;
 pub mod config;
 pub mod coordinator;
+pub mod instance;
 pub mod metrics;
 pub mod protocol;
 pub mod ratelimit;
@@ -43,9 +44,4 @@ pub mod server;
 pub mod session;
 pub mod settings;
 pub mod shard;
-pub mod shared;
 pub mod web;
-
-/// mimalloc as the global allocator: fast, and returns memory to the OS.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;

@@ -3,3 +3,7 @@
 fn main() -> std::process::ExitCode {
     websocket_app::app::main()
 }
+
+/// mimalloc as the global allocator: fast, and returns memory to the OS.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;

@@ -17,10 +17,10 @@ use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::auth::Authenticator;
 use crate::coordinator::Coordinator;
+use crate::instance::{Instance, MailboxRouter};
 use crate::metrics::MetricsRegistry;
 use crate::settings::{IoDriver, Settings};
 use crate::shard::{run_shard, CloseAll, Mailbox, ShardMsg};
-use crate::shared::{MailboxRouter, Shared};
 
 /// Errors that stop an instance from starting.
 #[derive(Debug, thiserror::Error)]
@@ -50,7 +50,7 @@ pub enum ServerError {
 /// A running instance.
 pub struct Server {
     /// The instance's shared state.
-    pub shared: Arc<Shared>,
+    pub instance: Arc<Instance>,
     /// The bound address (the real port when 0 was asked).
     pub local_addr: SocketAddr,
     /// Shard threads.
@@ -82,10 +82,10 @@ impl Server {
             })?;
         let metrics = MetricsRegistry::new(settings.shards);
         let router = Arc::new(MailboxRouter {
-            shared: OnceLock::new(),
+            instance: OnceLock::new(),
         });
         let coordinator = coordinator(router.clone(), metrics.clone())?;
-        let shared = Arc::new(Shared {
+        let instance = Arc::new(Instance {
             mailboxes: (0..settings.shards).map(|_| Mailbox::new()).collect(),
             settings,
             auth,
@@ -95,11 +95,11 @@ impl Server {
             connections: AtomicUsize::new(0),
             boot_id: boot_id(),
         });
-        let _ = router.shared.set(shared.clone());
-        let threads = spawn_shards(&shared, listeners)?;
-        tracing::info!(addr = %local_addr, shards = shared.shard_count(), "listening");
+        let _ = router.instance.set(instance.clone());
+        let threads = spawn_shards(&instance, listeners)?;
+        tracing::info!(addr = %local_addr, shards = instance.shard_count(), "listening");
         Ok(Self {
-            shared,
+            instance,
             local_addr,
             threads,
         })
@@ -122,18 +122,18 @@ impl Server {
     /// Closes every connection with 1012 at the configured pace, and waits
     /// until none is left (bounded by the pace plus the shutdown timeout).
     pub fn drain(&self) {
-        let shared = &self.shared;
-        shared.accepting.store(false, Ordering::Release);
-        let shards = shared.shard_count() as u32;
-        let per_sec = (shared.settings.drain_rate / shards).max(1);
+        let instance = &self.instance;
+        instance.accepting.store(false, Ordering::Release);
+        let shards = instance.shard_count() as u32;
+        let per_sec = (instance.settings.drain_rate / shards).max(1);
         for shard in 0..shards as u16 {
-            shared.send(shard, ShardMsg::CloseAll(CloseAll::Drain { per_sec }));
+            instance.send(shard, ShardMsg::CloseAll(CloseAll::Drain { per_sec }));
         }
-        let open = shared.connections.load(Ordering::Acquire) as u64;
+        let open = instance.connections.load(Ordering::Acquire) as u64;
         let bound = Duration::from_secs(open / u64::from(per_sec * shards) + 1)
-            + shared.settings.shutdown_timeout;
+            + instance.settings.shutdown_timeout;
         let started = Instant::now();
-        while shared.connections.load(Ordering::Acquire) > 0 && started.elapsed() < bound {
+        while instance.connections.load(Ordering::Acquire) > 0 && started.elapsed() < bound {
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -141,10 +141,10 @@ impl Server {
     /// Graceful shutdown: stop accepting, close every connection with 1001,
     /// wait for the shards (bounded), stop the coordination layer.
     pub fn shutdown(self) -> io::Result<()> {
-        let shared = &self.shared;
-        shared.accepting.store(false, Ordering::Release);
-        for shard in 0..shared.shard_count() as u16 {
-            shared.send(shard, ShardMsg::CloseAll(CloseAll::Shutdown));
+        let instance = &self.instance;
+        instance.accepting.store(false, Ordering::Release);
+        for shard in 0..instance.shard_count() as u16 {
+            instance.send(shard, ShardMsg::CloseAll(CloseAll::Shutdown));
         }
         for t in self.threads {
             match t.join() {
@@ -153,7 +153,7 @@ impl Server {
                 Err(_) => tracing::error!("shard panicked"),
             }
         }
-        shared.coordinator.shutdown();
+        instance.coordinator.shutdown();
         tracing::info!("stopped");
         Ok(())
     }
@@ -203,7 +203,7 @@ fn bind_one(addr: SocketAddr) -> io::Result<TcpListener> {
 }
 
 fn spawn_shards(
-    shared: &Arc<Shared>,
+    instance: &Arc<Instance>,
     listeners: Vec<TcpListener>,
 ) -> Result<Vec<JoinHandle<io::Result<()>>>, ServerError> {
     let cores = core_affinity::get_core_ids().unwrap_or_default();
@@ -211,7 +211,7 @@ fn spawn_shards(
         .into_iter()
         .enumerate()
         .map(|(i, listener)| {
-            let shared = shared.clone();
+            let instance = instance.clone();
             let core = (!cores.is_empty()).then(|| cores[i % cores.len()]);
             std::thread::Builder::new()
                 .name(format!("shard-{i}"))
@@ -219,7 +219,7 @@ fn spawn_shards(
                     if let Some(core) = core {
                         core_affinity::set_for_current(core);
                     }
-                    run_shard(i as u16, shared, listener)
+                    run_shard(i as u16, instance, listener)
                 })
                 .map_err(ServerError::Thread)
         })

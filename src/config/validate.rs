@@ -207,7 +207,8 @@ fn server_id(given: Option<&str>, port: u16) -> Result<String, ConfigError> {
             "the default from the host name",
         ),
     };
-    let valid = (1..=MAX_SERVER_ID_BYTES).contains(&id.len()) && crate::auth::is_valid_user_id(&id);
+    let valid =
+        (1..=MAX_SERVER_ID_BYTES).contains(&id.len()) && crate::protocol::is_valid_user_id(&id);
     if !valid {
         return Err(invalid(
             "SERVER_ID",

@@ -243,3 +243,7 @@ fn main() {
         }
     }
 }
+
+/// mimalloc as the global allocator: fast, and returns memory to the OS.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;

@@ -1,7 +1,9 @@
 //! The I/O-free protocol core: bytes and events in, bytes and actions out.
+//! Depends on nothing of the server.
 
 pub mod envelope;
-pub mod envelope_encode;
 pub mod frame;
-pub mod frame_encode;
 pub mod handshake;
+pub mod user_id;
+
+pub use user_id::{is_valid_user_id, UserId, MAX_USER_ID_BYTES};

@@ -23,7 +23,7 @@
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use thiserror::Error;
 
-use crate::auth::UserId;
+use crate::protocol::UserId;
 
 /// The version this build writes and reads.
 pub const VERSION: u8 = 1;

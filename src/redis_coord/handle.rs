@@ -12,8 +12,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::sync::mpsc::UnboundedSender;
 
-use crate::auth::UserId;
 use crate::coordinator::Coordinator;
+use crate::protocol::UserId;
 
 use super::engine::Command;
 use super::worker::SHUTDOWN_TIMEOUT;

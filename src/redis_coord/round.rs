@@ -9,7 +9,7 @@
 use bytes::Bytes;
 use redis::{Cmd, Value};
 
-use crate::auth::UserId;
+use crate::protocol::UserId;
 
 use super::keys;
 

@@ -13,7 +13,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use crate::auth::UserId;
+use crate::protocol::UserId;
 
 /// One user's write waiting for the next round.
 #[derive(Debug, Default, PartialEq, Eq)]

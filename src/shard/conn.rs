@@ -9,8 +9,8 @@ use std::os::fd::OwnedFd;
 
 use bytes::Bytes;
 
-use crate::auth::UserId;
 use crate::protocol::frame::FrameDecoder;
+use crate::protocol::UserId;
 use crate::ratelimit::TokenBucket;
 
 /// One queued outgoing frame.

@@ -27,7 +27,7 @@ impl Shard {
     /// limit before the corked flush runs, and only a receiver whose socket
     /// does not take the bytes is a slow consumer.
     pub fn enqueue(self: &Rc<Self>, key: ConnKey, frame: Bytes, sent_at_us: u64) -> bool {
-        let limit = self.shared.settings.send_queue_bytes;
+        let limit = self.instance.settings.send_queue_bytes;
         let len = frame.len();
         let looks_full = self
             .with_conn(key, |c| c.queued_bytes as usize + len > limit)
@@ -172,7 +172,7 @@ impl Shard {
             Some(ReplyTo::Shard { shard, token }) if shard == self.index => {
                 self.on_delivery_report(token, connections, parts)
             }
-            Some(ReplyTo::Shard { shard, token }) => self.shared.send(
+            Some(ReplyTo::Shard { shard, token }) => self.instance.send(
                 shard,
                 ShardMsg::DeliveryReport {
                     token,
@@ -181,7 +181,7 @@ impl Shard {
                 },
             ),
             Some(ReplyTo::Coordinator { token }) => {
-                self.shared
+                self.instance
                     .coordinator
                     .delivery_report(token, connections, parts)
             }

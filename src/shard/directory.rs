@@ -1,6 +1,6 @@
 //! The owner shard's directory: which shards hold connections of a user.
 //!
-//! Every user has one owner shard (`Shared::owner_of`). All route changes for
+//! Every user has one owner shard (`Instance::owner_of`). All route changes for
 //! that user pass through it in mailbox order, and it alone talks to the
 //! coordination layer about the user's route. That is what rules out the
 //! original server's races: a user's route is added when the count of shards
@@ -11,7 +11,7 @@ use std::collections::HashMap;
 
 use smallvec::SmallVec;
 
-use crate::auth::UserId;
+use crate::protocol::UserId;
 
 /// A registration waiting for the coordination layer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

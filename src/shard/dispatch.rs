@@ -5,10 +5,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 
-use crate::auth::UserId;
 use crate::coordinator::ReplyTo;
 use crate::metrics::Counter;
 use crate::protocol::envelope::AckStatus;
+use crate::protocol::UserId;
 use crate::session::{self, ack_frame, Outcome, Rules, Sender, SessionState};
 
 use super::directory::{Registration, Waiter};
@@ -28,7 +28,7 @@ impl Shard {
         self.metrics.incr(Counter::MessagesTotal);
         let now = SystemTime::now();
         let now_ms = self.now_ms();
-        let settings = &self.shared.settings;
+        let settings = &self.instance.settings;
         let rules = Rules {
             max_message_bytes: settings.max_message_bytes,
             broadcast_enabled: settings.broadcast_enabled,
@@ -78,7 +78,7 @@ impl Shard {
     fn pending_for(&self, key: ConnKey, id: String, token: u64, remote: Remote) -> ReplyTo {
         let deadline_ms = self
             .now_ms()
-            .wrapping_add(self.shared.settings.delivery_timeout.as_millis() as u32);
+            .wrapping_add(self.instance.settings.delivery_timeout.as_millis() as u32);
         let pending = PendingAck {
             conn: key,
             id,
@@ -104,7 +104,7 @@ impl Shard {
         sent_at_us: u64,
     ) {
         let token = if ack.is_some() { self.token() } else { 0 };
-        let remote = self.shared.coordinator.send_direct(
+        let remote = self.instance.coordinator.send_direct(
             &receiver,
             frame.clone(),
             self.index,
@@ -117,7 +117,7 @@ impl Shard {
             Remote::None
         };
         let reply = ack.map(|id| self.pending_for(key, id, token, remote));
-        let owner = self.shared.owner_of(&receiver);
+        let owner = self.instance.owner_of(&receiver);
         let msg = ShardMsg::Route {
             user: receiver,
             frame,
@@ -127,7 +127,7 @@ impl Shard {
         if owner == self.index {
             self.on_mailbox(msg);
         } else {
-            self.shared.send(owner, msg);
+            self.instance.send(owner, msg);
         }
     }
 
@@ -139,11 +139,11 @@ impl Shard {
         sent_at_us: u64,
     ) {
         let reply = ack.map(|id| self.pending_for(key, id, self.token(), Remote::None));
-        let parts = self.shared.shard_count() as u32;
-        self.shared
+        let parts = self.instance.shard_count() as u32;
+        self.instance
             .coordinator
             .send_broadcast(frame.clone(), sent_at_us);
-        for shard in 0..self.shared.shard_count() as u16 {
+        for shard in 0..self.instance.shard_count() as u16 {
             if shard != self.index {
                 let msg = ShardMsg::Broadcast {
                     frame: frame.clone(),
@@ -151,7 +151,7 @@ impl Shard {
                     parts,
                     sent_at_us,
                 };
-                self.shared.send(shard, msg);
+                self.instance.send(shard, msg);
             }
         }
         let count = self.deliver_to_all(&frame, sent_at_us, Some(key));
@@ -173,7 +173,7 @@ impl Shard {
             ShardMsg::Registered { token } => self.on_registered(token),
             ShardMsg::Unregister { user, shard } => {
                 if self.directory.borrow_mut().unregister(&user, shard) {
-                    self.shared.coordinator.remove_route(&user);
+                    self.instance.coordinator.remove_route(&user);
                 }
             }
             ShardMsg::Route {
@@ -224,7 +224,11 @@ impl Shard {
             Registration::Waiting => {}
             Registration::AddRoute => {
                 let token = self.token();
-                if self.shared.coordinator.add_route(&user, self.index, token) {
+                if self
+                    .instance
+                    .coordinator
+                    .add_route(&user, self.index, token)
+                {
                     self.directory.borrow_mut().route_requested(token, user);
                 } else {
                     let waiters = self.directory.borrow_mut().take_waiters(&user);
@@ -240,7 +244,7 @@ impl Shard {
         if w.shard == self.index {
             self.on_registered(w.token);
         } else {
-            self.shared
+            self.instance
                 .send(w.shard, ShardMsg::Registered { token: w.token });
         }
     }
@@ -270,7 +274,7 @@ impl Shard {
                     parts,
                     sent_at_us,
                 };
-                self.shared.send(shard, msg);
+                self.instance.send(shard, msg);
             }
         }
     }

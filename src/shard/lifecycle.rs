@@ -3,10 +3,10 @@
 use std::os::fd::OwnedFd;
 use std::rc::Rc;
 
-use crate::auth::UserId;
 use crate::metrics::Counter;
 use crate::protocol::envelope::{self, Welcome};
 use crate::protocol::frame::text_frame_with;
+use crate::protocol::UserId;
 
 use super::{CloseAll, Conn, ConnKey, Ending, OutFrame, Phase, Shard, ShardMsg};
 
@@ -51,7 +51,7 @@ impl Shard {
     }
 
     fn send_register(self: &Rc<Self>, user: UserId, token: u64) {
-        let owner = self.shared.owner_of(&user);
+        let owner = self.instance.owner_of(&user);
         let msg = ShardMsg::Register {
             user,
             shard: self.index,
@@ -60,7 +60,7 @@ impl Shard {
         if owner == self.index {
             self.on_mailbox(msg);
         } else {
-            self.shared.send(owner, msg);
+            self.instance.send(owner, msg);
         }
     }
 
@@ -85,7 +85,7 @@ impl Shard {
 
     /// Sends `welcome` first, then releases what was held behind it.
     fn welcome(self: &Rc<Self>, index: u32) {
-        let settings = &self.shared.settings;
+        let settings = &self.instance.settings;
         let mut conns = self.conns.borrow_mut();
         let Some(c) = conns.get_mut(index as usize) else {
             return;
@@ -130,7 +130,7 @@ impl Shard {
         let unexpected = conn.ending != Ending::Expected;
         self.metrics.connection_closed(unexpected);
         self.reclaim.note();
-        self.shared.release_connection();
+        self.instance.release_connection();
         if !conn.echo {
             self.remove_local_user(&conn.user, key.index);
         }
@@ -151,7 +151,7 @@ impl Shard {
         }
         users.remove(user);
         drop(users);
-        let owner = self.shared.owner_of(user);
+        let owner = self.instance.owner_of(user);
         let msg = ShardMsg::Unregister {
             user: user.clone(),
             shard: self.index,
@@ -159,7 +159,7 @@ impl Shard {
         if owner == self.index {
             self.on_mailbox(msg);
         } else {
-            self.shared.send(owner, msg);
+            self.instance.send(owner, msg);
         }
     }
 
@@ -169,7 +169,9 @@ impl Shard {
         for user in users {
             // Confirmation is not awaited: these connections were welcomed long ago.
             let token = self.token();
-            self.shared.coordinator.add_route(&user, self.index, token);
+            self.instance
+                .coordinator
+                .add_route(&user, self.index, token);
         }
     }
 

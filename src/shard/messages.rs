@@ -2,8 +2,8 @@
 
 use bytes::Bytes;
 
-use crate::auth::UserId;
 use crate::coordinator::{RemoteOutcome, ReplyTo};
+use crate::protocol::UserId;
 
 /// Why the server is closing every connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -9,22 +9,22 @@
 //! State lives in `RefCell`s that are never borrowed across an `.await`.
 
 mod conn;
+mod decode;
 mod delivery;
 mod directory;
 mod dispatch;
-mod endpoints;
-mod inbound;
-mod io;
+mod handshake;
+mod http;
 mod lifecycle;
 mod mailbox;
 mod messages;
 mod pending;
 mod poller;
-mod readiness;
+mod read;
 mod reclaim;
 mod runner;
 mod sweep;
-mod writer;
+mod write;
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -34,9 +34,9 @@ use std::time::Instant;
 use slab::Slab;
 use smallvec::SmallVec;
 
-use crate::auth::UserId;
+use crate::instance::Instance;
 use crate::metrics::ShardMetrics;
-use crate::shared::Shared;
+use crate::protocol::UserId;
 
 pub use conn::{Conn, Ending, Enqueued, OutFrame, Phase, SendQueue};
 pub use mailbox::Mailbox;
@@ -47,7 +47,7 @@ use directory::Directory;
 use pending::PendingAcks;
 use poller::Poller;
 use reclaim::Reclaim;
-use writer::FlushList;
+use write::FlushList;
 
 /// A connection's address on its shard: slab key plus generation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -96,7 +96,7 @@ pub struct Shard {
     /// This shard's number.
     pub index: u16,
     /// The instance.
-    pub shared: Arc<Shared>,
+    pub instance: Arc<Instance>,
     /// This shard's counters (written only here).
     pub metrics: Arc<ShardMetrics>,
     /// Connections.
@@ -137,11 +137,11 @@ const READ_POOL_MAX: usize = 64;
 
 impl Shard {
     /// A new shard with no connections.
-    pub fn new(index: u16, shared: Arc<Shared>) -> std::io::Result<Self> {
-        let metrics = shared.metrics.shard(usize::from(index));
+    pub fn new(index: u16, instance: Arc<Instance>) -> std::io::Result<Self> {
+        let metrics = instance.metrics.shard(usize::from(index));
         Ok(Self {
             index,
-            shared,
+            instance,
             metrics,
             conns: RefCell::new(Slab::new()),
             users: RefCell::new(HashMap::new()),
@@ -189,8 +189,8 @@ impl Shard {
     /// written (welcome, server-made message ids), never allocated per message.
     pub fn connection_id(&self, seq: u64) -> ConnectionId<'_> {
         ConnectionId {
-            server_id: &self.shared.settings.server_id,
-            boot_id: self.shared.boot_id,
+            server_id: &self.instance.settings.server_id,
+            boot_id: self.instance.boot_id,
             shard: self.index,
             seq,
         }

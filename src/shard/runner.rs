@@ -10,10 +10,10 @@ use std::time::{Duration, Instant};
 
 use monoio::net::TcpListener;
 
+use crate::instance::Instance;
 use crate::settings::IoDriver;
-use crate::shared::Shared;
 
-use super::{io as conn_io, readiness, writer, CloseAll, Shard};
+use super::{handshake, read, write, CloseAll, Shard};
 
 /// Mailbox messages handled per turn before yielding to connections.
 const MAILBOX_BATCH: usize = 256;
@@ -21,33 +21,33 @@ const MAILBOX_BATCH: usize = 256;
 const URING_ENTRIES: u32 = 4096;
 
 /// Runs shard `index` on the current thread until shutdown completes.
-pub fn run_shard(index: u16, shared: Arc<Shared>, listener: StdListener) -> io::Result<()> {
-    match shared.settings.io_driver {
+pub fn run_shard(index: u16, instance: Arc<Instance>, listener: StdListener) -> io::Result<()> {
+    match instance.settings.io_driver {
         IoDriver::Auto => monoio::RuntimeBuilder::<monoio::FusionDriver>::new()
             .with_entries(URING_ENTRIES)
             .enable_timer()
             .build()?
-            .block_on(shard_main(index, shared, listener)),
+            .block_on(shard_main(index, instance, listener)),
         IoDriver::Uring => monoio::RuntimeBuilder::<monoio::IoUringDriver>::new()
             .with_entries(URING_ENTRIES)
             .enable_timer()
             .build()?
-            .block_on(shard_main(index, shared, listener)),
+            .block_on(shard_main(index, instance, listener)),
         IoDriver::Legacy => monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
             .enable_timer()
             .build()?
-            .block_on(shard_main(index, shared, listener)),
+            .block_on(shard_main(index, instance, listener)),
     }
 }
 
-async fn shard_main(index: u16, shared: Arc<Shared>, listener: StdListener) -> io::Result<()> {
+async fn shard_main(index: u16, instance: Arc<Instance>, listener: StdListener) -> io::Result<()> {
     let listener = TcpListener::from_std(listener)?;
-    let shard = Rc::new(Shard::new(index, shared)?);
+    let shard = Rc::new(Shard::new(index, instance)?);
     // Before accepting: a shard that could not read its sockets must not
     // take connections at all.
-    let waiter = readiness::readiness_waiter(&shard)?;
-    monoio::spawn(readiness::readiness_loop(shard.clone(), waiter));
-    monoio::spawn(writer::flush_loop(shard.clone()));
+    let waiter = read::readiness_waiter(&shard)?;
+    monoio::spawn(read::readiness_loop(shard.clone(), waiter));
+    monoio::spawn(write::flush_loop(shard.clone()));
     monoio::spawn(accept_loop(shard.clone(), listener));
     monoio::spawn(sweep_loop(shard.clone()));
     monoio::select! {
@@ -61,7 +61,7 @@ async fn accept_loop(shard: Rc<Shard>, listener: TcpListener) {
     loop {
         match listener.accept().await {
             Ok((stream, _)) => {
-                monoio::spawn(conn_io::serve(shard.clone(), stream));
+                monoio::spawn(handshake::serve(shard.clone(), stream));
             }
             Err(e) => {
                 // EMFILE and friends: back off briefly instead of spinning.
@@ -73,7 +73,7 @@ async fn accept_loop(shard: Rc<Shard>, listener: TcpListener) {
 }
 
 async fn mailbox_loop(shard: Rc<Shard>) {
-    let mailbox = &shard.shared.mailboxes[usize::from(shard.index)];
+    let mailbox = &shard.instance.mailboxes[usize::from(shard.index)];
     let mut batch = Vec::with_capacity(MAILBOX_BATCH);
     loop {
         mailbox.recv_batch(&mut batch, MAILBOX_BATCH).await;
@@ -102,8 +102,8 @@ async fn shutdown_complete(shard: Rc<Shard>) {
         }
         monoio::time::sleep(Duration::from_millis(20)).await;
     };
-    let limit = shard.shared.settings.shutdown_timeout;
-    let instance_has_connections = || shard.shared.connections.load(Ordering::Acquire) > 0;
+    let limit = shard.instance.settings.shutdown_timeout;
+    let instance_has_connections = || shard.instance.connections.load(Ordering::Acquire) > 0;
     while instance_has_connections() && started.elapsed() < limit {
         monoio::time::sleep(Duration::from_millis(20)).await;
     }

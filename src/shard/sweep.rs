@@ -21,14 +21,14 @@ pub const CLOSE_DRAIN: u16 = 1012;
 impl Shard {
     /// How often the sweep runs: an eighth of the heartbeat timeout, within 50 ms..1 s.
     pub fn sweep_period(&self) -> Duration {
-        (self.shared.settings.heartbeat_timeout / 8)
+        (self.instance.settings.heartbeat_timeout / 8)
             .clamp(Duration::from_millis(50), Duration::from_secs(1))
     }
 
     /// One sweep.
     pub fn sweep(self: &Rc<Self>) {
         let now = self.now_ms();
-        let timeout = self.shared.settings.heartbeat_timeout.as_millis() as u32;
+        let timeout = self.instance.settings.heartbeat_timeout.as_millis() as u32;
         let mut silent = Vec::new();
         let mut overdue = Vec::new();
         for (i, c) in self.conns.borrow().iter() {

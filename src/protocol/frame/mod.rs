@@ -17,9 +17,9 @@
 //! as it arrives, so invalid UTF-8 is refused before the rest of its frame or
 //! message (Autobahn's strict behaviour).
 
-pub use super::frame_encode::{
-    close_frame, encode_frame, pong_frame, text_frame_with, unmask, Opcode,
-};
+pub mod encode;
+
+pub use encode::{close_frame, encode_frame, pong_frame, text_frame_with, unmask, Opcode};
 
 /// Close codes the decoder asks for.
 pub mod close {
@@ -413,10 +413,8 @@ impl Message {
     }
 }
 
-#[path = "frame_rules.rs"]
 mod rules;
 use rules::{control_message, data_message, is_control, parse_head};
 
 #[cfg(test)]
-#[path = "frame_tests.rs"]
 mod tests;

@@ -5,6 +5,7 @@ use serde_json::{json, Value};
 
 use super::*;
 use crate::protocol::handshake::parse_request;
+use crate::protocol::is_valid_user_id;
 
 const SECRET: &[u8] = b"test-secret-please-change";
 const NOW: u64 = 1_700_000_000;

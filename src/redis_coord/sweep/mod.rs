@@ -195,5 +195,4 @@ impl Sweep {
 }
 
 #[cfg(test)]
-#[path = "sweep_tests.rs"]
 mod tests;

@@ -22,7 +22,7 @@ impl Shard {
         let Some(mut decoder) = decoder else {
             return false;
         };
-        let max = self.shared.settings.max_message_bytes;
+        let max = self.instance.settings.max_message_bytes;
         let result = decoder.feed(data, max, |msg| self.on_ws_message(key, msg));
         let alive = self.with_conn(key, |c| c.decoder = decoder).is_some();
         if let Err(violation) = result {

@@ -7,8 +7,8 @@
 
 use std::time::Instant;
 
-use crate::auth::UserId;
 use crate::metrics::Counter;
+use crate::protocol::UserId;
 
 use super::super::round::{as_int, as_scan_page, as_strings, Reply, Tag};
 use super::super::sweep::Removal;

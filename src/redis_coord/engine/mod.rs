@@ -14,9 +14,9 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use crate::auth::UserId;
 use crate::coordinator::{LocalRouter, RemoteOutcome, ReplyTo};
 use crate::metrics::{Counter, ShardMetrics};
+use crate::protocol::UserId;
 
 use super::envelope::{self, Envelope};
 use super::inbound::Inbound;
@@ -386,9 +386,7 @@ impl Engine {
     }
 }
 
-#[path = "engine_replies.rs"]
 mod replies;
 
 #[cfg(test)]
-#[path = "engine_tests.rs"]
 mod tests;

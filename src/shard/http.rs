@@ -12,28 +12,28 @@ impl Shard {
         if !req.method_is_get {
             return json_error_response(405, "method_not_allowed", "only GET is served here");
         }
-        let shared = &self.shared;
-        let server_id = &shared.settings.server_id;
+        let instance = &self.instance;
+        let server_id = &instance.settings.server_id;
         match route {
             Route::Health => http_response(200, "application/json", br#"{"status":"ok"}"#),
-            Route::Ready if shared.is_ready() => {
+            Route::Ready if instance.is_ready() => {
                 http_response(200, "application/json", br#"{"status":"ready"}"#)
             }
             Route::Ready => http_response(503, "application/json", br#"{"status":"not_ready"}"#),
             Route::Metrics => {
-                let body = render_prometheus(&shared.metrics.snapshot(), server_id);
+                let body = render_prometheus(&instance.metrics.snapshot(), server_id);
                 http_response(
                     200,
                     "text/plain; version=0.0.4; charset=utf-8",
                     body.as_bytes(),
                 )
             }
-            Route::Stats if shared.settings.dashboard != Dashboard::Off => {
-                let body = render_stats_json(&shared.metrics.snapshot(), server_id);
+            Route::Stats if instance.settings.dashboard != Dashboard::Off => {
+                let body = render_stats_json(&instance.metrics.snapshot(), server_id);
                 http_response(200, "application/json", body.as_bytes())
             }
-            Route::Index if shared.settings.dashboard != Dashboard::Off => {
-                crate::web::index_response(shared.settings.dashboard)
+            Route::Index if instance.settings.dashboard != Dashboard::Off => {
+                crate::web::index_response(instance.settings.dashboard)
             }
             _ => json_error_response(404, "not_found", "no such endpoint"),
         }

@@ -10,14 +10,15 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use crate::auth::{Authenticator, UserId};
+use crate::auth::Authenticator;
 use crate::coordinator::{Coordinator, LocalRouter, RemoteOutcome, ReplyTo};
 use crate::metrics::MetricsRegistry;
+use crate::protocol::UserId;
 use crate::settings::Settings;
 use crate::shard::{Mailbox, ShardMsg};
 
 /// The instance-wide context every shard holds an `Arc` of.
-pub struct Shared {
+pub struct Instance {
     /// Validated settings.
     pub settings: Settings,
     /// Decides who a connecting client is.
@@ -36,7 +37,7 @@ pub struct Shared {
     pub boot_id: u64,
 }
 
-impl Shared {
+impl Instance {
     /// Number of shards.
     pub fn shard_count(&self) -> usize {
         self.mailboxes.len()
@@ -84,18 +85,18 @@ impl Shared {
 /// instances into the right shard's mailbox.
 pub struct MailboxRouter {
     /// The instance; set once the coordinator exists (it needs this router first).
-    pub shared: std::sync::OnceLock<Arc<Shared>>,
+    pub instance: std::sync::OnceLock<Arc<Instance>>,
 }
 
 impl MailboxRouter {
-    fn shared(&self) -> Option<&Arc<Shared>> {
-        self.shared.get()
+    fn instance(&self) -> Option<&Arc<Instance>> {
+        self.instance.get()
     }
 }
 
 impl LocalRouter for MailboxRouter {
     fn deliver_direct(&self, user: UserId, frame: Bytes, reply: Option<ReplyTo>, sent_at_us: u64) {
-        if let Some(s) = self.shared() {
+        if let Some(s) = self.instance() {
             let owner = s.owner_of(&user);
             s.send(
                 owner,
@@ -110,7 +111,7 @@ impl LocalRouter for MailboxRouter {
     }
 
     fn deliver_broadcast(&self, frame: Bytes, sent_at_us: u64) {
-        if let Some(s) = self.shared() {
+        if let Some(s) = self.instance() {
             for shard in 0..s.shard_count() {
                 let msg = ShardMsg::Broadcast {
                     frame: frame.clone(),
@@ -124,19 +125,19 @@ impl LocalRouter for MailboxRouter {
     }
 
     fn remote_outcome(&self, shard: u16, token: u64, outcome: RemoteOutcome) {
-        if let Some(s) = self.shared() {
+        if let Some(s) = self.instance() {
             s.send(shard, ShardMsg::RemoteOutcome { token, outcome });
         }
     }
 
     fn route_added(&self, shard: u16, token: u64) {
-        if let Some(s) = self.shared() {
+        if let Some(s) = self.instance() {
             s.send(shard, ShardMsg::RouteAdded { token });
         }
     }
 
     fn reregister_routes(&self) {
-        if let Some(s) = self.shared() {
+        if let Some(s) = self.instance() {
             for shard in 0..s.shard_count() {
                 s.send(shard as u16, ShardMsg::Reregister);
             }

@@ -10,9 +10,9 @@ use std::time::SystemTime;
 
 use bytes::Bytes;
 
-use crate::auth::UserId;
 use crate::protocol::envelope::{self, parse_client_message, AckStatus, ClientMessage, ErrorCode};
 use crate::protocol::frame::text_frame_with;
+use crate::protocol::UserId;
 use crate::ratelimit::{RateLimit, TokenBucket, Verdict};
 
 /// Close code for repeated rate-limit violations.
@@ -212,5 +212,4 @@ fn message_id(
 }
 
 #[cfg(test)]
-#[path = "session_tests.rs"]
 mod tests;

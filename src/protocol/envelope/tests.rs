@@ -232,8 +232,8 @@ mod encode {
     use serde_json::value::RawValue;
     use serde_json::{json, Value};
 
+    use crate::protocol::envelope::encode::MAX_SECS;
     use crate::protocol::envelope::*;
-    use crate::protocol::envelope_encode::MAX_SECS;
 
     fn written(write: impl FnOnce(&mut Vec<u8>)) -> Value {
         let mut out = b"prefix".to_vec();

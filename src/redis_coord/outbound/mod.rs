@@ -19,8 +19,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use crate::auth::UserId;
 use crate::coordinator::RemoteOutcome;
+use crate::protocol::UserId;
 
 use super::liveness::{Liveness, Status};
 
@@ -358,5 +358,4 @@ impl Outbound {
 }
 
 #[cfg(test)]
-#[path = "outbound_tests.rs"]
 mod tests;

@@ -374,5 +374,4 @@ fn reason_phrase(status: u16) -> &'static str {
 }
 
 #[cfg(test)]
-#[path = "handshake_tests.rs"]
 mod tests;

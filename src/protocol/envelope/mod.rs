@@ -22,9 +22,11 @@ use std::borrow::Cow;
 use serde::{Deserialize, Deserializer};
 use serde_json::value::RawValue;
 
-use crate::auth::is_valid_user_id;
+use crate::protocol::is_valid_user_id;
 
-pub use super::envelope_encode::{
+pub mod encode;
+
+pub use encode::{
     timestamp, write_ack, write_broadcast, write_chat, write_error, write_heartbeat_ack,
     write_welcome, AckStatus, Timestamp, Welcome,
 };
@@ -275,5 +277,4 @@ fn unknown_type(kind: &str, id: Option<&str>) -> Rejection {
 }
 
 #[cfg(test)]
-#[path = "envelope_tests.rs"]
 mod tests;

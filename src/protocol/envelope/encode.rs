@@ -14,7 +14,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde::Serialize;
 use serde_json::value::RawValue;
 
-use super::envelope::ErrorCode;
+use super::ErrorCode;
 
 /// The first message on every connection.
 #[derive(Debug, Clone, Copy, Serialize)]

@@ -126,7 +126,7 @@ pub fn unmask(buf: &mut [u8], mask: [u8; 4]) {
 
 #[cfg(test)]
 mod tests {
-    use super::super::frame::{FrameDecoder, WsMessage};
+    use super::super::{FrameDecoder, WsMessage};
     use super::*;
 
     /// What a client would send for a server frame: the same frame, masked.

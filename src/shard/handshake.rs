@@ -13,11 +13,11 @@ use monoio::buf::IoBufMut;
 use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt};
 use monoio::net::TcpStream;
 
-use crate::auth::UserId;
 use crate::protocol::handshake::{
     check_upgrade, json_error_response, parse_request, upgrade_response, Request, Route,
     MAX_REQUEST_HEAD_BYTES,
 };
+use crate::protocol::UserId;
 
 use super::Shard;
 
@@ -36,7 +36,7 @@ async fn handle(shard: &Rc<Shard>, mut stream: TcpStream) {
     let Some((req, leftover)) = read_request(&mut stream).await else {
         return;
     };
-    let echo_path = shard.shared.settings.echo_path.as_deref();
+    let echo_path = shard.instance.settings.echo_path.as_deref();
     match req.route(echo_path) {
         Route::WebSocket => upgrade(shard.clone(), stream, req, leftover, false).await,
         Route::Echo => upgrade(shard.clone(), stream, req, leftover, true).await,
@@ -115,7 +115,7 @@ async fn upgrade(
     let key = req.ws_key.as_deref().unwrap_or_default();
     let (res, _) = stream.write_all(upgrade_response(key)).await;
     if res.is_err() {
-        shard.shared.release_connection();
+        shard.instance.release_connection();
         return;
     }
     drop(req);
@@ -140,7 +140,7 @@ async fn upgrade(
 /// Decides whether the upgrade goes ahead; on success a connection slot is reserved.
 fn admit(shard: &Shard, req: &Request, echo: bool) -> Result<UserId, Vec<u8>> {
     check_upgrade(req).map_err(|r| r.to_response())?;
-    if !shard.shared.is_accepting() {
+    if !shard.instance.is_accepting() {
         return Err(json_error_response(
             503,
             "unavailable",
@@ -155,7 +155,7 @@ fn admit(shard: &Shard, req: &Request, echo: bool) -> Result<UserId, Vec<u8>> {
             .map(|d| d.as_secs())
             .unwrap_or(0);
         shard
-            .shared
+            .instance
             .auth
             .authenticate(req, now)
             .map_err(|refusal| {
@@ -163,7 +163,7 @@ fn admit(shard: &Shard, req: &Request, echo: bool) -> Result<UserId, Vec<u8>> {
                 refusal.to_response()
             })?
     };
-    if !shard.shared.try_reserve_connection() {
+    if !shard.instance.try_reserve_connection() {
         return Err(json_error_response(
             503,
             "unavailable",
