@@ -89,6 +89,11 @@ pub trait Coordinator: Send + Sync + 'static {
     fn delivery_report(&self, token: u64, connections: u32, parts: u32);
     /// True while the coordination layer is reachable (drives `/ready`).
     fn is_ready(&self) -> bool;
+    /// True when other instances may exist: routes are stored remotely and
+    /// direct messages also go out through this layer.
+    fn is_remote(&self) -> bool {
+        true
+    }
     /// Stop background work (graceful shutdown); routes of this instance are removed.
     fn shutdown(&self);
 }
@@ -109,6 +114,9 @@ impl Coordinator for Embedded {
     fn delivery_report(&self, _token: u64, _connections: u32, _parts: u32) {}
     fn is_ready(&self) -> bool {
         true
+    }
+    fn is_remote(&self) -> bool {
+        false
     }
     fn shutdown(&self) {}
 }

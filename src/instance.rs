@@ -4,7 +4,6 @@
 //! start (settings, authenticator, mailboxes) or a handful of atomics touched
 //! only on connect, close and shutdown, never per message.
 
-use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -43,11 +42,9 @@ impl Instance {
         self.mailboxes.len()
     }
 
-    /// The shard that keeps `user`'s directory entry (and its route in the
-    /// coordination layer): a fixed hash, so every shard agrees.
+    /// The shard that keeps `user`'s directory entry (see [`crate::shard::owner_of`]).
     pub fn owner_of(&self, user: &str) -> u16 {
-        let hash = BuildHasherDefault::<DefaultHasher>::default().hash_one(user);
-        (hash % self.mailboxes.len() as u64) as u16
+        crate::shard::owner_of(user, self.mailboxes.len() as u16)
     }
 
     /// Pushes a message into a shard's mailbox.

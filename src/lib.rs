@@ -33,6 +33,7 @@
 
 pub mod app;
 pub mod auth;
+pub mod close;
 pub mod config;
 pub mod coordinator;
 pub mod instance;

@@ -10,13 +10,11 @@ use std::time::SystemTime;
 
 use bytes::Bytes;
 
+use crate::close::CloseReason;
 use crate::protocol::envelope::{self, parse_client_message, AckStatus, ClientMessage, ErrorCode};
 use crate::protocol::frame::text_frame_with;
 use crate::protocol::UserId;
 use crate::ratelimit::{RateLimit, TokenBucket, Verdict};
-
-/// Close code for repeated rate-limit violations.
-pub const CLOSE_RATE_LIMIT: u16 = 4029;
 
 /// The per-instance rules a message is judged by.
 #[derive(Debug, Clone, Copy)]
@@ -74,8 +72,8 @@ pub enum Outcome {
     RateLimited(Bytes),
     /// A latency report to fold into the metric, and nothing to answer.
     Latency(f64),
-    /// Close the connection with this code and reason.
-    Close(u16, &'static str),
+    /// Close the connection for this reason.
+    Close(CloseReason),
 }
 
 /// Handles one client text message.
@@ -93,7 +91,7 @@ pub fn handle_text(
         match state.bucket.check(&rules.rate_limit, from.now_ms) {
             Verdict::Allow => {}
             Verdict::Refuse => return rate_limited(&msg),
-            Verdict::Close => return Outcome::Close(CLOSE_RATE_LIMIT, "rate limit exceeded"),
+            Verdict::Close => return Outcome::Close(CloseReason::RATE_LIMITED),
         }
     }
     let timestamp = envelope::timestamp(from.now);

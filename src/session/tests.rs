@@ -156,7 +156,7 @@ fn rate_limit_acks_then_closes() {
     assert_eq!(v["code"], "rate_limited");
     assert!(matches!(
         c.handle(msg, &RULES),
-        Outcome::Close(CLOSE_RATE_LIMIT, _)
+        Outcome::Close(CloseReason::RATE_LIMITED)
     ));
 }
 

@@ -1,14 +1,17 @@
-//! Bytes from a client: frames, control frames, and the close handshake.
+//! Bytes from a client: frames, control frames, the close handshake, and
+//! the session's verdict on each text message (handed to the core).
 
 use std::rc::Rc;
 
+use std::time::SystemTime;
+
+use crate::close::CloseReason;
 use crate::metrics::Counter;
 use crate::protocol::frame::{encode_frame, pong_frame, FrameDecoder, Opcode, WsMessage};
+use crate::session::{self, Rules, Sender, SessionState};
 
-use super::{ConnKey, Ending, Phase, Shard};
-
-/// Close code for binary frames.
-const CLOSE_BINARY: u16 = 1003;
+use super::core::unix_micros;
+use super::{ConnKey, Phase, Shard};
 
 impl Shard {
     /// Feeds bytes read from a connection. Returns false when the connection
@@ -26,14 +29,7 @@ impl Shard {
         let result = decoder.feed(data, max, |msg| self.on_ws_message(key, msg));
         let alive = self.with_conn(key, |c| c.decoder = decoder).is_some();
         if let Err(violation) = result {
-            self.metrics.incr(Counter::ProtocolErrors);
-            self.close_conn(
-                key,
-                violation.code,
-                violation.reason,
-                Ending::Unexpected,
-                false,
-            );
+            self.close_conn(key, CloseReason::violation(violation));
         }
         alive
     }
@@ -57,14 +53,7 @@ impl Shard {
                 self.enqueue(key, encode_frame(Opcode::Binary, data), 0);
             }
             WsMessage::Binary(_) => {
-                self.metrics.incr(Counter::ProtocolErrors);
-                self.close_conn(
-                    key,
-                    CLOSE_BINARY,
-                    "binary frames are not accepted",
-                    Ending::Unexpected,
-                    false,
-                );
+                self.close_conn(key, CloseReason::BINARY);
                 return false;
             }
             WsMessage::Ping(payload) => {
@@ -73,14 +62,41 @@ impl Shard {
             WsMessage::Pong(_) => {}
             WsMessage::Close(frame) => {
                 let code = frame.as_ref().map(|f| f.code);
-                let ending = match code {
-                    Some(1000) | Some(1001) => Ending::Expected,
-                    _ => Ending::Unexpected,
-                };
-                self.close_conn(key, code.unwrap_or(1000), "", ending, false);
+                self.close_conn(key, CloseReason::echo(code));
                 return false;
             }
         }
         true
+    }
+
+    /// A text message from an open protocol connection: the session judges
+    /// it, the core routes what it decided.
+    fn on_text(self: &Rc<Self>, key: ConnKey, text: &str) {
+        self.metrics.incr(Counter::MessagesTotal);
+        let now = SystemTime::now();
+        let now_ms = self.now_ms();
+        let settings = &self.instance.settings;
+        let rules = Rules {
+            max_message_bytes: settings.max_message_bytes,
+            broadcast_enabled: settings.broadcast_enabled,
+            rate_limit: settings.rate_limit,
+        };
+        let outcome = self.with_conn(key, |c| {
+            let connection_id = self.connection_id(c.seq);
+            let from = Sender {
+                user: &c.user,
+                connection_id: &connection_id,
+                now,
+                now_ms,
+            };
+            let state = SessionState {
+                bucket: &mut c.bucket,
+                next_message: &mut c.next_message,
+            };
+            session::handle_text(text, &from, state, &rules)
+        });
+        let Some(outcome) = outcome else { return };
+        let sent_at_us = unix_micros(now);
+        self.with_core(|core| core.client_outcome(key, outcome, sent_at_us, now_ms));
     }
 }

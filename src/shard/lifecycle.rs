@@ -1,19 +1,22 @@
-//! A connection's life on its shard: insert, register, welcome, remove.
+//! A connection's life on its shard: insert, welcome, remove; closing
+//! every connection for shutdown or drain.
 
 use std::os::fd::OwnedFd;
 use std::rc::Rc;
 
+use crate::close::CloseReason;
 use crate::metrics::Counter;
 use crate::protocol::envelope::{self, Welcome};
 use crate::protocol::frame::text_frame_with;
 use crate::protocol::UserId;
 
-use super::{CloseAll, Conn, ConnKey, Ending, OutFrame, Phase, Shard, ShardMsg};
+use super::{CloseAll, Conn, ConnKey, Ending, OutFrame, Phase, Shard};
 
 impl Shard {
     /// Adds an upgraded connection (its socket not yet in the readiness set).
-    /// Protocol connections start registering their route; echo connections
-    /// are open at once.
+    /// Protocol connections start registering their route (their frames
+    /// are held until the core asks for the welcome); echo connections are
+    /// open at once and never reach the core.
     pub fn insert_conn(self: &Rc<Self>, user: UserId, fd: OwnedFd, echo: bool) -> ConnKey {
         let generation = self.next_generation();
         let conn = Conn::new(
@@ -26,65 +29,15 @@ impl Shard {
         );
         let index = self.conns.borrow_mut().insert(conn) as u32;
         self.metrics.connection_opened();
+        let key = ConnKey { index, generation };
         if !echo {
-            self.add_local_user(&user, index);
+            self.with_core(|core| core.conn_opened(key, &user));
         }
-        ConnKey { index, generation }
-    }
-
-    fn add_local_user(self: &Rc<Self>, user: &UserId, index: u32) {
-        let mut users = self.users.borrow_mut();
-        let local = users.entry(user.clone()).or_default();
-        local.conns.push(index);
-        if local.conns.len() > 1 && local.registering == 0 {
-            drop(users);
-            self.welcome(index);
-            return;
-        }
-        if local.registering == 0 {
-            let token = self.token();
-            local.registering = token;
-            drop(users);
-            self.registrations.borrow_mut().insert(token, user.clone());
-            self.send_register(user.clone(), token);
-        }
-    }
-
-    fn send_register(self: &Rc<Self>, user: UserId, token: u64) {
-        let owner = self.instance.owner_of(&user);
-        let msg = ShardMsg::Register {
-            user,
-            shard: self.index,
-            token,
-        };
-        if owner == self.index {
-            self.on_mailbox(msg);
-        } else {
-            self.instance.send(owner, msg);
-        }
-    }
-
-    /// The owner shard confirmed a registration: welcome every waiting connection of the user.
-    pub fn on_registered(self: &Rc<Self>, token: u64) {
-        let Some(user) = self.registrations.borrow_mut().remove(&token) else {
-            return;
-        };
-        let waiting: Vec<u32> = {
-            let mut users = self.users.borrow_mut();
-            let Some(local) = users.get_mut(&user) else {
-                return;
-            };
-            if local.registering != token {
-                return;
-            }
-            local.registering = 0;
-            local.conns.to_vec()
-        };
-        waiting.into_iter().for_each(|i| self.welcome(i));
+        key
     }
 
     /// Sends `welcome` first, then releases what was held behind it.
-    fn welcome(self: &Rc<Self>, index: u32) {
+    pub(super) fn welcome(&self, index: u32) {
         let settings = &self.instance.settings;
         let mut conns = self.conns.borrow_mut();
         let Some(c) = conns.get_mut(index as usize) else {
@@ -117,8 +70,9 @@ impl Shard {
         self.schedule_flush(key, c);
     }
 
-    /// The socket ended (EOF or a read error): forget the connection and, if
-    /// it was the user's last on this shard, tell the owner shard.
+    /// The socket ended (EOF or a read error): forget the connection and
+    /// tell the core (which tells the owner shard if it was the user's last
+    /// connection here).
     pub fn remove_conn(self: &Rc<Self>, key: ConnKey) {
         let conn = {
             let mut conns = self.conns.borrow_mut();
@@ -132,46 +86,7 @@ impl Shard {
         self.reclaim.note();
         self.instance.release_connection();
         if !conn.echo {
-            self.remove_local_user(&conn.user, key.index);
-        }
-    }
-
-    fn remove_local_user(self: &Rc<Self>, user: &UserId, index: u32) {
-        let mut users = self.users.borrow_mut();
-        let Some(local) = users.get_mut(user) else {
-            return;
-        };
-        local.conns.retain(|i| *i != index);
-        if !local.conns.is_empty() {
-            return;
-        }
-        if local.registering != 0 {
-            let token = local.registering;
-            self.registrations.borrow_mut().remove(&token);
-        }
-        users.remove(user);
-        drop(users);
-        let owner = self.instance.owner_of(user);
-        let msg = ShardMsg::Unregister {
-            user: user.clone(),
-            shard: self.index,
-        };
-        if owner == self.index {
-            self.on_mailbox(msg);
-        } else {
-            self.instance.send(owner, msg);
-        }
-    }
-
-    /// The coordination layer lost its state: store every owned user's route again.
-    pub fn reregister_routes(self: &Rc<Self>) {
-        let users: Vec<UserId> = self.directory.borrow().users().cloned().collect();
-        for user in users {
-            // Confirmation is not awaited: these connections were welcomed long ago.
-            let token = self.token();
-            self.instance
-                .coordinator
-                .add_route(&user, self.index, token);
+            self.with_core(|core| core.conn_closed(key, &conn.user));
         }
     }
 
@@ -180,7 +95,7 @@ impl Shard {
         self.closing_all.set(Some(how));
         if how == CloseAll::Shutdown {
             for key in self.all_keys() {
-                self.close_conn(key, 1001, "server shutting down", Ending::Expected, false);
+                self.close_conn(key, CloseReason::SHUTDOWN);
             }
         }
         // Drain is paced by the sweep.

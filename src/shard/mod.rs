@@ -1,24 +1,37 @@
 //! A shard: one pinned thread, one monoio runtime, and every piece of state
-//! for the connections it accepted.
+//! for the connections it accepted. Nothing here is shared with other
+//! threads: shards talk only through [`ShardMsg`]s, and state lives in
+//! `RefCell`s that are never borrowed across an `.await`.
 //!
-//! Each shard owns its connections (a slab), their sockets' readiness set
-//! (`poller`: read by `readiness`, written by `writer`), the map of its local
-//! users, the directory entries of the users it owns (`owner_of(user)`: which
-//! shards hold that user's connections), and the acks its senders wait for. Nothing here
-//! is shared with other threads: shards talk only through [`ShardMsg`]s.
-//! State lives in `RefCell`s that are never borrowed across an `.await`.
+//! # Layout: the data flow
+//!
+//! - accept → [`runner`]: the runtime, the accept loop, the mailbox loop and
+//!   the sweep timer; [`handshake`]: one short-lived task per accepted socket
+//!   reads the HTTP request, answers plain HTTP ([`http`]) or upgrades.
+//! - read → [`read`]: the one task that waits on the shard's readiness set
+//!   ([`poller`], epoll) and drains ready sockets into pooled buffers.
+//! - decode → [`decode`]: frames to messages, control frames, the session's
+//!   verdict on each client message.
+//! - route → [`core`]: the I/O-free routing core (local users, owner
+//!   directory, pending acks): events in, [`core::Action`]s out.
+//! - deliver → [`deliver`]: carries out the core's actions: queues frames on
+//!   connections ([`conn`]), welcomes, closes, mailboxes, coordinator calls.
+//! - write → [`write`]: corked non-blocking `sendmsg` per turn.
+//!
+//! Around them: [`lifecycle`] (a connection's insert and removal, shutdown
+//! and drain), [`sweep`] (one timer per shard: heartbeats, close deadlines,
+//! ack deadlines, drain pace), [`reclaim`] (memory back to the OS after a
+//! burst), [`mailbox`] and [`messages`] (cross-shard messages).
 
 mod conn;
+pub mod core;
 mod decode;
-mod delivery;
-mod directory;
-mod dispatch;
+mod deliver;
 mod handshake;
 mod http;
 mod lifecycle;
 mod mailbox;
 mod messages;
-mod pending;
 mod poller;
 mod read;
 mod reclaim;
@@ -27,24 +40,21 @@ mod sweep;
 mod write;
 
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
 use slab::Slab;
-use smallvec::SmallVec;
 
 use crate::instance::Instance;
 use crate::metrics::ShardMetrics;
-use crate::protocol::UserId;
 
+pub use self::core::{owner_of, ShardCore};
 pub use conn::{Conn, Ending, Enqueued, OutFrame, Phase, SendQueue};
 pub use mailbox::Mailbox;
 pub use messages::{CloseAll, ShardMsg};
 pub use runner::run_shard;
 
-use directory::Directory;
-use pending::PendingAcks;
+use self::core::CoreConfig;
 use poller::Poller;
 use reclaim::Reclaim;
 use write::FlushList;
@@ -81,16 +91,6 @@ impl std::fmt::Display for ConnectionId<'_> {
     }
 }
 
-/// A user's connections on this shard.
-#[derive(Debug, Default)]
-pub struct LocalUser {
-    /// Slab indices of the user's connections here.
-    pub conns: SmallVec<[u32; 2]>,
-    /// Registration with the owner shard in flight: its token (0: none;
-    /// tokens start at 1). A plain u64 keeps the map entry small.
-    pub registering: u64,
-}
-
 /// One shard's state.
 pub struct Shard {
     /// This shard's number.
@@ -101,14 +101,8 @@ pub struct Shard {
     pub metrics: Arc<ShardMetrics>,
     /// Connections.
     pub conns: RefCell<Slab<Conn>>,
-    /// Users with a connection on this shard.
-    pub users: RefCell<HashMap<UserId, LocalUser>>,
-    /// Directory of the users this shard owns.
-    pub directory: RefCell<Directory>,
-    /// Acks waiting for delivery counts.
-    pub pending: RefCell<PendingAcks>,
-    /// Registration tokens waiting for `Registered`, with their user.
-    pub registrations: RefCell<HashMap<u64, UserId>>,
+    /// The routing core: local users, owned directory, pending acks.
+    pub core: RefCell<ShardCore>,
     /// Reusable read buffers: a connection borrows one only while reading.
     pub read_pool: RefCell<Vec<Vec<u8>>>,
     /// Every upgraded socket of the shard, watched for readability (and for
@@ -120,8 +114,6 @@ pub struct Shard {
     pub reclaim: Reclaim,
     /// Origin of the shard clock.
     pub started: Instant,
-    /// Next token (registrations, pending acks).
-    next_token: Cell<u64>,
     /// Next connection sequence number.
     next_seq: Cell<u64>,
     /// Next slab generation.
@@ -139,21 +131,25 @@ impl Shard {
     /// A new shard with no connections.
     pub fn new(index: u16, instance: Arc<Instance>) -> std::io::Result<Self> {
         let metrics = instance.metrics.shard(usize::from(index));
+        let settings = &instance.settings;
+        let cfg = CoreConfig {
+            index,
+            shards: instance.shard_count() as u16,
+            remote: instance.coordinator.is_remote(),
+            delivery_timeout_ms: settings.delivery_timeout.as_millis() as u32,
+        };
+        let core = ShardCore::new(cfg, metrics.clone());
         Ok(Self {
             index,
             instance,
             metrics,
             conns: RefCell::new(Slab::new()),
-            users: RefCell::new(HashMap::new()),
-            directory: RefCell::new(Directory::default()),
-            pending: RefCell::new(PendingAcks::default()),
-            registrations: RefCell::new(HashMap::new()),
+            core: RefCell::new(core),
             read_pool: RefCell::new(Vec::new()),
             poller: Poller::new()?,
             flush_list: FlushList::default(),
             reclaim: Reclaim::default(),
             started: Instant::now(),
-            next_token: Cell::new(1),
             next_seq: Cell::new(0),
             next_generation: Cell::new(0),
             closing_all: Cell::new(None),
@@ -163,13 +159,6 @@ impl Shard {
     /// Shard clock in milliseconds (wraps after 49 days; comparisons use wrapping arithmetic).
     pub fn now_ms(&self) -> u32 {
         (self.started.elapsed().as_millis() as u64).max(1) as u32
-    }
-
-    /// A fresh token.
-    pub fn token(&self) -> u64 {
-        let t = self.next_token.get();
-        self.next_token.set(t + 1);
-        t
     }
 
     fn next_generation(&self) -> u32 {

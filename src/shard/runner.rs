@@ -13,7 +13,7 @@ use monoio::net::TcpListener;
 use crate::instance::Instance;
 use crate::settings::IoDriver;
 
-use super::{handshake, read, write, CloseAll, Shard};
+use super::{handshake, read, write, CloseAll, Shard, ShardMsg};
 
 /// Mailbox messages handled per turn before yielding to connections.
 const MAILBOX_BATCH: usize = 256;
@@ -78,7 +78,10 @@ async fn mailbox_loop(shard: Rc<Shard>) {
     loop {
         mailbox.recv_batch(&mut batch, MAILBOX_BATCH).await;
         for msg in batch.drain(..) {
-            shard.on_mailbox(msg);
+            match msg {
+                ShardMsg::CloseAll(how) => shard.begin_close_all(how),
+                msg => shard.with_core(|core| core.on_message(msg)),
+            }
         }
     }
 }

@@ -9,14 +9,9 @@ use std::os::fd::AsRawFd;
 use std::rc::Rc;
 use std::time::Duration;
 
-use crate::metrics::Counter;
+use crate::close::CloseReason;
 
-use super::{CloseAll, ConnKey, Ending, Phase, Shard};
-
-/// Close code for a heartbeat timeout.
-pub const CLOSE_HEARTBEAT_TIMEOUT: u16 = 4000;
-/// Close code for a drain (reconnect elsewhere).
-pub const CLOSE_DRAIN: u16 = 1012;
+use super::{CloseAll, ConnKey, Phase, Shard};
 
 impl Shard {
     /// How often the sweep runs: an eighth of the heartbeat timeout, within 50 ms..1 s.
@@ -46,24 +41,14 @@ impl Shard {
             }
         }
         for key in silent {
-            self.metrics.incr(Counter::HeartbeatTimeouts);
-            self.close_conn(
-                key,
-                CLOSE_HEARTBEAT_TIMEOUT,
-                "heartbeat timeout",
-                Ending::Unexpected,
-                false,
-            );
+            self.close_conn(key, CloseReason::HEARTBEAT_TIMEOUT);
         }
         for fd in overdue {
             // SAFETY: fd belongs to a live connection of this shard; shutdown
             // makes it readable (EOF), and the read then removes the connection.
             unsafe { libc::shutdown(fd, libc::SHUT_RDWR) };
         }
-        let expired = self.pending.borrow_mut().expire(now);
-        for (ack, status) in expired {
-            self.send_ack(ack.conn, &ack.id, status);
-        }
+        self.with_core(|core| core.tick(now));
         if let Some(CloseAll::Drain { per_sec }) = self.closing_all.get() {
             self.drain_some(per_sec);
         }
@@ -87,13 +72,7 @@ impl Shard {
             })
             .collect();
         for key in open {
-            self.close_conn(
-                key,
-                CLOSE_DRAIN,
-                "server restarting, reconnect",
-                Ending::Expected,
-                false,
-            );
+            self.close_conn(key, CloseReason::DRAIN);
         }
     }
 }

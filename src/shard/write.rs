@@ -89,7 +89,7 @@ impl Shard {
 
     /// Writes as much of the connection's queue as the socket takes now.
     pub fn flush(&self, key: ConnKey) {
-        let now_us = super::dispatch::unix_micros(SystemTime::now());
+        let now_us = super::core::unix_micros(SystemTime::now());
         self.with_conn(key, |c| {
             c.flush_scheduled = false;
             if c.phase == Phase::Registering {

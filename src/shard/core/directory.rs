@@ -1,6 +1,6 @@
 //! The owner shard's directory: which shards hold connections of a user.
 //!
-//! Every user has one owner shard (`Instance::owner_of`). All route changes for
+//! Every user has one owner shard (`super::owner_of`). All route changes for
 //! that user pass through it in mailbox order, and it alone talks to the
 //! coordination layer about the user's route. That is what rules out the
 //! original server's races: a user's route is added when the count of shards
@@ -27,8 +27,18 @@ pub struct Waiter {
 pub struct Entry {
     /// Shards holding at least one connection of the user.
     pub shards: SmallVec<[u16; 2]>,
-    /// Registrations to answer once the route is stored remotely (`None` when not waiting).
-    pub waiters: Option<Box<SmallVec<[Waiter; 1]>>>,
+    /// The route write in flight and the registrations it will answer
+    /// (`None` when not waiting).
+    pub pending: Option<Box<PendingRoute>>,
+}
+
+/// A route write the coordination layer has not confirmed yet.
+#[derive(Debug, Default)]
+pub struct PendingRoute {
+    /// The token of the write (0 until it is asked).
+    pub token: u64,
+    /// Registrations to answer once it is stored.
+    pub waiters: SmallVec<[Waiter; 1]>,
 }
 
 /// What a registration needs next.
@@ -59,40 +69,51 @@ impl Directory {
         if !entry.shards.contains(&waiter.shard) {
             entry.shards.push(waiter.shard);
         }
-        match (&mut entry.waiters, first) {
-            (Some(waiters), _) => {
-                waiters.push(waiter);
+        match (&mut entry.pending, first) {
+            (Some(pending), _) => {
+                pending.waiters.push(waiter);
                 Registration::Waiting
             }
             (None, true) => {
-                entry.waiters = Some(Box::new(smallvec::smallvec![waiter]));
+                let waiters = smallvec::smallvec![waiter];
+                entry.pending = Some(Box::new(PendingRoute { token: 0, waiters }));
                 Registration::AddRoute
             }
             (None, false) => Registration::Ready,
         }
     }
 
-    /// Remembers the coordinator token for `user`'s pending route.
-    pub fn route_requested(&mut self, token: u64, user: UserId) {
-        self.route_tokens.insert(token, user);
+    /// Remembers the coordinator token of `user`'s route write.
+    pub fn route_requested(&mut self, user: &UserId, token: u64) {
+        if let Some(pending) = self.users.get_mut(user).and_then(|e| e.pending.as_mut()) {
+            pending.token = token;
+            self.route_tokens.insert(token, user.clone());
+        }
     }
 
-    /// The route asked with `token` is stored: the waiters to answer.
+    /// The route asked with `token` is stored: the waiters to answer. A
+    /// confirmation of an older write (the user left and came back since)
+    /// answers nobody: the current write is still in flight.
     pub fn route_added(&mut self, token: u64) -> SmallVec<[Waiter; 1]> {
         let Some(user) = self.route_tokens.remove(&token) else {
             return SmallVec::new();
         };
-        self.users
-            .get_mut(&user)
-            .and_then(|e| e.waiters.take().map(|w| *w))
-            .unwrap_or_default()
+        let Some(entry) = self.users.get_mut(&user) else {
+            return SmallVec::new();
+        };
+        match &entry.pending {
+            Some(p) if p.token == token => {
+                entry.pending.take().map(|p| p.waiters).unwrap_or_default()
+            }
+            _ => SmallVec::new(),
+        }
     }
 
     /// Answers every waiter of `user` at once (no coordination round trip).
     pub fn take_waiters(&mut self, user: &UserId) -> SmallVec<[Waiter; 1]> {
         self.users
             .get_mut(user)
-            .and_then(|e| e.waiters.take().map(|w| *w))
+            .and_then(|e| e.pending.take().map(|p| p.waiters))
             .unwrap_or_default()
     }
 
@@ -103,11 +124,13 @@ impl Directory {
             return false;
         };
         entry.shards.retain(|s| *s != shard);
-        if entry.shards.is_empty() {
-            self.users.remove(user);
-            return true;
+        if !entry.shards.is_empty() {
+            return false;
         }
-        false
+        if let Some(p) = self.users.remove(user).and_then(|e| e.pending) {
+            self.route_tokens.remove(&p.token);
+        }
+        true
     }
 
     /// Shards holding connections of `user`.
@@ -140,7 +163,7 @@ mod tests {
             d.register(&u, Waiter { shard: 0, token: 1 }),
             Registration::AddRoute
         );
-        d.route_requested(99, u.clone());
+        d.route_requested(&u, 99);
         assert_eq!(
             d.register(&u, Waiter { shard: 1, token: 2 }),
             Registration::Waiting
@@ -169,5 +192,23 @@ mod tests {
         assert!(d.unregister(&u, 1));
         assert!(d.shards_of("bob").is_empty());
         assert!(!d.unregister(&u, 1), "unknown user is a no-op");
+    }
+
+    #[test]
+    fn a_stale_confirmation_answers_nobody() {
+        let mut d = Directory::default();
+        let u = user("carol");
+        d.register(&u, Waiter { shard: 0, token: 1 });
+        d.route_requested(&u, 10);
+        assert!(d.unregister(&u, 0));
+        let again = d.register(&u, Waiter { shard: 0, token: 2 });
+        assert_eq!(again, Registration::AddRoute);
+        d.route_requested(&u, 11);
+        assert!(
+            d.route_added(10).is_empty(),
+            "the write of the previous visit"
+        );
+        let waiters = d.route_added(11);
+        assert_eq!(waiters.as_slice(), &[Waiter { shard: 0, token: 2 }]);
     }
 }

@@ -1,0 +1,344 @@
+//! The shard's routing core, free of I/O: events in, actions out.
+//!
+//! [`ShardCore`] owns what a shard knows about routing: its local users and
+//! their connections, the directory of the users it owns (which shards hold
+//! them), registrations in flight and acks its senders wait for. It never
+//! touches a socket, a mailbox or a clock: the I/O side (`super::*`) feeds it
+//! events — a connection opened or closed, a session [`Outcome`], a
+//! [`ShardMsg`] from another shard or the coordination layer, a delivery
+//! count, a tick with the time — and carries out the [`Action`]s it queues,
+//! taken one at a time with [`ShardCore::poll_action`].
+//!
+//! A message to the shard itself is queued locally and handled when the
+//! actions before it have been taken, like a message from another shard:
+//! the core is never re-entered while its state is borrowed, and the order
+//! of a user's route changes is the same whichever shard they come from.
+//!
+//! # Layout
+//! - [`users`]: local users, registration with the owner, welcome.
+//! - [`directory`]: the owner's directory of the users it owns.
+//! - [`routing`]: direct messages and broadcasts, delivery counts, acks.
+//! - [`pending`]: acks waiting for their counts.
+
+pub mod directory;
+pub mod pending;
+mod routing;
+mod users;
+
+#[cfg(test)]
+mod sim;
+#[cfg(test)]
+mod tests;
+
+use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use smallvec::SmallVec;
+
+use crate::coordinator::ReplyTo;
+use crate::metrics::ShardMetrics;
+use crate::protocol::UserId;
+
+use super::{ConnKey, ShardMsg};
+use crate::close::CloseReason;
+use directory::Directory;
+use pending::PendingAcks;
+
+pub use routing::unix_micros;
+
+/// What the core needs to know about its instance, fixed at start.
+#[derive(Debug, Clone, Copy)]
+pub struct CoreConfig {
+    /// This shard's number.
+    pub index: u16,
+    /// Shards in the instance.
+    pub shards: u16,
+    /// Other instances exist (Redis): routes are stored remotely and direct
+    /// messages also go out through the coordination layer.
+    pub remote: bool,
+    /// How long a sender waits for a delivery's count, in shard-clock ms.
+    pub delivery_timeout_ms: u32,
+}
+
+/// The shard that keeps `user`'s directory entry (and its route in the
+/// coordination layer): a fixed hash, so every shard agrees.
+pub fn owner_of(user: &str, shards: u16) -> u16 {
+    let hash = BuildHasherDefault::<DefaultHasher>::default().hash_one(user);
+    (hash % u64::from(shards.max(1))) as u16
+}
+
+/// A user's connections on this shard.
+#[derive(Debug, Default)]
+pub struct LocalUser {
+    /// Slab indices of the user's connections here. An index is valid as
+    /// long as it is listed: the core hears of every close before the slot
+    /// can be reused.
+    pub conns: SmallVec<[u32; 2]>,
+    /// Registration with the owner shard in flight: its token (0: none;
+    /// tokens start at 1). A plain u64 keeps the map entry small.
+    pub registering: u64,
+}
+
+/// Which connections a frame goes to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// One connection (an answer to its own message, an ack).
+    Conn(ConnKey),
+    /// Connections of one user on this shard, by slab index.
+    Indices(SmallVec<[u32; 2]>),
+    /// Every open protocol connection of the shard but `except`.
+    All {
+        /// The sender of a broadcast, which does not get its own.
+        except: Option<ConnKey>,
+    },
+}
+
+/// Where a delivery's count goes once the frame is queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Report {
+    /// Who waits for the count.
+    pub reply: ReplyTo,
+    /// How many parts (shards) count for the same message in all.
+    pub parts: u32,
+}
+
+/// What the shard asks of the coordination layer (see
+/// [`Coordinator`](crate::coordinator::Coordinator)); answers come back as
+/// [`ShardMsg`]s.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CoordinatorCall {
+    /// Store the user's route; `RouteAdded { token }` answers to `shard`.
+    AddRoute {
+        /// The user.
+        user: UserId,
+        /// The owner shard asking.
+        shard: u16,
+        /// Its token.
+        token: u64,
+    },
+    /// Remove the user's route.
+    RemoveRoute {
+        /// The user.
+        user: UserId,
+    },
+    /// Deliver to the user's connections on other instances; with a token,
+    /// a `RemoteOutcome` answers.
+    SendDirect {
+        /// The receiver.
+        user: UserId,
+        /// The framed message.
+        frame: Bytes,
+        /// The sending shard.
+        shard: u16,
+        /// Its pending-ack token (0: no answer wanted).
+        token: u64,
+        /// Unix micros when this instance received it.
+        sent_at_us: u64,
+    },
+    /// Deliver to every connection of every other instance.
+    Broadcast {
+        /// The framed message.
+        frame: Bytes,
+        /// Unix micros when this instance received it.
+        sent_at_us: u64,
+    },
+    /// One shard's count for another instance's direct message.
+    DeliveryReport {
+        /// The coordinator's key.
+        token: u64,
+        /// Connections that took it here.
+        connections: u32,
+        /// Shards reporting for it.
+        parts: u32,
+    },
+}
+
+/// One thing for the I/O side to do.
+#[derive(Debug)]
+pub enum Action {
+    /// Put `msg` in another shard's mailbox.
+    Send {
+        /// The receiving shard (never this one).
+        shard: u16,
+        /// The message.
+        msg: ShardMsg,
+    },
+    /// Queue `frame` on connections; with `report`, tell the core how many
+    /// took it ([`ShardCore::delivered`]).
+    Deliver {
+        /// The receivers.
+        to: Target,
+        /// The frame, shared by every receiver.
+        frame: Bytes,
+        /// Unix micros when the sender's instance received it (0: not a message).
+        sent_at_us: u64,
+        /// Where the count goes.
+        report: Option<Report>,
+    },
+    /// The connection's route is in place: send `welcome` first, then what
+    /// was held behind it.
+    Welcome {
+        /// Its slab index.
+        conn: u32,
+    },
+    /// Close a connection.
+    Close {
+        /// The connection.
+        conn: ConnKey,
+        /// Why.
+        reason: CloseReason,
+    },
+    /// Ask the coordination layer.
+    Coordinator(CoordinatorCall),
+}
+
+/// One shard's routing state.
+pub struct ShardCore {
+    /// Fixed facts about the instance.
+    cfg: CoreConfig,
+    /// This shard's counters.
+    metrics: Arc<ShardMetrics>,
+    /// Users with a connection on this shard.
+    users: HashMap<UserId, LocalUser>,
+    /// Registration tokens waiting for `Registered`, with their user.
+    registrations: HashMap<u64, UserId>,
+    /// Directory of the users this shard owns.
+    directory: Directory,
+    /// Acks waiting for delivery counts.
+    pending: PendingAcks,
+    /// Next token (registrations, routes, pending acks); never 0.
+    next_token: u64,
+    /// Actions not taken yet, oldest first.
+    actions: VecDeque<Action>,
+    /// Messages to this shard itself, handled once `actions` is empty.
+    local: VecDeque<ShardMsg>,
+    /// The shard clock at the last event (ack deadlines).
+    now_ms: u32,
+}
+
+impl ShardCore {
+    /// A core with no users.
+    pub fn new(cfg: CoreConfig, metrics: Arc<ShardMetrics>) -> Self {
+        Self {
+            cfg,
+            metrics,
+            users: HashMap::new(),
+            registrations: HashMap::new(),
+            directory: Directory::default(),
+            pending: PendingAcks::default(),
+            next_token: 1,
+            actions: VecDeque::new(),
+            local: VecDeque::new(),
+            now_ms: 0,
+        }
+    }
+
+    /// The next action to take, if any. Messages to this shard itself are
+    /// handled here, once every action queued before them was taken.
+    pub fn poll_action(&mut self) -> Option<Action> {
+        loop {
+            if let Some(a) = self.actions.pop_front() {
+                return Some(a);
+            }
+            let msg = self.local.pop_front()?;
+            self.on_message(msg);
+        }
+    }
+
+    /// A message from another shard or from the coordination layer.
+    pub fn on_message(&mut self, msg: ShardMsg) {
+        match msg {
+            ShardMsg::Register { user, shard, token } => self.on_register(user, shard, token),
+            ShardMsg::RouteAdded { token } => self.on_route_added(token),
+            ShardMsg::Registered { token } => self.on_registered(token),
+            ShardMsg::Unregister { user, shard } => self.on_unregister(user, shard),
+            ShardMsg::Reregister => self.reregister_routes(),
+            ShardMsg::Route {
+                user,
+                frame,
+                reply,
+                sent_at_us,
+            } => self.on_route(user, frame, reply, sent_at_us),
+            ShardMsg::Deliver {
+                user,
+                frame,
+                reply,
+                parts,
+                sent_at_us,
+            } => self.deliver_to_user(&user, frame, sent_at_us, reply, parts),
+            ShardMsg::Broadcast {
+                frame,
+                reply,
+                parts,
+                sent_at_us,
+            } => self.deliver_to_all(frame, sent_at_us, None, reply, parts),
+            ShardMsg::DeliveryReport {
+                token,
+                connections,
+                parts,
+            } => self.on_delivery_report(token, connections, parts),
+            ShardMsg::RemoteOutcome { token, outcome } => self.on_remote_outcome(token, outcome),
+            ShardMsg::CloseAll(_) => {
+                debug_assert!(false, "CloseAll is handled by the I/O side");
+            }
+        }
+    }
+
+    /// The time passed: expire acks whose deadline is over.
+    pub fn tick(&mut self, now_ms: u32) {
+        self.now_ms = now_ms;
+        for (ack, status) in self.pending.expire(now_ms) {
+            self.send_ack(ack.conn, &ack.id, status);
+        }
+    }
+
+    /// Users with a connection here (tests, metrics).
+    pub fn local_user_count(&self) -> usize {
+        self.users.len()
+    }
+
+    /// True when `user` has a connection here.
+    pub fn has_local_user(&self, user: &str) -> bool {
+        self.users.contains_key(user)
+    }
+
+    /// Acks waiting (tests, metrics).
+    pub fn pending_acks(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Shards holding `user`, per this shard's directory (meaningful on the
+    /// user's owner only).
+    pub fn shards_of(&self, user: &str) -> &[u16] {
+        self.directory.shards_of(user)
+    }
+
+    fn token(&mut self) -> u64 {
+        let t = self.next_token;
+        self.next_token = self.next_token.wrapping_add(1).max(1);
+        t
+    }
+
+    fn owner_of(&self, user: &str) -> u16 {
+        owner_of(user, self.cfg.shards)
+    }
+
+    /// Sends `msg` to `shard`: into its mailbox, or the local queue for this shard.
+    fn send(&mut self, shard: u16, msg: ShardMsg) {
+        if shard == self.cfg.index {
+            self.local.push_back(msg);
+        } else {
+            self.actions.push_back(Action::Send { shard, msg });
+        }
+    }
+
+    fn act(&mut self, action: Action) {
+        self.actions.push_back(action);
+    }
+
+    fn coordinator(&mut self, call: CoordinatorCall) {
+        self.actions.push_back(Action::Coordinator(call));
+    }
+}

@@ -1,0 +1,269 @@
+//! Routing client messages: direct messages through the receiver's owner,
+//! broadcasts to every shard, delivery counts back to the sender, acks.
+//!
+//! A direct message is framed once on the sender's shard and sent to the
+//! receiver's owner (`Route`), which forwards it to each shard holding the
+//! receiver (`Deliver`). Each of those queues it on the receiver's
+//! connections and reports its count to the sender's shard, which adds the
+//! parts (and the remote instances' answer) into the `ack`. `docs/DESIGN.md`
+//! says why the owner hop stays (measured against a replicated directory).
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+
+use crate::coordinator::{RemoteOutcome, ReplyTo};
+use crate::metrics::Counter;
+use crate::protocol::envelope::AckStatus;
+use crate::protocol::UserId;
+use crate::session::{ack_frame, Outcome};
+
+use super::pending::{PendingAck, Remote};
+use super::{Action, ConnKey, CoordinatorCall, Report, ShardCore, ShardMsg, Target};
+
+/// Unix time in microseconds.
+pub fn unix_micros(now: SystemTime) -> u64 {
+    now.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0)
+}
+
+impl ShardCore {
+    /// What the session made of one client message from `from`.
+    pub fn client_outcome(
+        &mut self,
+        from: ConnKey,
+        outcome: Outcome,
+        sent_at_us: u64,
+        now_ms: u32,
+    ) {
+        self.now_ms = now_ms;
+        match outcome {
+            Outcome::Reply(frame) => self.reply(from, frame),
+            Outcome::Latency(ms) => self.metrics.record_latency_report(ms),
+            Outcome::RateLimited(frame) => {
+                self.metrics.incr(Counter::RateLimited);
+                self.reply(from, frame);
+            }
+            Outcome::Close(reason) => self.act(Action::Close { conn: from, reason }),
+            Outcome::Direct {
+                receiver,
+                frame,
+                ack,
+            } => self.send_direct(from, receiver, frame, ack, sent_at_us),
+            Outcome::Broadcast { frame, ack } => self.send_broadcast(from, frame, ack, sent_at_us),
+        }
+    }
+
+    /// A delivery's count, once the I/O side queued the frame.
+    pub fn delivered(&mut self, report: Report, connections: u32) {
+        match report.reply {
+            ReplyTo::Shard { shard, token } if shard == self.cfg.index => {
+                self.on_delivery_report(token, connections, report.parts)
+            }
+            ReplyTo::Shard { shard, token } => {
+                let parts = report.parts;
+                let msg = ShardMsg::DeliveryReport {
+                    token,
+                    connections,
+                    parts,
+                };
+                self.send(shard, msg);
+            }
+            ReplyTo::Coordinator { token } => self.coordinator(CoordinatorCall::DeliveryReport {
+                token,
+                connections,
+                parts: report.parts,
+            }),
+        }
+    }
+
+    fn reply(&mut self, to: ConnKey, frame: Bytes) {
+        self.act(Action::Deliver {
+            to: Target::Conn(to),
+            frame,
+            sent_at_us: 0,
+            report: None,
+        });
+    }
+
+    fn pending_for(&mut self, conn: ConnKey, id: String, remote: Remote) -> ReplyTo {
+        let token = self.token();
+        let deadline_ms = self.now_ms.wrapping_add(self.cfg.delivery_timeout_ms);
+        let pending = PendingAck {
+            conn,
+            id,
+            parts: 0,
+            reported: 0,
+            connections: 0,
+            remote,
+            deadline_ms,
+        };
+        self.pending.insert(token, pending);
+        ReplyTo::Shard {
+            shard: self.cfg.index,
+            token,
+        }
+    }
+
+    fn send_direct(
+        &mut self,
+        from: ConnKey,
+        receiver: UserId,
+        frame: Bytes,
+        ack: Option<String>,
+        sent_at_us: u64,
+    ) {
+        let remote = if self.cfg.remote && ack.is_some() {
+            Remote::Waiting
+        } else {
+            Remote::None
+        };
+        let reply = ack.map(|id| self.pending_for(from, id, remote));
+        if self.cfg.remote {
+            let token = match reply {
+                Some(ReplyTo::Shard { token, .. }) => token,
+                _ => 0,
+            };
+            self.coordinator(CoordinatorCall::SendDirect {
+                user: receiver.clone(),
+                frame: frame.clone(),
+                shard: self.cfg.index,
+                token,
+                sent_at_us,
+            });
+        }
+        let owner = self.owner_of(&receiver);
+        let msg = ShardMsg::Route {
+            user: receiver,
+            frame,
+            reply,
+            sent_at_us,
+        };
+        self.send(owner, msg);
+    }
+
+    fn send_broadcast(
+        &mut self,
+        from: ConnKey,
+        frame: Bytes,
+        ack: Option<String>,
+        sent_at_us: u64,
+    ) {
+        let reply = ack.map(|id| self.pending_for(from, id, Remote::None));
+        let parts = u32::from(self.cfg.shards);
+        if self.cfg.remote {
+            let frame = frame.clone();
+            self.coordinator(CoordinatorCall::Broadcast { frame, sent_at_us });
+        }
+        for shard in 0..self.cfg.shards {
+            if shard != self.cfg.index {
+                let msg = ShardMsg::Broadcast {
+                    frame: frame.clone(),
+                    reply,
+                    parts,
+                    sent_at_us,
+                };
+                self.send(shard, msg);
+            }
+        }
+        self.deliver_to_all(frame, sent_at_us, Some(from), reply, parts);
+    }
+
+    /// Owner: forward a direct message to every shard holding the receiver.
+    pub(super) fn on_route(
+        &mut self,
+        user: UserId,
+        frame: Bytes,
+        reply: Option<ReplyTo>,
+        sent_at_us: u64,
+    ) {
+        let shards: smallvec::SmallVec<[u16; 4]> = self.directory.shards_of(&user).into();
+        if shards.is_empty() {
+            if let Some(reply) = reply {
+                self.delivered(Report { reply, parts: 1 }, 0);
+            }
+            return;
+        }
+        let parts = shards.len() as u32;
+        for shard in shards {
+            if shard == self.cfg.index {
+                self.deliver_to_user(&user, frame.clone(), sent_at_us, reply, parts);
+            } else {
+                let msg = ShardMsg::Deliver {
+                    user: user.clone(),
+                    frame: frame.clone(),
+                    reply,
+                    parts,
+                    sent_at_us,
+                };
+                self.send(shard, msg);
+            }
+        }
+    }
+
+    /// Queues `frame` on every local connection of `user`; the count goes to `reply`.
+    pub(super) fn deliver_to_user(
+        &mut self,
+        user: &str,
+        frame: Bytes,
+        sent_at_us: u64,
+        reply: Option<ReplyTo>,
+        parts: u32,
+    ) {
+        let report = reply.map(|reply| Report { reply, parts });
+        let Some(local) = self.users.get(user) else {
+            if let Some(report) = report {
+                self.delivered(report, 0);
+            }
+            return;
+        };
+        let to = Target::Indices(local.conns.clone());
+        self.act(Action::Deliver {
+            to,
+            frame,
+            sent_at_us,
+            report,
+        });
+    }
+
+    /// Queues `frame` on every connection of the shard but `except`.
+    pub(super) fn deliver_to_all(
+        &mut self,
+        frame: Bytes,
+        sent_at_us: u64,
+        except: Option<ConnKey>,
+        reply: Option<ReplyTo>,
+        parts: u32,
+    ) {
+        let report = reply.map(|reply| Report { reply, parts });
+        self.act(Action::Deliver {
+            to: Target::All { except },
+            frame,
+            sent_at_us,
+            report,
+        });
+    }
+
+    /// One part of a delivery count for a pending ack here.
+    pub(super) fn on_delivery_report(&mut self, token: u64, connections: u32, parts: u32) {
+        if let Some((p, status)) = self.pending.report(token, connections, parts) {
+            self.send_ack(p.conn, &p.id, status);
+        }
+    }
+
+    /// The coordination layer's answer for the remote part of a direct message.
+    pub(super) fn on_remote_outcome(&mut self, token: u64, outcome: RemoteOutcome) {
+        if let Some((p, status)) = self.pending.remote(token, outcome) {
+            self.send_ack(p.conn, &p.id, status);
+        }
+    }
+
+    /// Answers the sender with an ack.
+    pub(super) fn send_ack(&mut self, conn: ConnKey, id: &str, status: AckStatus) {
+        if matches!(status, AckStatus::Failed) {
+            self.metrics.incr(Counter::DeliveryFailed);
+        }
+        self.reply(conn, ack_frame(id, status));
+    }
+}
