@@ -128,7 +128,11 @@ mod tests {
         for r in all {
             let slow = r.code == close::SLOW_CONSUMER;
             assert_eq!(r.discard_queue, slow, "{r:?}");
-            let grace = if slow { SLOW_CONSUMER_GRACE_MS } else { CLOSE_GRACE_MS };
+            let grace = if slow {
+                SLOW_CONSUMER_GRACE_MS
+            } else {
+                CLOSE_GRACE_MS
+            };
             assert_eq!(r.grace_ms, grace, "{r:?}");
         }
     }

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh Debian machine with Rust:
 # installs what is missing (redis-server, redis-cli, Chromium, a Python venv
-# with moto and kosoku, playwright-core), then runs every test in release mode.
+# with moto and kosoku, playwright-core), checks formatting and clippy, then
+# runs every test in release mode.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -26,6 +27,11 @@ export KOSOKU="$PWD/.venv/bin/kosoku"
 if [[ -f tests/browser/package.json && ! -d tests/browser/node_modules ]]; then
   (cd tests/browser && npm install --silent --no-audit --no-fund)
 fi
+
+# The habits CI enforces: formatted code, no clippy warnings (release
+# profile, so the check shares the build's settings).
+cargo fmt --check
+cargo clippy --release --all-targets --quiet -- -D warnings
 
 # Release mode: one build serves the tests, the load generator and Autobahn's
 # large-message cases at realistic speed.

@@ -181,6 +181,7 @@ fn parse_addrs(s: &str) -> Result<AddrList, String> {
 
 /// Raises the soft RLIMIT_NOFILE to the hard limit; returns the new soft limit.
 fn raise_nofile() -> u64 {
+    // SAFETY: getrlimit/setrlimit only read and write the local struct.
     unsafe {
         let mut r: libc::rlimit = std::mem::zeroed();
         if libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) != 0 {

@@ -77,11 +77,21 @@ fn drain_socket(shard: &Rc<Shard>, key: ConnKey, fd: RawFd) -> bool {
     let mut turns = 0;
     let alive = loop {
         let cap = buf.capacity();
-        // SAFETY: recv writes at most `cap` bytes into the buffer's spare capacity.
-        let n = unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), cap, libc::MSG_DONTWAIT) };
+        let spare = buf.spare_capacity_mut();
+        // SAFETY: `fd` is this connection's socket and stays open for the
+        // whole loop (a connection is removed only by the read path, after
+        // it); recv writes at most `spare.len()` bytes into memory we own.
+        let n = unsafe {
+            libc::recv(
+                fd,
+                spare.as_mut_ptr().cast(),
+                spare.len(),
+                libc::MSG_DONTWAIT,
+            )
+        };
         if n > 0 {
             let n = n as usize;
-            // SAFETY: the kernel initialised the first `n` bytes.
+            // SAFETY: the kernel initialised the first `n` bytes of the spare capacity.
             unsafe { buf.set_len(n) };
             shard.metrics.add(Counter::BytesIn, n as u64);
             if !shard.on_bytes(key, &mut buf[..n]) {

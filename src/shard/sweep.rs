@@ -5,9 +5,11 @@
 //! whose remote confirmation is overdue, paces a drain, and returns the
 //! memory of a finished burst to the OS.
 
-use std::os::fd::AsRawFd;
+use std::net::Shutdown;
 use std::rc::Rc;
 use std::time::Duration;
+
+use socket2::SockRef;
 
 use crate::close::CloseReason;
 
@@ -32,9 +34,7 @@ impl Shard {
                 generation: c.generation,
             };
             match c.phase {
-                Phase::Closing if is_past(now, c.close_deadline_ms) => {
-                    overdue.push(c.fd.as_raw_fd())
-                }
+                Phase::Closing if is_past(now, c.close_deadline_ms) => overdue.push(key),
                 Phase::Closing => {}
                 _ if !c.echo && now.wrapping_sub(c.last_seen_ms) > timeout => silent.push(key),
                 _ => {}
@@ -43,10 +43,10 @@ impl Shard {
         for key in silent {
             self.close_conn(key, CloseReason::HEARTBEAT_TIMEOUT);
         }
-        for fd in overdue {
-            // SAFETY: fd belongs to a live connection of this shard; shutdown
-            // makes it readable (EOF), and the read then removes the connection.
-            unsafe { libc::shutdown(fd, libc::SHUT_RDWR) };
+        for key in overdue {
+            // Shutting the socket makes it readable (EOF): the read then
+            // removes the connection.
+            self.with_conn(key, |c| SockRef::from(&c.fd).shutdown(Shutdown::Both));
         }
         self.with_core(|core| core.tick(now));
         if let Some(CloseAll::Drain { per_sec }) = self.closing_all.get() {

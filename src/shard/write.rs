@@ -11,10 +11,14 @@
 
 use std::cell::{Cell, RefCell};
 use std::future::poll_fn;
+use std::io::IoSlice;
+use std::net::Shutdown;
 use std::os::fd::AsRawFd;
 use std::rc::Rc;
 use std::task::{Poll, Waker};
 use std::time::SystemTime;
+
+use socket2::SockRef;
 
 use crate::metrics::Counter;
 
@@ -102,8 +106,7 @@ impl Shard {
                     c.clear_queue();
                     if c.close_after_flush {
                         c.close_after_flush = false;
-                        // SAFETY: fd is this live connection's socket.
-                        unsafe { libc::shutdown(c.fd.as_raw_fd(), libc::SHUT_WR) };
+                        let _ = SockRef::from(&c.fd).shutdown(Shutdown::Write);
                     }
                 }
                 Flushed::Blocked => c.write_blocked = true,
@@ -111,16 +114,14 @@ impl Shard {
                     c.write_blocked = false;
                     c.clear_queue();
                     // The peer is gone: make the read side see it now.
-                    // SAFETY: fd is this live connection's socket.
-                    unsafe { libc::shutdown(c.fd.as_raw_fd(), libc::SHUT_RDWR) };
+                    let _ = SockRef::from(&c.fd).shutdown(Shutdown::Both);
                 }
             }
             if was_blocked != c.write_blocked {
                 let fd = c.fd.as_raw_fd();
                 if let Err(e) = self.poller.set_write_interest(fd, key, c.write_blocked) {
                     tracing::warn!(error = %e, "epoll_ctl failed; cutting the connection");
-                    // SAFETY: as above.
-                    unsafe { libc::shutdown(fd, libc::SHUT_RDWR) };
+                    let _ = SockRef::from(&c.fd).shutdown(Shutdown::Both);
                 }
             }
         });
@@ -131,27 +132,22 @@ impl Shard {
             let Some(queue) = c.queue.frames() else {
                 return Flushed::Drained;
             };
-            let mut iov = [libc::iovec {
-                iov_base: std::ptr::null_mut(),
-                iov_len: 0,
-            }; IOVECS_PER_WRITE];
+            let mut iov = [IoSlice::new(&[]); IOVECS_PER_WRITE];
             let mut count = 0;
             let mut offered = 0;
             let mut skip = c.write_offset as usize;
             for f in queue.iter().take(IOVECS_PER_WRITE) {
                 let bytes = &f.frame[skip..];
                 skip = 0;
-                iov[count] = libc::iovec {
-                    iov_base: bytes.as_ptr() as *mut libc::c_void,
-                    iov_len: bytes.len(),
-                };
+                iov[count] = IoSlice::new(bytes);
                 count += 1;
                 offered += bytes.len();
             }
             if count == 0 {
                 return Flushed::Drained;
             }
-            let n = send_iovecs(c.fd.as_raw_fd(), &iov[..count]);
+            let flags = libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT;
+            let n = SockRef::from(&c.fd).send_vectored_with_flags(&iov[..count], flags);
             match n {
                 Ok(written) => {
                     self.metrics.add(Counter::BytesOut, written as u64);
@@ -176,18 +172,4 @@ impl Shard {
                 .record_delivery_latency(now_us.saturating_sub(sent_at_us));
         });
     }
-}
-
-/// One non-blocking `sendmsg` (no SIGPIPE) of `iov`.
-fn send_iovecs(fd: i32, iov: &[libc::iovec]) -> std::io::Result<usize> {
-    // SAFETY: zeroed msghdr is valid; iov outlives the call.
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_iov = iov.as_ptr() as *mut libc::iovec;
-    msg.msg_iovlen = iov.len() as _;
-    // SAFETY: valid fd and message for the call's duration.
-    let n = unsafe { libc::sendmsg(fd, &msg, libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT) };
-    if n < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    Ok(n as usize)
 }

@@ -80,6 +80,7 @@ impl ServerProcess {
 
     /// Sends a signal to the process.
     pub fn signal(&self, sig: i32) {
+        // SAFETY: kill(2) with our own child's pid; no memory is involved.
         unsafe { libc::kill(self.child.id() as i32, sig) };
     }
 
