@@ -2,8 +2,10 @@
 //! live dashboards and multiplayer games.
 //!
 //! One pinned worker thread per core ("shard") runs a `monoio` runtime on
-//! io_uring (epoll as fallback) and owns every piece of state of the
-//! connections it accepted. Shards talk only through typed messages in
+//! io_uring (epoll as fallback) for accepting, handshakes, timers and one
+//! readiness wait, and owns every piece of state of the connections it
+//! accepted; steady-state reads and writes are non-blocking `recv`/`sendmsg`
+//! on sockets its epoll readiness set reports ready. Shards talk only through typed messages in
 //! lock-free mailboxes. A coordination layer (embedded, or Redis for many
 //! instances) routes messages between instances; per-shard counters are
 //! merged for Prometheus (`/metrics`) and CloudWatch.
@@ -13,14 +15,16 @@
 //! - [`config`]: command line, environment and `.env.local`, validated once.
 //! - [`settings`]: the plain runtime settings the shards use.
 //! - [`protocol`]: the I/O-free wire protocol: HTTP handshake, WebSocket
-//!   frames, JSON envelope. Bytes in, events out; fuzzed.
+//!   frames, JSON envelope, close codes, user ids. Bytes in, events out;
+//!   fuzzed; depends on nothing of the server.
 //! - [`auth`]: who a client is (JWT HS256 or the opt-in insecure mode).
 //! - [`session`]: what one client message means (I/O-free, time passed in).
 //! - [`ratelimit`]: the per-connection token bucket.
-//! - [`shard`]: a worker: connections, local users, the directory of the
-//!   users it owns, pending acks, the sweep, the handshake tasks, and the
-//!   readiness set (epoll) through which it reads and writes every upgraded
-//!   socket without a task per connection.
+//! - [`close`]: why the server closes a connection (code, text, counter).
+//! - [`shard`]: a worker, laid out along the data flow (accept → handshake
+//!   → read → decode → route → deliver → write); its routing core
+//!   ([`shard::core`]) is I/O-free: events in, actions out, tested on a
+//!   simulated bus of shards.
 //! - [`instance`]: the instance-wide state every shard holds (settings, mailboxes, coordinator).
 //! - [`coordinator`]: the interface to other instances, and the embedded
 //!   single-instance implementation.
