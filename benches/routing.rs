@@ -35,6 +35,7 @@ impl Bus {
                     shards: SHARDS,
                     remote: false,
                     delivery_timeout_ms: 5_000,
+                    max_channels: 128,
                 };
                 ShardCore::new(cfg, registry.shard(usize::from(index)))
             })
@@ -45,8 +46,8 @@ impl Bus {
             mailboxes,
             batch: Vec::with_capacity(64),
         };
-        bus.cores[2].conn_opened(key(0), &receiver());
-        bus.cores[0].conn_opened(key(0), &UserId::parse("sender").unwrap());
+        bus.cores[2].conn_opened(key(0), &receiver(), &[]);
+        bus.cores[0].conn_opened(key(0), &UserId::parse("sender").unwrap(), &[]);
         bus.settle();
         bus
     }
@@ -59,11 +60,10 @@ impl Bus {
                     let (to, msg) = divert(to, msg);
                     self.mailboxes[usize::from(to)].push(msg);
                 }
-                Action::Deliver { report, .. } => {
-                    if let Some(report) = report {
-                        self.cores[usize::from(shard)].delivered(report, 1);
-                    }
-                }
+                Action::Deliver {
+                    report: Some(report),
+                    ..
+                } => self.cores[usize::from(shard)].delivered(report, 1),
                 _ => {}
             }
         }

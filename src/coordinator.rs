@@ -14,6 +14,7 @@
 
 use bytes::Bytes;
 
+use crate::protocol::channel::ChannelName;
 use crate::protocol::UserId;
 
 /// Where the outcome of a delivery goes once the receiving side has counted it.
@@ -47,6 +48,39 @@ pub enum RemoteOutcome {
     Failed,
 }
 
+/// How a channel keeps its publications (its namespace's options).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct History {
+    /// Publications kept.
+    pub size: u32,
+    /// How long an idle channel's history is kept.
+    pub ttl: std::time::Duration,
+}
+
+impl History {
+    /// The history a namespace keeps, if any.
+    pub fn of(options: &crate::namespaces::NamespaceOptions) -> Option<History> {
+        options.has_history().then_some(History {
+            size: options.history_size,
+            ttl: options.history_ttl,
+        })
+    }
+}
+
+/// What became of a publication handed to the coordination layer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PublishOutcome {
+    /// It reached the channel (numbered when the channel keeps history).
+    Published {
+        /// Its offset in the channel's history.
+        offset: Option<u64>,
+        /// The history's epoch.
+        epoch: Option<std::sync::Arc<str>>,
+    },
+    /// It could not be handed over (coordination layer down, timeout): not published.
+    Failed,
+}
+
 /// Entry point for work arriving from other instances, implemented by the
 /// server: it hands the work to the owner shard of the user.
 pub trait LocalRouter: Send + Sync + 'static {
@@ -60,6 +94,18 @@ pub trait LocalRouter: Send + Sync + 'static {
     fn route_added(&self, shard: u16, token: u64);
     /// Every local user's route is needed again (the coordination layer came back).
     fn reregister_routes(&self);
+    /// The subscription asked with [`Coordinator::subscribe_channel`] is in place.
+    fn channel_subscribed(&self, shard: u16, token: u64);
+    /// A publication of a channel this instance is subscribed to, framed once.
+    fn deliver_publication(
+        &self,
+        channel: ChannelName,
+        frame: Bytes,
+        offset: Option<u64>,
+        sent_at_us: u64,
+    );
+    /// The outcome of a [`Coordinator::publish`] with a token.
+    fn published(&self, shard: u16, token: u64, outcome: PublishOutcome);
 }
 
 /// What shards ask of the coordination layer. Every method must return at
@@ -84,6 +130,24 @@ pub trait Coordinator: Send + Sync + 'static {
     ) -> bool;
     /// Send a broadcast frame to every other instance.
     fn send_broadcast(&self, frame: Bytes, sent_at_us: u64);
+    /// Subscribe the instance to a channel's publications; the answer comes
+    /// through [`LocalRouter::channel_subscribed`] with `(shard, token)`.
+    fn subscribe_channel(&self, channel: &ChannelName, shard: u16, token: u64);
+    /// The instance no longer wants the channel's publications.
+    fn unsubscribe_channel(&self, channel: &ChannelName);
+    /// Publish to a channel on every instance, this one included (its
+    /// publications come back through [`LocalRouter::deliver_publication`]),
+    /// numbered and kept when `history` is set. With a non-zero token the
+    /// outcome comes through [`LocalRouter::published`].
+    fn publish(
+        &self,
+        channel: &ChannelName,
+        json: Bytes,
+        history: Option<History>,
+        shard: u16,
+        token: u64,
+        sent_at_us: u64,
+    );
     /// One shard's count for a remote instance's direct message (see
     /// [`ReplyTo::Coordinator`]); `parts` shards report for the same token.
     fn delivery_report(&self, token: u64, connections: u32, parts: u32);
@@ -111,6 +175,10 @@ impl Coordinator for Embedded {
         false
     }
     fn send_broadcast(&self, _frame: Bytes, _sent_at_us: u64) {}
+    // The shards' cores handle channels themselves when nothing is remote.
+    fn subscribe_channel(&self, _: &ChannelName, _: u16, _: u64) {}
+    fn unsubscribe_channel(&self, _: &ChannelName) {}
+    fn publish(&self, _: &ChannelName, _: Bytes, _: Option<History>, _: u16, _: u64, _: u64) {}
     fn delivery_report(&self, _token: u64, _connections: u32, _parts: u32) {}
     fn is_ready(&self) -> bool {
         true

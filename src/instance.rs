@@ -10,8 +10,9 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use crate::auth::Authenticator;
-use crate::coordinator::{Coordinator, LocalRouter, RemoteOutcome, ReplyTo};
+use crate::coordinator::{Coordinator, LocalRouter, PublishOutcome, RemoteOutcome, ReplyTo};
 use crate::metrics::MetricsRegistry;
+use crate::protocol::channel::ChannelName;
 use crate::protocol::UserId;
 use crate::settings::Settings;
 use crate::shard::{Mailbox, ShardMsg};
@@ -130,6 +131,37 @@ impl LocalRouter for MailboxRouter {
     fn route_added(&self, shard: u16, token: u64) {
         if let Some(s) = self.instance() {
             s.send(shard, ShardMsg::RouteAdded { token });
+        }
+    }
+
+    fn channel_subscribed(&self, shard: u16, token: u64) {
+        if let Some(s) = self.instance() {
+            s.send(shard, ShardMsg::ChannelSubscribed { token });
+        }
+    }
+
+    fn deliver_publication(
+        &self,
+        channel: ChannelName,
+        frame: Bytes,
+        offset: Option<u64>,
+        sent_at_us: u64,
+    ) {
+        if let Some(s) = self.instance() {
+            let owner = s.owner_of(&channel);
+            let msg = ShardMsg::PublicationIn {
+                channel,
+                frame,
+                offset,
+                sent_at_us,
+            };
+            s.send(owner, msg);
+        }
+    }
+
+    fn published(&self, shard: u16, token: u64, outcome: PublishOutcome) {
+        if let Some(s) = self.instance() {
+            s.send(shard, ShardMsg::Published { token, outcome });
         }
     }
 

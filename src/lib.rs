@@ -19,6 +19,7 @@
 //!   fuzzed; depends on nothing of the server.
 //! - [`auth`]: who a client is (JWT HS256 or the opt-in insecure mode).
 //! - [`session`]: what one client message means (I/O-free, time passed in).
+//! - [`namespaces`]: channel namespaces and their options.
 //! - [`ratelimit`]: the per-connection token bucket.
 //! - [`close`]: why the server closes a connection (code, text, counter).
 //! - [`shard`]: a worker, laid out along the data flow (accept → handshake
@@ -42,6 +43,7 @@ pub mod config;
 pub mod coordinator;
 pub mod instance;
 pub mod metrics;
+pub mod namespaces;
 pub mod protocol;
 pub mod ratelimit;
 pub mod redis_coord;

@@ -3,7 +3,10 @@
 //! plain struct rather than on the command-line layer.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
+
+use crate::namespaces::Namespaces;
 
 use crate::ratelimit::RateLimit;
 
@@ -64,4 +67,8 @@ pub struct Settings {
     pub dashboard: Dashboard,
     /// Drain pace: connections closed per second per instance.
     pub drain_rate: u32,
+    /// Channel namespaces and their options.
+    pub namespaces: Arc<Namespaces>,
+    /// Subscriptions per connection.
+    pub max_channels_per_connection: usize,
 }

@@ -2,6 +2,8 @@
 //! pub/sub for per-server channels): the same scenarios as
 //! `redis_standalone.rs`, plus Cluster-specific checks.
 
+#[path = "support/channel_scenarios.rs"]
+mod channel_scenarios;
 #[path = "support/redis_scenarios.rs"]
 mod scenarios;
 mod support;
@@ -70,4 +72,19 @@ fn redis_outage_degrades_then_recovers() {
 #[test]
 fn direct_message_is_published_only_to_the_receivers_instance() {
     scenarios::publish_only_to_receiver_instances(&cluster());
+}
+
+#[test]
+fn channel_publications_span_instances_in_one_order() {
+    channel_scenarios::channel_spans_instances(&cluster());
+}
+
+#[test]
+fn channels_survive_a_redis_restart() {
+    channel_scenarios::channels_survive_a_redis_restart(&mut cluster());
+}
+
+#[test]
+fn a_killed_instance_leaves_channels_working() {
+    channel_scenarios::killed_instance_leaves_channels_working(&cluster());
 }

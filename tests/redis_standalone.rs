@@ -2,6 +2,8 @@
 //! coordinator API with a recording router, then real server processes
 //! with real clients (scenarios in `support/redis_scenarios.rs`).
 
+#[path = "support/channel_scenarios.rs"]
+mod channel_scenarios;
 #[path = "support/redis_scenarios.rs"]
 mod scenarios;
 mod support;
@@ -59,4 +61,19 @@ fn redis_outage_degrades_then_recovers() {
 #[test]
 fn direct_message_is_published_only_to_the_receivers_instance() {
     scenarios::publish_only_to_receiver_instances(&RedisServer::start());
+}
+
+#[test]
+fn channel_publications_span_instances_in_one_order() {
+    channel_scenarios::channel_spans_instances(&RedisServer::start());
+}
+
+#[test]
+fn channels_survive_a_redis_restart() {
+    channel_scenarios::channels_survive_a_redis_restart(&mut RedisServer::start());
+}
+
+#[test]
+fn a_killed_instance_leaves_channels_working() {
+    channel_scenarios::killed_instance_leaves_channels_working(&RedisServer::start());
 }

@@ -10,14 +10,20 @@
 //! run NTP; `exp` is exclusive (RFC 7519 §4.1.4), `nbf` inclusive.
 
 use std::fmt;
+use std::sync::Arc;
 
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
 
+use crate::protocol::channel::ChannelName;
 pub use crate::protocol::handshake::Refusal;
 use crate::protocol::handshake::Request;
 use crate::protocol::UserId;
+
+mod grants;
+
+pub use grants::{may_broadcast, may_subscribe, Grants, Identity, MAX_CLAIM_ENTRIES};
 
 /// How identities are established.
 #[derive(Clone)]
@@ -47,6 +53,15 @@ impl fmt::Debug for AuthMode {
 /// The claims we read; anything else in the token is ignored.
 #[derive(Deserialize)]
 struct Claims {
+    /// Channels the token may subscribe to (exact names or `prefix*`).
+    #[serde(default)]
+    channels: Option<Vec<String>>,
+    /// Channels the connection is subscribed to at connect.
+    #[serde(default)]
+    subs: Option<Vec<String>>,
+    /// Whether the client may broadcast.
+    #[serde(default)]
+    broadcast: Option<bool>,
     /// The user id; `Option` so that a missing `sub` is a clear refusal.
     sub: Option<String>,
     /// Expiry (NumericDate; fractions allowed), honoured when present.
@@ -97,14 +112,35 @@ impl Authenticator {
         matches!(self.mode, AuthMode::Insecure)
     }
 
-    /// The user a request connects as, or the refusal to send: the origin
-    /// check first, then the identity of the active mode.
+    /// The user a request connects as, or the refusal to send (see [`Self::identify`]).
     pub fn authenticate(&self, req: &Request, now_unix: u64) -> Result<UserId, Refusal> {
+        self.identify(req, now_unix).map(|id| id.user)
+    }
+
+    /// Who a request connects as and what the token allows, or the refusal
+    /// to send: the origin check first, then the identity of the active mode.
+    pub fn identify(&self, req: &Request, now_unix: u64) -> Result<Identity, Refusal> {
         self.check_origin(req)?;
         match &self.mode {
-            AuthMode::Token { key, validation } => token_identity(req, key, validation, now_unix),
-            AuthMode::Insecure => insecure_identity(req),
+            AuthMode::Token { .. } => {
+                let token = request_token(req)?;
+                self.verify_token(&token, now_unix)
+            }
+            AuthMode::Insecure => insecure_identity(req).map(Identity::insecure),
         }
+    }
+
+    /// Verifies a token (at connect, or a `refresh` on a live connection):
+    /// signature, algorithm, times, `sub`, and the grants it carries.
+    pub fn verify_token(&self, token: &str, now_unix: u64) -> Result<Identity, Refusal> {
+        let AuthMode::Token { key, validation } = &self.mode else {
+            return Err(unauthorized("tokens are not used in insecure mode"));
+        };
+        let claims = jsonwebtoken::decode::<Claims>(token, key, validation)
+            .map_err(|e| unauthorized(jwt_error(e.kind())))?
+            .claims;
+        check_times(&claims, now_unix)?;
+        identity_of(claims)
     }
 
     /// 403 unless no allow-list is set or `Origin` is listed exactly.
@@ -134,25 +170,42 @@ fn unauthorized(message: &str) -> Refusal {
 }
 
 /// Token mode: `?token=` (if non-empty) else the bearer token.
-fn token_identity(
-    req: &Request,
-    key: &DecodingKey,
-    validation: &Validation,
-    now: u64,
-) -> Result<UserId, Refusal> {
-    let token = req
-        .query_param("token")
+fn request_token(req: &Request) -> Result<String, Refusal> {
+    req.query_param("token")
         .filter(|t| !t.is_empty())
-        .or_else(|| req.bearer.clone());
-    let token = token.ok_or_else(|| unauthorized("missing token"))?;
-    let claims = jsonwebtoken::decode::<Claims>(&token, key, validation)
-        .map_err(|e| unauthorized(jwt_error(e.kind())))?
-        .claims;
-    check_times(&claims, now)?;
+        .or_else(|| req.bearer.clone())
+        .ok_or_else(|| unauthorized("missing token"))
+}
+
+/// The identity and grants of verified claims.
+fn identity_of(claims: Claims) -> Result<Identity, Refusal> {
     let sub = claims
         .sub
         .ok_or_else(|| unauthorized("token has no sub claim"))?;
-    UserId::parse(&sub).ok_or_else(|| unauthorized("token sub is not a valid user id"))
+    let user =
+        UserId::parse(&sub).ok_or_else(|| unauthorized("token sub is not a valid user id"))?;
+    let channels = claims.channels.unwrap_or_default();
+    let subs = claims.subs.unwrap_or_default();
+    if channels.len() > MAX_CLAIM_ENTRIES || subs.len() > MAX_CLAIM_ENTRIES {
+        return Err(unauthorized("token channels or subs claim is too long"));
+    }
+    let subs = subs
+        .iter()
+        .map(|s| ChannelName::parse(s))
+        .collect::<Option<Vec<_>>>()
+        .ok_or_else(|| unauthorized("token subs claim names an invalid channel"))?;
+    let grants = Grants {
+        channels,
+        subs,
+        broadcast: claims.broadcast.unwrap_or(false),
+        expires_at: claims.exp.map(|e| e.max(0.0) as u64),
+    };
+    let grants = (!grants.is_empty()).then(|| Arc::new(grants));
+    Ok(Identity {
+        user,
+        grants,
+        insecure: false,
+    })
 }
 
 /// Refuses an expired or not-yet-valid token.

@@ -260,6 +260,20 @@ pub struct Args {
     /// Log line format (json needs tracing-subscriber's json feature, not in this build)
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+
+    // ---- Version 2: channels ----
+    /// TOML file of channel namespaces and their options (public, client_publish, history, presence); unset = defaults
+    #[arg(long, env = "CHANNELS_CONFIG", value_name = "PATH")]
+    pub channels_config: Option<PathBuf>,
+
+    /// Channel subscriptions per connection (1..=65535); one more answers error too_many_channels
+    #[arg(
+        long,
+        env = "MAX_CHANNELS_PER_CONNECTION",
+        default_value_t = 128,
+        value_name = "N"
+    )]
+    pub max_channels_per_connection: usize,
 }
 
 /// A string that is or may contain a secret (`JWT_SECRET`, a password in

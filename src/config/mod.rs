@@ -20,6 +20,7 @@
 //! Secrets (`JWT_SECRET`, a password in `REDIS_URI`) never appear in `Debug`
 //! output, [`Config::summary`], `--help`, or error messages.
 
+mod channels;
 mod cli;
 mod error;
 mod load;

@@ -3,6 +3,7 @@
 
 use std::fmt::Display;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::cli::{Args, AuthModeArg, DashboardArg, IoDriverArg};
@@ -73,6 +74,13 @@ pub(super) fn config(a: Args) -> Result<Config, ConfigError> {
             DashboardArg::Off => Dashboard::Off,
         },
         drain_rate: range("DRAIN_RATE", a.drain_rate, 1, u32::MAX)?,
+        namespaces: Arc::new(super::channels::load(a.channels_config.as_deref())?),
+        max_channels_per_connection: range(
+            "MAX_CHANNELS_PER_CONNECTION",
+            a.max_channels_per_connection,
+            1,
+            65_535,
+        )?,
     };
     Ok(Config {
         auth,

@@ -83,7 +83,7 @@ pub struct RunArgs {
     /// Prefix of the user ids (`<prefix><n>`).
     #[arg(long, default_value = "lg-")]
     pub user_prefix: String,
-    /// HS256 secret: mint `?token=` JWTs (sub, exp = now + 1 h); without it, insecure `?userId=`.
+    /// HS256 secret: mint `?token=` JWTs (sub, exp = now + 1 h, broadcast and every channel granted); without it, insecure `?userId=`.
     #[arg(long, env = "JWT_SECRET", hide_env_values = true)]
     #[serde(skip)]
     pub jwt_secret: Option<String>,

@@ -143,6 +143,8 @@ pub async fn run(args: RunArgs) -> i32 {
                     let claims = Claims {
                         sub: format!("{}{u}", args.user_prefix),
                         exp,
+                        broadcast: true,
+                        channels: vec!["*".to_owned()],
                     };
                     jsonwebtoken::encode(&header, &claims, &key).expect("jwt encode")
                 })

@@ -102,6 +102,10 @@ pub struct Claims {
     pub sub: String,
     /// Expiry (unix seconds).
     pub exp: u64,
+    /// May broadcast (the server refuses client broadcasts without it).
+    pub broadcast: bool,
+    /// Channels it may subscribe to (every one: this is a load test).
+    pub channels: Vec<String>,
 }
 
 /// Resolves a `ws://` URL to an address and the base for identity parameters.

@@ -10,6 +10,7 @@ use aws_sdk_cloudwatch::types::builders::MetricDatumBuilder;
 use aws_sdk_cloudwatch::types::{Dimension, MetricDatum, StandardUnit, StatisticSet};
 
 use super::counter::Counter;
+use super::gauge::Gauge;
 use super::snapshot::Delta;
 
 /// `PutMetricData` accepts at most this many datums per call.
@@ -19,8 +20,10 @@ pub const DIMENSION_NAME: &str = "ServerID";
 
 /// The datums for one interval, timestamped `at`.
 ///
-/// - `ActiveConnections`: the gauge (Count). Average per instance, Sum of the
-///   aggregate over one interval-long period = the fleet's connections.
+/// - `ActiveConnections`, `Subscriptions`, `Channels`: gauges (Count).
+///   Average per instance, Sum of the aggregate over one interval-long
+///   period = the fleet's total (for `Channels`, a channel with subscribers
+///   on several instances counts once per instance).
 /// - Counters with a CloudWatch unit: the interval's delta, so Sum over any
 ///   period is the number of events in it.
 /// - `AverageLatencyMs`: a StatisticSet of the interval's latency reports
@@ -45,6 +48,9 @@ pub fn interval_datums(
     let mut templates = vec![
         base("ActiveConnections", StandardUnit::Count).value(delta.active_connections() as f64)
     ];
+    for g in Gauge::ALL {
+        templates.push(base(g.info().name, StandardUnit::Count).value(delta.gauge(g) as f64));
+    }
     for c in Counter::ALL {
         let info = c.info();
         if let Some(unit) = info.cloudwatch_unit {

@@ -41,6 +41,10 @@ pub enum Counter {
     DeliveryFailed,
     /// CloudWatch batches that could not be delivered after all retries.
     CloudWatchFailures,
+    /// Publications accepted from clients (and the server API) on this instance.
+    PublicationsIn,
+    /// Publications queued to a subscribed connection.
+    PublicationDeliveries,
 }
 
 /// Names and help text of one counter, the single source for every exporter.
@@ -77,7 +81,7 @@ const COUNT: Option<&str> = Some("Count");
 
 impl Counter {
     /// How many counters there are.
-    pub const COUNT: usize = 18;
+    pub const COUNT: usize = 20;
 
     /// Every counter, in index order.
     pub const ALL: [Counter; Counter::COUNT] = [
@@ -99,6 +103,8 @@ impl Counter {
         Counter::RoutesSwept,
         Counter::DeliveryFailed,
         Counter::CloudWatchFailures,
+        Counter::PublicationsIn,
+        Counter::PublicationDeliveries,
     ];
 
     /// Position in the counter arrays.
@@ -218,6 +224,18 @@ impl Counter {
                 "wss_cloudwatch_failures_total",
                 "CloudWatch batches not delivered after all retries.",
                 None,
+            ),
+            PublicationsIn => info(
+                "PublicationsIn",
+                "wss_publications_in_total",
+                "Channel publications accepted on this instance (clients and server API).",
+                COUNT,
+            ),
+            PublicationDeliveries => info(
+                "PublicationDeliveries",
+                "wss_publication_deliveries_total",
+                "Channel publications queued to a subscribed connection.",
+                COUNT,
             ),
         }
     }

@@ -9,6 +9,7 @@
 //! into a [`Snapshot`]; CloudWatch receives the [`Delta`] between two.
 //!
 //! - [`counter`]: [`Counter`] and its names (one table for every exporter).
+//! - [`gauge`]: [`Gauge`], levels each shard sets (subscriptions, channels).
 //! - [`shard_metrics`]: [`ShardMetrics`], the per-shard cells.
 //! - [`histogram`]: fixed log-scale latency buckets (50 µs·2^k).
 //! - [`snapshot`]: [`Snapshot`], [`Delta`].
@@ -22,6 +23,7 @@
 pub mod cloudwatch;
 pub mod cloudwatch_data;
 pub mod counter;
+pub mod gauge;
 pub mod histogram;
 pub mod prometheus;
 pub mod shard_metrics;
@@ -32,6 +34,7 @@ pub use cloudwatch::{
     DEFAULT_NAMESPACE,
 };
 pub use counter::{Counter, CounterInfo};
+pub use gauge::{Gauge, GaugeInfo};
 pub use histogram::HistogramSnapshot;
 pub use prometheus::{render_prometheus, render_stats_json};
 pub use shard_metrics::ShardMetrics;

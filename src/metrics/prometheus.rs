@@ -6,6 +6,7 @@ use std::fmt::Write;
 use serde_json::{json, Map, Value};
 
 use super::counter::Counter;
+use super::gauge::Gauge;
 use super::histogram::HistogramSnapshot;
 use super::snapshot::Snapshot;
 
@@ -25,6 +26,11 @@ pub fn render_prometheus(s: &Snapshot, server_id: &str) -> String {
         &label,
         s.active_connections(),
     );
+    for g in Gauge::ALL {
+        let info = g.info();
+        family(&mut out, info.prometheus, info.help, "gauge");
+        sample(&mut out, info.prometheus, &label, s.gauge(g));
+    }
     for c in Counter::ALL {
         let info = c.info();
         family(&mut out, info.prometheus, info.help, "counter");
@@ -56,9 +62,14 @@ pub fn render_stats_json(s: &Snapshot, server_id: &str) -> String {
     for c in Counter::ALL {
         counters.insert(lower_camel(c.info().name), s.get(c).into());
     }
+    let mut gauges = Map::new();
+    for g in Gauge::ALL {
+        gauges.insert(lower_camel(g.info().name), s.gauge(g).into());
+    }
     let doc = json!({
         "serverId": server_id,
         "activeConnections": s.active_connections(),
+        "gauges": Value::Object(gauges),
         "counters": Value::Object(counters),
         "deliveryLatencyMs": {
             "count": s.delivery_latency().count(),
@@ -208,7 +219,7 @@ mod tests {
                 .get(&format!("{series}{{server_id=\"shard-\\\"a\\\"\"}}"))
                 .unwrap_or_else(|| panic!("{series}"))
         };
-        assert_eq!(p.families.len(), Counter::COUNT + 3);
+        assert_eq!(p.families.len(), Counter::COUNT + Gauge::COUNT + 3);
         for c in Counter::ALL {
             assert_eq!(
                 p.families[c.info().prometheus],

@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 use crossbeam_utils::CachePadded;
 
 use super::counter::Counter;
+use super::gauge::Gauge;
 use super::histogram::AtomicHistogram;
 
 /// One shard's counters. Written by its owner only; read by anyone.
@@ -27,6 +28,8 @@ struct Cells {
     /// Open connections on this shard (signed: a close may be counted on a
     /// different writer than the open for the coordinator's cells).
     active: AtomicI64,
+    /// This shard's level of each [`Gauge`].
+    gauges: [AtomicI64; Gauge::COUNT],
     /// Clients' `latency_report` values, in microseconds (sum + buckets).
     latency_reports: AtomicHistogram,
     /// Server-measured delivery latency, in microseconds.
@@ -51,6 +54,7 @@ impl ShardMetrics {
             cells: CachePadded::new(Cells {
                 counters: std::array::from_fn(|_| AtomicU64::new(0)),
                 active: AtomicI64::new(0),
+                gauges: std::array::from_fn(|_| AtomicI64::new(0)),
                 latency_reports: AtomicHistogram::new(),
                 delivery_latency: AtomicHistogram::new(),
                 report_min_us: AtomicU64::new(u64::MAX),
@@ -109,6 +113,12 @@ impl ShardMetrics {
         self.cells.delivery_latency.record(micros);
     }
 
+    /// Sets this shard's level of a gauge.
+    #[inline]
+    pub fn set_gauge(&self, g: Gauge, value: i64) {
+        self.cells.gauges[g.index()].store(value, Relaxed);
+    }
+
     /// Current value of one counter.
     pub fn get(&self, c: Counter) -> u64 {
         self.cells.counters[c.index()].load(Relaxed)
@@ -121,6 +131,9 @@ impl ShardMetrics {
             *total += cell.load(Relaxed);
         }
         snap.active += cells.active.load(Relaxed);
+        for (total, cell) in snap.gauges.iter_mut().zip(&cells.gauges) {
+            *total += cell.load(Relaxed);
+        }
         cells.latency_reports.add_to(&mut snap.latency_reports);
         cells.delivery_latency.add_to(&mut snap.delivery_latency);
     }

@@ -2,6 +2,7 @@
 //! [`Delta`] between two snapshots that CloudWatch receives.
 
 use super::counter::Counter;
+use super::gauge::Gauge;
 use super::histogram::HistogramSnapshot;
 
 /// Totals since start, summed over every writer.
@@ -11,6 +12,8 @@ pub struct Snapshot {
     pub(crate) counters: [u64; Counter::COUNT],
     /// Open connections (signed while summing; never negative in practice).
     pub(crate) active: i64,
+    /// Every [`Gauge`], summed over the shards.
+    pub(crate) gauges: [i64; Gauge::COUNT],
     /// Clients' latency reports, in microseconds.
     pub(crate) latency_reports: HistogramSnapshot,
     /// Server-measured delivery latency, in microseconds.
@@ -26,6 +29,11 @@ impl Snapshot {
     /// Open connections now.
     pub fn active_connections(&self) -> u64 {
         self.active.max(0) as u64
+    }
+
+    /// The level of a gauge now.
+    pub fn gauge(&self, g: Gauge) -> u64 {
+        self.gauges[g.index()].max(0) as u64
     }
 
     /// Every latency report so far (µs; count, sum, buckets).
@@ -57,6 +65,7 @@ impl Snapshot {
         Delta {
             counters: std::array::from_fn(|i| self.counters[i].saturating_sub(prev.counters[i])),
             active_connections: self.active_connections(),
+            gauges: std::array::from_fn(|i| self.gauges[i].max(0) as u64),
             latency_reports: self.latency_reports.delta_since(&prev.latency_reports),
             delivery_latency: self.delivery_latency.delta_since(&prev.delivery_latency),
         }
@@ -70,6 +79,8 @@ pub struct Delta {
     counters: [u64; Counter::COUNT],
     /// The gauge at the end of the interval (a gauge has no delta).
     active_connections: u64,
+    /// Every [`Gauge`] at the end of the interval.
+    gauges: [u64; Gauge::COUNT],
     /// Latency reports made during the interval (µs).
     latency_reports: HistogramSnapshot,
     /// Deliveries made during the interval (µs).
@@ -85,6 +96,11 @@ impl Delta {
     /// Open connections at the end of the interval.
     pub fn active_connections(&self) -> u64 {
         self.active_connections
+    }
+
+    /// A gauge at the end of the interval.
+    pub fn gauge(&self, g: Gauge) -> u64 {
+        self.gauges[g.index()]
     }
 
     /// Latency reports of the interval (µs).

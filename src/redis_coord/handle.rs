@@ -13,6 +13,8 @@ use bytes::Bytes;
 use tokio::sync::mpsc::UnboundedSender;
 
 use crate::coordinator::Coordinator;
+use crate::coordinator::History;
+use crate::protocol::channel::ChannelName;
 use crate::protocol::UserId;
 
 use super::engine::Command;
@@ -84,6 +86,39 @@ impl Coordinator for RedisCoordinator {
 
     fn send_broadcast(&self, frame: Bytes, sent_at_us: u64) {
         self.send(Command::Broadcast { frame, sent_at_us });
+    }
+
+    fn subscribe_channel(&self, channel: &ChannelName, shard: u16, token: u64) {
+        self.send(Command::SubscribeChannel {
+            channel: channel.clone(),
+            shard,
+            token,
+        });
+    }
+
+    fn unsubscribe_channel(&self, channel: &ChannelName) {
+        self.send(Command::UnsubscribeChannel {
+            channel: channel.clone(),
+        });
+    }
+
+    fn publish(
+        &self,
+        channel: &ChannelName,
+        json: Bytes,
+        history: Option<History>,
+        shard: u16,
+        token: u64,
+        sent_at_us: u64,
+    ) {
+        self.send(Command::Publish {
+            channel: channel.clone(),
+            json,
+            history,
+            shard,
+            token,
+            sent_at_us,
+        });
     }
 
     fn delivery_report(&self, token: u64, connections: u32, parts: u32) {

@@ -29,7 +29,9 @@ use redis::{
 };
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
 
+use super::channels::Changes;
 use super::keys;
+use super::publication::redis_channel;
 use super::round::{Reply, Target};
 use super::sweep::Node;
 use super::ClusterMode;
@@ -38,6 +40,9 @@ use super::ClusterMode;
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// A reply may take this long before the link counts as broken.
 pub const RESPONSE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Channels per standalone `SUBSCRIBE`/`UNSUBSCRIBE` command.
+const CHANNELS_PER_COMMAND: usize = 512;
 
 /// Pushes (pub/sub messages, disconnection notices) of one link.
 pub type Pushes = UnboundedReceiver<PushInfo>;
@@ -199,6 +204,49 @@ impl Link {
     /// True on a Cluster (sharded pub/sub for per-server channels).
     pub fn is_cluster(&self) -> bool {
         matches!(self, Link::Cluster(..))
+    }
+
+    /// Subscribes and unsubscribes the instance's channels: on a standalone
+    /// server in a few multi-channel `SUBSCRIBE`/`UNSUBSCRIBE` commands, on a
+    /// Cluster one `SSUBSCRIBE`/`SUNSUBSCRIBE` per channel (each routed to
+    /// its slot's node), all concurrently. `Err` means the link is broken.
+    pub async fn apply_channels(&mut self, changes: &Changes) -> redis::RedisResult<()> {
+        let sub: Vec<String> = changes.subscribe.iter().map(|c| redis_channel(c)).collect();
+        let unsub: Vec<String> = changes
+            .unsubscribe
+            .iter()
+            .map(|c| redis_channel(c))
+            .collect();
+        match self {
+            Link::Single(conn) => {
+                for chunk in sub.chunks(CHANNELS_PER_COMMAND) {
+                    conn.subscribe(chunk).await?;
+                }
+                for chunk in unsub.chunks(CHANNELS_PER_COMMAND) {
+                    conn.unsubscribe(chunk).await?;
+                }
+                Ok(())
+            }
+            Link::Cluster(conn, _) => {
+                let subs = sub.iter().map(|name| {
+                    let mut conn = conn.clone();
+                    async move { conn.ssubscribe(name).await }
+                });
+                let unsubs = unsub.iter().map(|name| {
+                    let mut conn = conn.clone();
+                    async move { conn.sunsubscribe(name).await }
+                });
+                let (a, b) = futures_util::future::join(
+                    futures_util::future::join_all(subs),
+                    futures_util::future::join_all(unsubs),
+                )
+                .await;
+                a.into_iter()
+                    .chain(b)
+                    .collect::<redis::RedisResult<Vec<()>>>()?;
+                Ok(())
+            }
+        }
     }
 
     /// Runs one round: one reply per command, in order. `Err` means the

@@ -26,6 +26,7 @@
 //! Keys, channels, the envelope, liveness and the sweep's bounds are
 //! documented for operators in `docs/REDIS.md`.
 
+pub mod channels;
 pub mod engine;
 pub mod envelope;
 pub mod handle;
@@ -34,6 +35,7 @@ pub mod keys;
 pub mod link;
 pub mod liveness;
 pub mod outbound;
+pub mod publication;
 pub mod round;
 pub mod routes;
 pub mod sweep;

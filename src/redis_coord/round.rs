@@ -11,6 +11,7 @@ use redis::{Cmd, Value};
 
 use crate::protocol::UserId;
 
+use super::channels::Changes;
 use super::keys;
 
 /// Where a command must run on a Cluster (ignored on a standalone server).
@@ -66,6 +67,13 @@ pub enum Tag {
     Alive,
     /// A sweep `SCAN` page.
     SweepScan,
+    /// `PUBLISH`/`SPUBLISH` of a channel publication.
+    PublishChannel {
+        /// The publishing shard.
+        shard: u16,
+        /// Its token (0: no answer).
+        token: u64,
+    },
     /// The sweep reading one route set.
     SweepMembers {
         /// The user id part of the key (not validated: keys may be foreign).
@@ -86,6 +94,8 @@ pub struct Round {
     pub targets: Vec<Target>,
     /// Whose answer each reply is.
     pub tags: Vec<Tag>,
+    /// Channel subscriptions to change before the commands run.
+    pub channels: Changes,
 }
 
 impl Round {
@@ -96,7 +106,7 @@ impl Round {
 
     /// True when there is nothing to send.
     pub fn is_empty(&self) -> bool {
-        self.cmds.is_empty()
+        self.cmds.is_empty() && self.channels.is_empty()
     }
 
     /// Adds a command.
@@ -157,6 +167,15 @@ impl Round {
         cmd.arg(keys::BROADCAST_CHANNEL).arg(payload.as_ref());
         let target = Target::Key(keys::BROADCAST_CHANNEL.to_owned());
         self.push(cmd, target, Tag::PublishOther { confirm: false });
+    }
+
+    /// Publishes a channel publication on the channel's Redis channel:
+    /// `SPUBLISH` on a Cluster (the channel's slot), `PUBLISH` standalone.
+    pub fn publish_channel(&mut self, channel: &str, payload: &[u8], sharded: bool, tag: Tag) {
+        let name = super::publication::redis_channel(channel);
+        let mut cmd = redis::cmd(if sharded { "SPUBLISH" } else { "PUBLISH" });
+        cmd.arg(&name).arg(payload);
+        self.push(cmd, Target::Key(name), tag);
     }
 
     /// `SCAN <cursor> MATCH user_servers:* COUNT <count>` on `node`.

@@ -190,6 +190,18 @@ impl Worker {
                 continue;
             }
             tracing::trace!(commands = round.len(), "round trip");
+            if !round.channels.is_empty() {
+                let applied =
+                    tokio::time::timeout(ROUND_TIMEOUT, link.apply_channels(&round.channels)).await;
+                match applied {
+                    Ok(Ok(())) => self.engine.on_channels_applied(&round.channels, true),
+                    Ok(Err(e)) => return self.lost(round.tags, &e.to_string()),
+                    Err(_) => return self.lost(round.tags, "channel subscription timed out"),
+                }
+                if round.cmds.is_empty() {
+                    continue;
+                }
+            }
             let result =
                 tokio::time::timeout(ROUND_TIMEOUT, link.run(round.cmds, &round.targets)).await;
             match result {
@@ -247,8 +259,8 @@ impl Worker {
                 return Some(Stop::Down);
             }
             PushKind::Message | PushKind::SMessage => {
-                if let Some(payload) = message_payload(push.data) {
-                    self.engine.on_message(payload, Instant::now());
+                if let Some((channel, payload)) = message_payload(push.data) {
+                    self.engine.on_push(&channel, payload, Instant::now());
                 }
             }
             _ => {}
@@ -292,10 +304,16 @@ fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
     )
 }
 
-/// The payload of a `message`/`smessage` push: `[channel, payload]`.
-fn message_payload(data: Vec<Value>) -> Option<Bytes> {
-    match data.into_iter().nth(1)? {
-        Value::BulkString(b) => Some(Bytes::from(b)),
+/// The channel and payload of a `message`/`smessage` push: `[channel, payload]`.
+fn message_payload(data: Vec<Value>) -> Option<(Vec<u8>, Bytes)> {
+    let mut data = data.into_iter();
+    let channel = match data.next()? {
+        Value::BulkString(b) => b,
+        Value::SimpleString(s) => s.into_bytes(),
+        _ => return None,
+    };
+    match data.next()? {
+        Value::BulkString(b) => Some((channel, Bytes::from(b))),
         _ => None,
     }
 }

@@ -3,28 +3,41 @@
 //! [`handle_text`] turns a text frame from an authenticated connection into
 //! one [`Outcome`]: a reply for the sender, a direct message or broadcast to
 //! route (already framed once, so every receiver shares the same bytes), a
-//! latency sample, or a close. The shard executes outcomes; nothing here
-//! touches sockets, shards or time sources.
+//! latency sample, a close, or (version 2, [`channels`]) a channel request
+//! already checked against the namespace's options and the token's grants.
+//! The shard's core executes outcomes; nothing here touches sockets, shards
+//! or time sources.
 
 use std::time::SystemTime;
 
 use bytes::Bytes;
 
+use crate::auth::{may_broadcast, Grants};
 use crate::close::CloseReason;
-use crate::protocol::envelope::{self, parse_client_message, AckStatus, ClientMessage, ErrorCode};
+use crate::namespaces::Namespaces;
+use crate::protocol::channel::ChannelName;
+use crate::protocol::envelope::{
+    self, parse_client_message, AckStatus, ClientMessage, ErrorCode, Position,
+};
 use crate::protocol::frame::text_frame_with;
 use crate::protocol::UserId;
 use crate::ratelimit::{RateLimit, TokenBucket, Verdict};
 
+mod channels;
+
 /// The per-instance rules a message is judged by.
 #[derive(Debug, Clone, Copy)]
-pub struct Rules {
+pub struct Rules<'a> {
     /// Largest outgoing message; a message whose envelope would exceed it is `too_large`.
     pub max_message_bytes: usize,
     /// Whether `broadcast` is allowed.
     pub broadcast_enabled: bool,
     /// The rate limit.
     pub rate_limit: RateLimit,
+    /// Channel namespaces and their options.
+    pub namespaces: &'a Namespaces,
+    /// Whether users have an inbox (`INBOX_SIZE` > 0).
+    pub inbox: bool,
 }
 
 /// Who sent the message and the time it arrived.
@@ -37,6 +50,10 @@ pub struct Sender<'a> {
     pub now: SystemTime,
     /// Shard clock in ms (rate limiting).
     pub now_ms: u32,
+    /// Identity taken on trust (insecure mode): every channel allowed.
+    pub insecure: bool,
+    /// What the connection's token allows beyond its identity.
+    pub grants: Option<&'a Grants>,
 }
 
 /// The connection state a message may change.
@@ -74,6 +91,68 @@ pub enum Outcome {
     Latency(f64),
     /// Close the connection for this reason.
     Close(CloseReason),
+    /// Version 2: subscribe the connection (permission already checked).
+    Subscribe {
+        /// The channel.
+        channel: ChannelName,
+        /// Where the client's last publication was, to recover from.
+        recover: Option<Position<'static>>,
+        /// The client's id, echoed in the answer.
+        id: Option<String>,
+    },
+    /// Version 2: end the connection's subscription.
+    Unsubscribe {
+        /// The channel.
+        channel: ChannelName,
+        /// The client's id, echoed in the answer.
+        id: Option<String>,
+    },
+    /// Version 2: publish (permission checked, size checked).
+    Publish {
+        /// The channel.
+        channel: ChannelName,
+        /// The `publication` JSON without `offset` (added where the
+        /// channel's history numbers it), framed once per instance.
+        json: Bytes,
+        /// The client's id, for the `ack`.
+        ack: Option<String>,
+    },
+    /// Version 2: read the channel's history (the namespace keeps one).
+    History {
+        /// The channel.
+        channel: ChannelName,
+        /// Only publications after this position.
+        since: Option<Position<'static>>,
+        /// At most this many.
+        limit: u32,
+        /// The client's id, echoed in the answer.
+        id: Option<String>,
+    },
+    /// Version 2: list or count who is subscribed (the namespace has presence).
+    Presence {
+        /// The channel.
+        channel: ChannelName,
+        /// Counts only (`presence_stats`) rather than the list.
+        stats: bool,
+        /// The client's id, echoed in the answer.
+        id: Option<String>,
+    },
+    /// Version 2: read the user's inbox (the server keeps one).
+    Inbox {
+        /// Only messages after this position.
+        since: Option<Position<'static>>,
+        /// At most this many.
+        limit: u32,
+        /// The client's id, echoed in the answer.
+        id: Option<String>,
+    },
+    /// Version 2: replace the connection's token.
+    Refresh {
+        /// The new token, to verify.
+        token: String,
+        /// The client's id, echoed in the answer.
+        id: Option<String>,
+    },
 }
 
 /// Handles one client text message.
@@ -81,18 +160,18 @@ pub fn handle_text(
     text: &str,
     from: &Sender<'_>,
     state: SessionState<'_>,
-    rules: &Rules,
+    rules: &Rules<'_>,
 ) -> Outcome {
     let msg = match parse_client_message(text) {
         Ok(msg) => msg,
         Err(rej) => return error(rej.code, &rej.message, rej.id.as_deref()),
     };
-    if !matches!(msg, ClientMessage::Heartbeat) {
-        match state.bucket.check(&rules.rate_limit, from.now_ms) {
-            Verdict::Allow => {}
-            Verdict::Refuse => return rate_limited(&msg),
-            Verdict::Close => return Outcome::Close(CloseReason::RATE_LIMITED),
-        }
+    // Every message counts, heartbeats too: a flood of them costs the
+    // server an answer each.
+    match state.bucket.check(&rules.rate_limit, from.now_ms) {
+        Verdict::Allow => {}
+        Verdict::Refuse => return rate_limited(&msg),
+        Verdict::Close => return Outcome::Close(CloseReason::RATE_LIMITED),
     }
     let timestamp = envelope::timestamp(from.now);
     match msg {
@@ -140,6 +219,13 @@ pub fn handle_text(
                     id.as_deref(),
                 );
             }
+            if !may_broadcast(from.insecure, from.grants) {
+                return error(
+                    ErrorCode::Forbidden,
+                    "broadcast needs a token with \"broadcast\": true",
+                    id.as_deref(),
+                );
+            }
             let msg_id = message_id(id.as_deref(), from.connection_id, state.next_message);
             let frame = text_frame_with(|out| {
                 envelope::write_broadcast(out, &msg_id, from.user, payload, timestamp.as_str())
@@ -152,6 +238,7 @@ pub fn handle_text(
                 ack: id.map(|s| s.into_owned()),
             }
         }
+        v2 => channels::handle(v2, from, state.next_message, rules, &timestamp),
     }
 }
 
@@ -170,23 +257,30 @@ fn error(code: ErrorCode, message: &str, id: Option<&str>) -> Outcome {
 }
 
 fn rate_limited(msg: &ClientMessage<'_>) -> Outcome {
-    let id = match msg {
-        ClientMessage::Chat { id, .. } | ClientMessage::Broadcast { id, .. } => id.as_deref(),
-        _ => None,
-    };
-    Outcome::RateLimited(match id {
-        Some(id) => ack_frame(id, AckStatus::RateLimited),
-        None => error_frame(
+    let acked = matches!(
+        msg,
+        ClientMessage::Chat { .. }
+            | ClientMessage::Broadcast { .. }
+            | ClientMessage::Publish { .. }
+    );
+    Outcome::RateLimited(match msg.id() {
+        Some(id) if acked => ack_frame(id, AckStatus::RateLimited),
+        id => error_frame(
             ErrorCode::RateLimited,
             "rate limit exceeded; message dropped",
-            None,
+            id,
         ),
     })
 }
 
-fn check_size(frame: &Bytes, rules: &Rules, id: Option<&str>) -> Option<Outcome> {
+fn check_size(frame: &Bytes, rules: &Rules<'_>, id: Option<&str>) -> Option<Outcome> {
     // The frame header is at most 10 bytes; the limit is on the message itself.
-    (frame.len() > rules.max_message_bytes + 10).then(|| {
+    check_size_json(frame.len().saturating_sub(10), rules, id)
+}
+
+/// `too_large` when a message's JSON (with its envelope) exceeds the limit.
+fn check_size_json(len: usize, rules: &Rules<'_>, id: Option<&str>) -> Option<Outcome> {
+    (len > rules.max_message_bytes).then(|| {
         error(
             ErrorCode::TooLarge,
             "message with its envelope exceeds the maximum message size",

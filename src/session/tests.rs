@@ -4,15 +4,23 @@ use serde_json::Value;
 
 use super::*;
 
-const RULES: Rules = Rules {
-    max_message_bytes: 1024,
-    broadcast_enabled: true,
-    rate_limit: RateLimit {
-        per_sec: 10,
-        burst: 2,
-        strikes: 3,
-    },
+static NAMESPACES: std::sync::LazyLock<Namespaces> = std::sync::LazyLock::new(Namespaces::default);
+
+const LIMIT: RateLimit = RateLimit {
+    per_sec: 10,
+    burst: 2,
+    strikes: 3,
 };
+
+fn rules() -> Rules<'static> {
+    Rules {
+        max_message_bytes: 1024,
+        broadcast_enabled: true,
+        rate_limit: LIMIT,
+        namespaces: &NAMESPACES,
+        inbox: false,
+    }
+}
 
 struct Conn {
     bucket: TokenBucket,
@@ -27,12 +35,14 @@ impl Conn {
         }
     }
 
-    fn handle(&mut self, text: &str, rules: &Rules) -> Outcome {
+    fn handle(&mut self, text: &str, rules: &Rules<'_>) -> Outcome {
         let from = Sender {
             user: "alice",
             connection_id: &"srv-1-0-7",
             now: UNIX_EPOCH + Duration::from_micros(1_764_000_000_123_456),
             now_ms: 5,
+            insecure: true,
+            grants: None,
         };
         let state = SessionState {
             bucket: &mut self.bucket,
@@ -69,7 +79,7 @@ fn reply(outcome: Outcome) -> Value {
 
 #[test]
 fn heartbeat_is_answered_with_the_server_time() {
-    let v = reply(Conn::new().handle(r#"{"type":"heartbeat"}"#, &RULES));
+    let v = reply(Conn::new().handle(r#"{"type":"heartbeat"}"#, &rules()));
     assert_eq!(v["type"], "heartbeat_ack");
     assert!(v["timestamp"].as_str().unwrap().ends_with('Z'));
 }
@@ -77,7 +87,7 @@ fn heartbeat_is_answered_with_the_server_time() {
 #[test]
 fn chat_message_is_framed_once_with_server_fields() {
     let text = r#"{"type":"chat_message","receiverID":"bob","payload":{"x":[1,2]},"id":"m1","senderId":"mallory","timestamp":"x"}"#;
-    match Conn::new().handle(text, &RULES) {
+    match Conn::new().handle(text, &rules()) {
         Outcome::Direct {
             receiver,
             frame,
@@ -104,7 +114,7 @@ fn chat_message_is_framed_once_with_server_fields() {
 fn server_makes_an_id_when_the_client_gave_none() {
     let mut c = Conn::new();
     let text = r#"{"type":"chat_message","receiverId":"bob","payload":1}"#;
-    let Outcome::Direct { frame, ack, .. } = c.handle(text, &RULES) else {
+    let Outcome::Direct { frame, ack, .. } = c.handle(text, &rules()) else {
         panic!()
     };
     assert!(ack.is_none());
@@ -115,7 +125,7 @@ fn server_makes_an_id_when_the_client_gave_none() {
 fn bad_receiver_is_an_error_carrying_the_id() {
     let v = reply(Conn::new().handle(
         r#"{"type":"chat_message","receiverID":"b b","payload":1,"id":"m2"}"#,
-        &RULES,
+        &rules(),
     ));
     assert_eq!(v["type"], "error");
     assert_eq!(v["code"], "bad_user_id");
@@ -126,7 +136,7 @@ fn bad_receiver_is_an_error_carrying_the_id() {
 fn broadcast_can_be_forbidden() {
     let rules = Rules {
         broadcast_enabled: false,
-        ..RULES
+        ..rules()
     };
     let v = reply(Conn::new().handle(r#"{"type":"broadcast","payload":"hi","id":"b1"}"#, &rules));
     assert_eq!(v["code"], "forbidden");
@@ -137,7 +147,7 @@ fn broadcast_can_be_forbidden() {
 fn oversized_envelope_is_too_large() {
     let payload = "x".repeat(1000);
     let text = format!(r#"{{"type":"broadcast","payload":"{payload}"}}"#);
-    let v = reply(Conn::new().handle(&text, &RULES));
+    let v = reply(Conn::new().handle(&text, &rules()));
     assert_eq!(v["code"], "too_large");
 }
 
@@ -145,53 +155,56 @@ fn oversized_envelope_is_too_large() {
 fn rate_limit_acks_then_closes() {
     let mut c = Conn::new();
     let msg = r#"{"type":"chat_message","receiverID":"bob","payload":1,"id":"r"}"#;
-    assert!(matches!(c.handle(msg, &RULES), Outcome::Direct { .. }));
-    assert!(matches!(c.handle(msg, &RULES), Outcome::Direct { .. }));
-    let v = refused(c.handle(msg, &RULES));
+    assert!(matches!(c.handle(msg, &rules()), Outcome::Direct { .. }));
+    assert!(matches!(c.handle(msg, &rules()), Outcome::Direct { .. }));
+    let v = refused(c.handle(msg, &rules()));
     assert_eq!(
         (v["type"].as_str(), v["status"].as_str()),
         (Some("ack"), Some("rate_limited"))
     );
-    let v = refused(c.handle(r#"{"type":"broadcast","payload":1}"#, &RULES));
+    let v = refused(c.handle(r#"{"type":"broadcast","payload":1}"#, &rules()));
     assert_eq!(v["code"], "rate_limited");
     assert!(matches!(
-        c.handle(msg, &RULES),
+        c.handle(msg, &rules()),
         Outcome::Close(CloseReason::RATE_LIMITED)
     ));
 }
 
 #[test]
-fn heartbeats_are_never_rate_limited() {
+fn heartbeats_count_against_the_rate_limit() {
     let mut c = Conn::new();
-    for _ in 0..50 {
-        assert_eq!(
-            reply(c.handle(r#"{"type":"heartbeat"}"#, &RULES))["type"],
-            "heartbeat_ack"
-        );
+    for _ in 0..2 {
+        let v = reply(c.handle(r#"{"type":"heartbeat"}"#, &rules()));
+        assert_eq!(v["type"], "heartbeat_ack");
     }
+    let v = refused(c.handle(r#"{"type":"heartbeat"}"#, &rules()));
+    assert_eq!(
+        v["code"], "rate_limited",
+        "a flood of heartbeats is refused"
+    );
 }
 
 #[test]
 fn latency_report_and_its_errors() {
     assert!(
-        matches!(Conn::new().handle(r#"{"type":"latency_report","payload":12.5}"#, &RULES), Outcome::Latency(m) if m == 12.5)
+        matches!(Conn::new().handle(r#"{"type":"latency_report","payload":12.5}"#, &rules()), Outcome::Latency(m) if m == 12.5)
     );
-    let v = reply(Conn::new().handle(r#"{"type":"latency_report","payload":"fast"}"#, &RULES));
+    let v = reply(Conn::new().handle(r#"{"type":"latency_report","payload":"fast"}"#, &rules()));
     assert_eq!(v["code"], "bad_latency");
 }
 
 #[test]
 fn garbage_and_unknown_types_are_errors() {
     assert_eq!(
-        reply(Conn::new().handle("not json", &RULES))["code"],
+        reply(Conn::new().handle("not json", &rules()))["code"],
         "bad_json"
     );
     assert_eq!(
-        reply(Conn::new().handle(r#"{"type":"dance"}"#, &RULES))["code"],
+        reply(Conn::new().handle(r#"{"type":"dance"}"#, &rules()))["code"],
         "unknown_type"
     );
     assert_eq!(
-        reply(Conn::new().handle(r#"{"payload":1}"#, &RULES))["code"],
+        reply(Conn::new().handle(r#"{"payload":1}"#, &rules()))["code"],
         "missing_field"
     );
 }

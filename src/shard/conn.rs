@@ -6,9 +6,11 @@
 
 use std::collections::VecDeque;
 use std::os::fd::OwnedFd;
+use std::sync::Arc;
 
 use bytes::Bytes;
 
+use crate::auth::Grants;
 use crate::protocol::frame::FrameDecoder;
 use crate::protocol::UserId;
 use crate::ratelimit::TokenBucket;
@@ -50,41 +52,70 @@ pub enum Ending {
 pub struct Conn {
     /// The authenticated user; shared with the shard's user map.
     pub user: UserId,
-    /// Distinguishes this connection from a later one reusing its slab slot,
-    /// so tasks and messages holding an old key never touch the new one.
-    pub generation: u32,
-    /// Sequence number of this connection on its shard (part of its id).
+    /// Sequence number of this connection on its shard: part of its id, and
+    /// (its low 32 bits) the generation that tells it apart from a later
+    /// connection reusing its slab slot, so messages holding an old key never
+    /// touch the new one.
     pub seq: u64,
+    /// What the token allows beyond the identity (`None`: nothing more, or
+    /// insecure mode); shared, so eight bytes per connection.
+    pub grants: Option<Arc<Grants>>,
     /// The socket; closed (and so dropped from the readiness set) with the connection.
     pub fd: OwnedFd,
-    /// Lifecycle phase.
-    pub phase: Phase,
-    /// Why it ended, once known.
-    pub ending: Ending,
-    /// An echo connection (conformance tests): frames are echoed, no protocol.
-    pub echo: bool,
-    /// In the shard's flush list already (each connection is listed once).
-    pub flush_scheduled: bool,
-    /// The socket buffer was full: `EPOLLOUT` is armed and flushes wait for it.
-    pub write_blocked: bool,
-    /// After the queue drains, shut the write side (a close frame was queued).
-    pub close_after_flush: bool,
-    /// Shard clock (ms) of the last frame from the client.
-    pub last_seen_ms: u32,
-    /// Shard clock (ms) after which a closing connection is cut.
-    pub close_deadline_ms: u32,
+    /// Shard clock (ms): of the last frame from the client while open; after
+    /// which the socket is cut while closing.
+    pub clock_ms: u32,
     /// Bytes waiting in `queue`, bounded by `SEND_QUEUE_BYTES`.
     pub queued_bytes: u32,
     /// Bytes of the queue's front frame already written (a partial write).
     pub write_offset: u32,
     /// Counter for server-made message ids.
     pub next_message: u32,
+    /// Lifecycle phase.
+    pub phase: Phase,
+    /// Why it ended, once known.
+    pub ending: Ending,
+    /// Yes/no facts about the connection, one bit each.
+    pub flags: Flags,
     /// The rate limiter.
     pub bucket: TokenBucket,
     /// Frame reassembly; holds heap only mid-frame.
     pub decoder: FrameDecoder,
     /// Frames waiting to be written; one pointer, and no allocation, while empty.
     pub queue: SendQueue,
+}
+
+/// A connection's yes/no facts, packed into one byte.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Flags(u8);
+
+impl Flags {
+    /// An echo connection (conformance tests): frames are echoed, no protocol.
+    pub const ECHO: u8 = 1;
+    /// In the shard's flush list already (each connection is listed once).
+    pub const FLUSH_SCHEDULED: u8 = 1 << 1;
+    /// The socket buffer was full: `EPOLLOUT` is armed and flushes wait for it.
+    pub const WRITE_BLOCKED: u8 = 1 << 2;
+    /// After the queue drains, shut the write side (a close frame was queued).
+    pub const CLOSE_AFTER_FLUSH: u8 = 1 << 3;
+    /// Identity taken on trust (insecure mode): every channel allowed.
+    pub const INSECURE: u8 = 1 << 4;
+
+    /// Whether `bit` is set.
+    #[inline]
+    pub fn has(self, bit: u8) -> bool {
+        self.0 & bit != 0
+    }
+
+    /// Sets or clears `bit`.
+    #[inline]
+    pub fn set(&mut self, bit: u8, on: bool) {
+        if on {
+            self.0 |= bit;
+        } else {
+            self.0 &= !bit;
+        }
+    }
 }
 
 /// A send queue that costs one pointer while idle: the deque is boxed and
@@ -138,6 +169,12 @@ impl SendQueue {
     }
 }
 
+/// The generation of the connection with sequence number `seq`.
+#[inline]
+pub fn generation_of(seq: u64) -> u32 {
+    seq as u32
+}
+
 /// What happened to a frame offered to a connection's queue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Enqueued {
@@ -152,31 +189,22 @@ pub enum Enqueued {
 impl Conn {
     /// A just-upgraded connection: protocol connections start registering
     /// their route, echo connections are open at once.
-    pub fn new(
-        user: UserId,
-        fd: OwnedFd,
-        echo: bool,
-        generation: u32,
-        seq: u64,
-        now_ms: u32,
-    ) -> Self {
+    pub fn new(user: UserId, fd: OwnedFd, echo: bool, seq: u64, now_ms: u32) -> Self {
+        let mut flags = Flags::default();
+        flags.set(Flags::ECHO, echo);
         Self {
             user,
-            generation,
             seq,
+            grants: None,
             fd,
+            clock_ms: now_ms,
             phase: if echo {
                 Phase::Open
             } else {
                 Phase::Registering
             },
             ending: Ending::Unknown,
-            echo,
-            flush_scheduled: false,
-            write_blocked: false,
-            close_after_flush: false,
-            last_seen_ms: now_ms,
-            close_deadline_ms: 0,
+            flags,
             queued_bytes: 0,
             write_offset: 0,
             next_message: 0,
@@ -184,6 +212,25 @@ impl Conn {
             decoder: FrameDecoder::new(),
             queue: SendQueue::default(),
         }
+    }
+
+    /// The same connection with the token's grants.
+    pub fn with_grants(mut self, grants: Option<Arc<Grants>>, insecure: bool) -> Self {
+        self.grants = grants;
+        self.flags.set(Flags::INSECURE, insecure);
+        self
+    }
+
+    /// The generation in this connection's key (see `seq`).
+    #[inline]
+    pub fn generation(&self) -> u32 {
+        generation_of(self.seq)
+    }
+
+    /// An echo connection (no protocol).
+    #[inline]
+    pub fn is_echo(&self) -> bool {
+        self.flags.has(Flags::ECHO)
     }
 
     /// Offers a frame to the send queue, within `limit` bytes.
@@ -250,7 +297,7 @@ mod tests {
 
     fn conn() -> Conn {
         let fd = std::os::unix::net::UnixStream::pair().unwrap().0;
-        let mut c = Conn::new(UserId::parse("u").unwrap(), fd.into(), false, 1, 0, 0);
+        let mut c = Conn::new(UserId::parse("u").unwrap(), fd.into(), false, 1, 0);
         c.phase = Phase::Open;
         c
     }

@@ -11,7 +11,7 @@ use crate::protocol::frame::{encode_frame, pong_frame, FrameDecoder, Opcode, WsM
 use crate::session::{self, Rules, Sender, SessionState};
 
 use super::core::unix_micros;
-use super::{ConnKey, Phase, Shard};
+use super::{ConnKey, Flags, Phase, Shard};
 
 impl Shard {
     /// Feeds bytes read from a connection. Returns false when the connection
@@ -19,7 +19,9 @@ impl Shard {
     pub fn on_bytes(self: &Rc<Self>, key: ConnKey, data: &mut [u8]) -> bool {
         let now = self.now_ms();
         let decoder = self.with_conn(key, |c| {
-            c.last_seen_ms = now;
+            if c.phase != Phase::Closing {
+                c.clock_ms = now;
+            }
             std::mem::replace(&mut c.decoder, FrameDecoder::new())
         });
         let Some(mut decoder) = decoder else {
@@ -37,7 +39,7 @@ impl Shard {
     /// One complete message or control frame. Returns false to stop decoding
     /// (the connection is closing).
     fn on_ws_message(self: &Rc<Self>, key: ConnKey, msg: WsMessage<'_>) -> bool {
-        let Some((phase, echo)) = self.with_conn(key, |c| (c.phase, c.echo)) else {
+        let Some((phase, echo)) = self.with_conn(key, |c| (c.phase, c.is_echo())) else {
             return false;
         };
         if phase == Phase::Closing {
@@ -80,6 +82,8 @@ impl Shard {
             max_message_bytes: settings.max_message_bytes,
             broadcast_enabled: settings.broadcast_enabled,
             rate_limit: settings.rate_limit,
+            namespaces: &settings.namespaces,
+            inbox: false,
         };
         let outcome = self.with_conn(key, |c| {
             let connection_id = self.connection_id(c.seq);
@@ -88,6 +92,8 @@ impl Shard {
                 connection_id: &connection_id,
                 now,
                 now_ms,
+                insecure: c.flags.has(Flags::INSECURE),
+                grants: c.grants.as_deref(),
             };
             let state = SessionState {
                 bucket: &mut c.bucket,

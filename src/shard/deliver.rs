@@ -11,10 +11,12 @@ use std::rc::Rc;
 use bytes::Bytes;
 
 use crate::close::CloseReason;
+use crate::coordinator::History;
+use crate::metrics::Counter;
 use crate::protocol::frame::close_frame;
 
 use super::core::{Action, CoordinatorCall, ShardCore, Target};
-use super::{ConnKey, Ending, Enqueued, OutFrame, Phase, Shard};
+use super::{ConnKey, Ending, Enqueued, Flags, OutFrame, Phase, Shard};
 
 impl Shard {
     /// Feeds one event to the core, then carries out every action it leads to.
@@ -43,12 +45,20 @@ impl Shard {
                 sent_at_us,
                 report,
             } => {
+                let publication = matches!(to, Target::Members(_));
                 let taken = self.deliver(to, &frame, sent_at_us);
+                if publication {
+                    self.metrics
+                        .add(Counter::PublicationDeliveries, u64::from(taken));
+                }
                 if let Some(report) = report {
                     self.core.borrow_mut().delivered(report, taken);
                 }
             }
-            Action::Welcome { conn } => self.welcome(conn),
+            Action::Welcome {
+                conn,
+                subscriptions,
+            } => self.welcome(conn, &subscriptions),
             Action::Close { conn, reason } => self.close_conn(conn, reason),
             Action::Coordinator(call) => self.call_coordinator(call),
         }
@@ -73,6 +83,25 @@ impl Shard {
             CoordinatorCall::Broadcast { frame, sent_at_us } => {
                 coordinator.send_broadcast(frame, sent_at_us)
             }
+            CoordinatorCall::SubscribeChannel {
+                channel,
+                shard,
+                token,
+            } => coordinator.subscribe_channel(&channel, shard, token),
+            CoordinatorCall::UnsubscribeChannel { channel } => {
+                coordinator.unsubscribe_channel(&channel)
+            }
+            CoordinatorCall::Publish {
+                channel,
+                json,
+                shard,
+                token,
+                sent_at_us,
+            } => {
+                let options = self.instance.settings.namespaces.options(&channel);
+                let history = History::of(options);
+                coordinator.publish(&channel, json, history, shard, token, sent_at_us);
+            }
             CoordinatorCall::DeliveryReport {
                 token,
                 connections,
@@ -87,6 +116,7 @@ impl Shard {
             Target::Conn(key) => smallvec::smallvec![key],
             Target::Indices(indices) => self.keys_of(&indices),
             Target::All { except } => self.open_keys(except),
+            Target::Members(members) => self.keys_of(&members),
         };
         keys.into_iter()
             .filter(|k| self.enqueue(*k, frame.clone(), sent_at_us))
@@ -101,7 +131,7 @@ impl Shard {
             .filter_map(|&index| {
                 conns.get(index as usize).map(|c| ConnKey {
                     index,
-                    generation: c.generation,
+                    generation: c.generation(),
                 })
             })
             .collect()
@@ -112,10 +142,10 @@ impl Shard {
         self.conns
             .borrow()
             .iter()
-            .filter(|(_, c)| !c.echo && c.phase != Phase::Closing)
+            .filter(|(_, c)| !c.is_echo() && c.phase != Phase::Closing)
             .map(|(i, c)| ConnKey {
                 index: i as u32,
-                generation: c.generation,
+                generation: c.generation(),
             })
             .filter(|k| Some(*k) != except)
             .collect()
@@ -167,7 +197,9 @@ impl Shard {
     /// waiting for `EPOLLOUT`, not held behind `welcome`).
     fn flush_now(&self, key: ConnKey) {
         let writable = self
-            .with_conn(key, |c| !c.write_blocked && c.phase != Phase::Registering)
+            .with_conn(key, |c| {
+                !c.flags.has(Flags::WRITE_BLOCKED) && c.phase != Phase::Registering
+            })
             .unwrap_or(false);
         if writable {
             self.flush(key);
@@ -203,8 +235,8 @@ impl Shard {
                 sent_at_us: 0,
             });
             c.phase = Phase::Closing;
-            c.close_after_flush = true;
-            c.close_deadline_ms = deadline;
+            c.flags.set(Flags::CLOSE_AFTER_FLUSH, true);
+            c.clock_ms = deadline;
             self.schedule_flush(key, c);
         });
     }

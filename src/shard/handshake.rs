@@ -13,6 +13,7 @@ use monoio::buf::IoBufMut;
 use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt};
 use monoio::net::TcpStream;
 
+use crate::auth::{Identity, Refusal};
 use crate::protocol::handshake::{
     check_upgrade, json_error_response, parse_request, upgrade_response, Request, Route,
     MAX_REQUEST_HEAD_BYTES,
@@ -104,8 +105,8 @@ async fn upgrade(
     leftover: Vec<u8>,
     echo: bool,
 ) {
-    let user = match admit(&shard, &req, echo) {
-        Ok(user) => user,
+    let identity = match admit(&shard, &req, echo) {
+        Ok(identity) => identity,
         Err(response) => {
             let _ = stream.write_all(response).await;
             let _ = stream.shutdown().await;
@@ -123,7 +124,7 @@ async fn upgrade(
     // SAFETY: into_raw_fd hands over the only owner of the descriptor.
     let fd = unsafe { OwnedFd::from_raw_fd(stream.into_raw_fd()) };
     let raw = fd.as_raw_fd();
-    let key = shard.insert_conn(user, fd, echo);
+    let key = shard.insert_conn(identity, fd, echo);
     let mut leftover = leftover;
     if !leftover.is_empty() && !shard.on_bytes(key, &mut leftover) {
         shard.remove_conn(key);
@@ -138,7 +139,7 @@ async fn upgrade(
 }
 
 /// Decides whether the upgrade goes ahead; on success a connection slot is reserved.
-fn admit(shard: &Shard, req: &Request, echo: bool) -> Result<UserId, Vec<u8>> {
+fn admit(shard: &Shard, req: &Request, echo: bool) -> Result<Identity, Vec<u8>> {
     check_upgrade(req).map_err(|r| r.to_response())?;
     if !shard.instance.is_accepting() {
         return Err(json_error_response(
@@ -147,22 +148,28 @@ fn admit(shard: &Shard, req: &Request, echo: bool) -> Result<UserId, Vec<u8>> {
             "server is shutting down or draining",
         ));
     }
-    let user = if echo {
-        UserId::parse("echo").expect("valid literal")
+    let identity = if echo {
+        Identity::insecure(UserId::parse("echo").expect("valid literal"))
     } else {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs())
             .unwrap_or(0);
-        shard
-            .instance
-            .auth
-            .authenticate(req, now)
-            .map_err(|refusal| {
-                shard.count_auth_failure();
-                refusal.to_response()
-            })?
+        shard.instance.auth.identify(req, now).map_err(|refusal| {
+            shard.count_auth_failure();
+            refusal.to_response()
+        })?
     };
+    let subs = identity.grants.as_ref().map_or(0, |g| g.subs.len());
+    if subs > shard.instance.settings.max_channels_per_connection {
+        shard.count_auth_failure();
+        let refusal = Refusal::new(
+            401,
+            "unauthorized",
+            "token subs claim exceeds MAX_CHANNELS_PER_CONNECTION",
+        );
+        return Err(refusal.to_response());
+    }
     if !shard.instance.try_reserve_connection() {
         return Err(json_error_response(
             503,
@@ -170,5 +177,5 @@ fn admit(shard: &Shard, req: &Request, echo: bool) -> Result<UserId, Vec<u8>> {
             "connection limit reached",
         ));
     }
-    Ok(user)
+    Ok(identity)
 }

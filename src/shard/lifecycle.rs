@@ -4,12 +4,14 @@
 use std::os::fd::OwnedFd;
 use std::rc::Rc;
 
+use crate::auth::Identity;
 use crate::close::CloseReason;
 use crate::metrics::Counter;
+use crate::protocol::channel::ChannelName;
 use crate::protocol::envelope::{self, Welcome};
 use crate::protocol::frame::text_frame_with;
-use crate::protocol::UserId;
 
+use super::conn::generation_of;
 use super::{CloseAll, Conn, ConnKey, Ending, OutFrame, Phase, Shard};
 
 impl Shard {
@@ -17,27 +19,30 @@ impl Shard {
     /// Protocol connections start registering their route (their frames
     /// are held until the core asks for the welcome); echo connections are
     /// open at once and never reach the core.
-    pub fn insert_conn(self: &Rc<Self>, user: UserId, fd: OwnedFd, echo: bool) -> ConnKey {
-        let generation = self.next_generation();
-        let conn = Conn::new(
-            user.clone(),
-            fd,
-            echo,
-            generation,
-            self.next_seq(),
-            self.now_ms(),
-        );
+    pub fn insert_conn(self: &Rc<Self>, identity: Identity, fd: OwnedFd, echo: bool) -> ConnKey {
+        let Identity {
+            user,
+            grants,
+            insecure,
+        } = identity;
+        let subs = grants.as_ref().map(|g| g.subs.clone()).unwrap_or_default();
+        let seq = self.next_seq();
+        let conn =
+            Conn::new(user.clone(), fd, echo, seq, self.now_ms()).with_grants(grants, insecure);
         let index = self.conns.borrow_mut().insert(conn) as u32;
         self.metrics.connection_opened();
-        let key = ConnKey { index, generation };
+        let key = ConnKey {
+            index,
+            generation: generation_of(seq),
+        };
         if !echo {
-            self.with_core(|core| core.conn_opened(key, &user));
+            self.with_core(|core| core.conn_opened(key, &user, &subs));
         }
         key
     }
 
     /// Sends `welcome` first, then releases what was held behind it.
-    pub(super) fn welcome(&self, index: u32) {
+    pub(super) fn welcome(&self, index: u32, subscriptions: &[ChannelName]) {
         let settings = &self.instance.settings;
         let mut conns = self.conns.borrow_mut();
         let Some(c) = conns.get_mut(index as usize) else {
@@ -47,6 +52,7 @@ impl Shard {
             return;
         }
         let connection_id = self.connection_id(c.seq).to_string();
+        let names: Vec<&str> = subscriptions.iter().map(|c| &**c).collect();
         let frame = text_frame_with(|out| {
             let w = Welcome {
                 connection_id: &connection_id,
@@ -54,6 +60,7 @@ impl Shard {
                 server_id: &settings.server_id,
                 heartbeat_interval_ms: settings.heartbeat_interval.as_millis() as u64,
                 max_message_bytes: settings.max_message_bytes,
+                subscriptions: &names,
             };
             envelope::write_welcome(out, &w)
         });
@@ -65,7 +72,7 @@ impl Shard {
         c.phase = Phase::Open;
         let key = ConnKey {
             index,
-            generation: c.generation,
+            generation: c.generation(),
         };
         self.schedule_flush(key, c);
     }
@@ -77,7 +84,7 @@ impl Shard {
         let conn = {
             let mut conns = self.conns.borrow_mut();
             match conns.get(key.index as usize) {
-                Some(c) if c.generation == key.generation => conns.remove(key.index as usize),
+                Some(c) if c.generation() == key.generation => conns.remove(key.index as usize),
                 _ => return,
             }
         };
@@ -85,7 +92,7 @@ impl Shard {
         self.metrics.connection_closed(unexpected);
         self.reclaim.note();
         self.instance.release_connection();
-        if !conn.echo {
+        if !conn.is_echo() {
             self.with_core(|core| core.conn_closed(key, &conn.user));
         }
     }
@@ -108,7 +115,7 @@ impl Shard {
             .iter()
             .map(|(i, c)| ConnKey {
                 index: i as u32,
-                generation: c.generation,
+                generation: c.generation(),
             })
             .collect()
     }

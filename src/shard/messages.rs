@@ -2,7 +2,8 @@
 
 use bytes::Bytes;
 
-use crate::coordinator::{RemoteOutcome, ReplyTo};
+use crate::coordinator::{PublishOutcome, RemoteOutcome, ReplyTo};
+use crate::protocol::channel::ChannelName;
 use crate::protocol::UserId;
 
 /// Why the server is closing every connection.
@@ -103,6 +104,75 @@ pub enum ShardMsg {
     },
     /// Register every local user's route again (the coordination layer is back).
     Reregister,
+    /// To the channel's owner shard: `shard` wants the channel's
+    /// publications (its first local subscriber) or no longer does (its last
+    /// left). The owner answers a `want` with `InterestReady`.
+    Interest {
+        /// The channel.
+        channel: ChannelName,
+        /// The shard.
+        shard: u16,
+        /// True when it wants them, false when it stops.
+        want: bool,
+        /// The shard's token for this interest, echoed in `InterestReady`.
+        token: u64,
+    },
+    /// From the channel's owner: the channel's publications reach the shard
+    /// from now on (the instance is subscribed in the coordination layer).
+    InterestReady {
+        /// The channel.
+        channel: ChannelName,
+        /// The token of the `Interest` it answers.
+        token: u64,
+    },
+    /// To the channel's owner shard: the coordination layer subscribed the
+    /// instance to the channel, as asked with this token.
+    ChannelSubscribed {
+        /// The owner's token given to the coordinator.
+        token: u64,
+    },
+    /// To the channel's owner shard (embedded mode): number and fan out a
+    /// publication, then answer the publisher.
+    Publish {
+        /// The channel.
+        channel: ChannelName,
+        /// The `publication` JSON, without offset.
+        json: Bytes,
+        /// The publisher's shard and token, when it wants an ack.
+        reply: Option<(u16, u64)>,
+        /// Unix micros when the publisher's instance received it.
+        sent_at_us: u64,
+    },
+    /// To the channel's owner shard, from the coordination layer: a
+    /// publication to forward to every interested shard, in arrival order.
+    PublicationIn {
+        /// The channel.
+        channel: ChannelName,
+        /// The framed publication, shared by every receiver.
+        frame: Bytes,
+        /// Its offset when the channel keeps history.
+        offset: Option<u64>,
+        /// Unix micros when the publisher's instance received it.
+        sent_at_us: u64,
+    },
+    /// From the channel's owner: deliver to the local subscribers.
+    Publication {
+        /// The channel.
+        channel: ChannelName,
+        /// The framed publication, shared by every receiver.
+        frame: Bytes,
+        /// Its offset when the channel keeps history.
+        offset: Option<u64>,
+        /// Unix micros when the publisher's instance received it.
+        sent_at_us: u64,
+    },
+    /// The outcome of a publish, for the publisher's pending ack.
+    Published {
+        /// The publisher's token.
+        token: u64,
+        /// What happened to it.
+        outcome: PublishOutcome,
+    },
     /// Close every connection.
     CloseAll(CloseAll),
 }

@@ -49,7 +49,7 @@ use crate::instance::Instance;
 use crate::metrics::ShardMetrics;
 
 pub use self::core::{owner_of, ShardCore};
-pub use conn::{Conn, Ending, Enqueued, OutFrame, Phase, SendQueue};
+pub use conn::{Conn, Ending, Enqueued, Flags, OutFrame, Phase, SendQueue};
 pub use mailbox::Mailbox;
 pub use messages::{CloseAll, ShardMsg};
 pub use runner::run_shard;
@@ -116,8 +116,6 @@ pub struct Shard {
     pub started: Instant,
     /// Next connection sequence number.
     next_seq: Cell<u64>,
-    /// Next slab generation.
-    next_generation: Cell<u32>,
     /// Set when every connection is being closed (shutdown or drain).
     pub closing_all: Cell<Option<CloseAll>>,
 }
@@ -137,6 +135,7 @@ impl Shard {
             shards: instance.shard_count() as u16,
             remote: instance.coordinator.is_remote(),
             delivery_timeout_ms: settings.delivery_timeout.as_millis() as u32,
+            max_channels: settings.max_channels_per_connection,
         };
         let core = ShardCore::new(cfg, metrics.clone());
         Ok(Self {
@@ -150,8 +149,7 @@ impl Shard {
             flush_list: FlushList::default(),
             reclaim: Reclaim::default(),
             started: Instant::now(),
-            next_seq: Cell::new(0),
-            next_generation: Cell::new(0),
+            next_seq: Cell::new(1),
             closing_all: Cell::new(None),
         })
     }
@@ -159,12 +157,6 @@ impl Shard {
     /// Shard clock in milliseconds (wraps after 49 days; comparisons use wrapping arithmetic).
     pub fn now_ms(&self) -> u32 {
         (self.started.elapsed().as_millis() as u64).max(1) as u32
-    }
-
-    fn next_generation(&self) -> u32 {
-        let g = self.next_generation.get().wrapping_add(1);
-        self.next_generation.set(g);
-        g
     }
 
     fn next_seq(&self) -> u64 {
@@ -189,7 +181,7 @@ impl Shard {
     pub fn with_conn<R>(&self, key: ConnKey, f: impl FnOnce(&mut Conn) -> R) -> Option<R> {
         let mut conns = self.conns.borrow_mut();
         match conns.get_mut(key.index as usize) {
-            Some(c) if c.generation == key.generation => Some(f(c)),
+            Some(c) if c.generation() == key.generation => Some(f(c)),
             _ => None,
         }
     }

@@ -76,6 +76,8 @@ fn drain_socket(shard: &Rc<Shard>, key: ConnKey, fd: RawFd) -> bool {
     let mut buf = shard.take_read_buffer();
     let mut turns = 0;
     let alive = loop {
+        // Each read refills the whole buffer: the previous bytes were decoded.
+        buf.clear();
         let cap = buf.capacity();
         let spare = buf.spare_capacity_mut();
         // SAFETY: `fd` is this connection's socket and stays open for the

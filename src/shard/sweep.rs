@@ -31,12 +31,12 @@ impl Shard {
         for (i, c) in self.conns.borrow().iter() {
             let key = ConnKey {
                 index: i as u32,
-                generation: c.generation,
+                generation: c.generation(),
             };
             match c.phase {
-                Phase::Closing if is_past(now, c.close_deadline_ms) => overdue.push(key),
+                Phase::Closing if is_past(now, c.clock_ms) => overdue.push(key),
                 Phase::Closing => {}
-                _ if !c.echo && now.wrapping_sub(c.last_seen_ms) > timeout => silent.push(key),
+                _ if !c.is_echo() && now.wrapping_sub(c.clock_ms) > timeout => silent.push(key),
                 _ => {}
             }
         }
@@ -68,7 +68,7 @@ impl Shard {
             .take(per_tick)
             .map(|(i, c)| ConnKey {
                 index: i as u32,
-                generation: c.generation,
+                generation: c.generation(),
             })
             .collect();
         for key in open {

@@ -22,7 +22,7 @@ use socket2::SockRef;
 
 use crate::metrics::Counter;
 
-use super::{Conn, ConnKey, Phase, Shard};
+use super::{Conn, ConnKey, Flags, Phase, Shard};
 
 /// Most frames one `sendmsg` carries.
 pub const IOVECS_PER_WRITE: usize = 64;
@@ -84,10 +84,13 @@ enum Flushed {
 impl Shard {
     /// Marks a connection as having frames to write.
     pub fn schedule_flush(&self, key: ConnKey, c: &mut Conn) {
-        if c.flush_scheduled || c.write_blocked || c.phase == Phase::Registering {
+        if c.flags.has(Flags::FLUSH_SCHEDULED)
+            || c.flags.has(Flags::WRITE_BLOCKED)
+            || c.phase == Phase::Registering
+        {
             return;
         }
-        c.flush_scheduled = true;
+        c.flags.set(Flags::FLUSH_SCHEDULED, true);
         self.flush_list.push(key);
     }
 
@@ -95,31 +98,32 @@ impl Shard {
     pub fn flush(&self, key: ConnKey) {
         let now_us = super::core::unix_micros(SystemTime::now());
         self.with_conn(key, |c| {
-            c.flush_scheduled = false;
+            c.flags.set(Flags::FLUSH_SCHEDULED, false);
             if c.phase == Phase::Registering {
                 return;
             }
-            let was_blocked = c.write_blocked;
+            let was_blocked = c.flags.has(Flags::WRITE_BLOCKED);
             match self.write_queue(c, now_us) {
                 Flushed::Drained => {
-                    c.write_blocked = false;
+                    c.flags.set(Flags::WRITE_BLOCKED, false);
                     c.clear_queue();
-                    if c.close_after_flush {
-                        c.close_after_flush = false;
+                    if c.flags.has(Flags::CLOSE_AFTER_FLUSH) {
+                        c.flags.set(Flags::CLOSE_AFTER_FLUSH, false);
                         let _ = SockRef::from(&c.fd).shutdown(Shutdown::Write);
                     }
                 }
-                Flushed::Blocked => c.write_blocked = true,
+                Flushed::Blocked => c.flags.set(Flags::WRITE_BLOCKED, true),
                 Flushed::Failed => {
-                    c.write_blocked = false;
+                    c.flags.set(Flags::WRITE_BLOCKED, false);
                     c.clear_queue();
                     // The peer is gone: make the read side see it now.
                     let _ = SockRef::from(&c.fd).shutdown(Shutdown::Both);
                 }
             }
-            if was_blocked != c.write_blocked {
+            let blocked = c.flags.has(Flags::WRITE_BLOCKED);
+            if was_blocked != blocked {
                 let fd = c.fd.as_raw_fd();
-                if let Err(e) = self.poller.set_write_interest(fd, key, c.write_blocked) {
+                if let Err(e) = self.poller.set_write_interest(fd, key, blocked) {
                     tracing::warn!(error = %e, "epoll_ctl failed; cutting the connection");
                     let _ = SockRef::from(&c.fd).shutdown(Shutdown::Both);
                 }

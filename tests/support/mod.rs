@@ -2,6 +2,7 @@
 //! clients over loopback, bounded waits with clear failure messages.
 #![allow(dead_code)]
 
+pub mod channels;
 pub mod client;
 pub mod redis;
 

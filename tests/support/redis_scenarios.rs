@@ -13,8 +13,11 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use serde_json::{json, Value};
-use websocket_app::coordinator::{Coordinator, LocalRouter, RemoteOutcome, ReplyTo};
+use websocket_app::coordinator::{
+    Coordinator, LocalRouter, PublishOutcome, RemoteOutcome, ReplyTo,
+};
 use websocket_app::metrics::ShardMetrics;
+use websocket_app::protocol::channel::ChannelName;
 use websocket_app::protocol::UserId;
 use websocket_app::redis_coord::{self, ClusterMode, RedisConfig};
 
@@ -40,6 +43,13 @@ pub trait Deployment {
     fn stop(&mut self);
     /// Starts them again on the same ports.
     fn start_again(&mut self);
+    /// Subscribers of a Redis pub/sub channel (sharded on a Cluster).
+    fn subscribers(&self, channel: &str) -> u64;
+}
+
+/// The count of a `PUBSUB NUMSUB`/`SHARDNUMSUB` reply (`channel\ncount`).
+fn numsub(out: &str) -> u64 {
+    out.lines().nth(1).and_then(|n| n.parse().ok()).unwrap_or(0)
 }
 
 impl Deployment for RedisServer {
@@ -60,6 +70,9 @@ impl Deployment for RedisServer {
     }
     fn start_again(&mut self) {
         self.launch()
+    }
+    fn subscribers(&self, channel: &str) -> u64 {
+        numsub(&RedisServer::cli(self, &["PUBSUB", "NUMSUB", channel]))
     }
 }
 
@@ -82,6 +95,12 @@ impl Deployment for RedisCluster {
     fn start_again(&mut self) {
         self.launch_all()
     }
+    fn subscribers(&self, channel: &str) -> u64 {
+        self.nodes
+            .iter()
+            .map(|n| numsub(&n.cli(&["PUBSUB", "SHARDNUMSUB", channel])))
+            .sum()
+    }
 }
 
 // ---------------------------------------------------------------- coordinator level
@@ -99,6 +118,12 @@ pub enum Call {
     RouteAdded(u16, u64),
     /// `reregister_routes()`.
     Reregister,
+    /// `channel_subscribed(shard, token)`.
+    ChannelSubscribed(u16, u64),
+    /// `deliver_publication(channel, frame, offset)`.
+    Publication(String, Vec<u8>, Option<u64>),
+    /// `published(shard, token, outcome)`.
+    Published(u16, u64, PublishOutcome),
 }
 
 /// A router that records calls and lets a test wait for one.
@@ -149,6 +174,19 @@ impl LocalRouter for Recorder {
     }
     fn reregister_routes(&self) {
         self.push(Call::Reregister);
+    }
+    fn channel_subscribed(&self, shard: u16, token: u64) {
+        self.push(Call::ChannelSubscribed(shard, token));
+    }
+    fn deliver_publication(&self, channel: ChannelName, frame: Bytes, offset: Option<u64>, _: u64) {
+        self.push(Call::Publication(
+            channel.to_string(),
+            frame.to_vec(),
+            offset,
+        ));
+    }
+    fn published(&self, shard: u16, token: u64, outcome: PublishOutcome) {
+        self.push(Call::Published(shard, token, outcome));
     }
 }
 
@@ -268,15 +306,21 @@ pub fn coordinator_outage_and_recovery(dep: &mut dyn Deployment, mode: ClusterMo
 
 /// Starts an instance of the server on `dep` with id `id` (short liveness settings).
 pub fn instance(dep: &dyn Deployment, id: &str) -> ServerProcess {
+    instance_with(dep, id, &[])
+}
+
+/// Like [`instance`], with more environment.
+pub fn instance_with(dep: &dyn Deployment, id: &str, extra: &[(&str, &str)]) -> ServerProcess {
     let uri = dep.uri();
     let (ttl, sweep) = (TTL_MS.to_string(), SWEEP_MS.to_string());
-    let env = [
+    let mut env = vec![
         ("REDIS_URI", uri.as_str()),
         ("SERVER_ID", id),
         ("REDIS_CLUSTER", dep.cluster_flag()),
         ("LIVENESS_TTL_MS", ttl.as_str()),
         ("ROUTE_SWEEP_MS", sweep.as_str()),
     ];
+    env.extend_from_slice(extra);
     let s = ServerProcess::start(&["--shards", "2"], &env);
     wait_ready(&s, 200);
     s

@@ -30,6 +30,9 @@ pub struct Welcome<'a> {
     pub heartbeat_interval_ms: u64,
     /// The largest message the server accepts, so clients can check before sending.
     pub max_message_bytes: usize,
+    /// Version 2: channels the token's `subs` claim subscribed at connect.
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    pub subscriptions: &'a [&'a str],
 }
 
 /// The outcome an `ack` reports for a client message with an id.
@@ -46,6 +49,12 @@ pub enum AckStatus {
     Failed,
     /// Refused by the sender's rate limit; nothing was sent.
     RateLimited,
+    /// Version 2: a publication was handed to the channel (with its offset
+    /// when the channel keeps history).
+    Published {
+        /// The publication's offset in its channel's history.
+        offset: Option<u64>,
+    },
 }
 
 impl AckStatus {
@@ -56,6 +65,7 @@ impl AckStatus {
             AckStatus::Offline => "offline",
             AckStatus::Failed => "failed",
             AckStatus::RateLimited => "rate_limited",
+            AckStatus::Published { .. } => "published",
         }
     }
 }
@@ -112,6 +122,9 @@ struct AckOut<'a> {
     /// Receiver connections reached; only for `delivered`.
     #[serde(skip_serializing_if = "Option::is_none")]
     connections: Option<u32>,
+    /// The message's place in its channel's history or the receiver's inbox.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    offset: Option<u64>,
 }
 
 /// An `error` answering one refused message.
@@ -128,7 +141,7 @@ struct ErrorOut<'a> {
 }
 
 /// Appends `msg` as JSON; on the (unreachable) error, leaves `out` as it was.
-fn append(out: &mut Vec<u8>, msg: &impl Serialize) {
+pub(super) fn append(out: &mut Vec<u8>, msg: &impl Serialize) {
     let start = out.len();
     if serde_json::to_writer(&mut *out, msg).is_err() {
         out.truncate(start);
@@ -193,12 +206,17 @@ pub fn write_ack(out: &mut Vec<u8>, id: &str, status: AckStatus) {
         AckStatus::Delivered { connections } => Some(connections),
         _ => None,
     };
+    let offset = match status {
+        AckStatus::Published { offset } => offset,
+        _ => None,
+    };
     append(
         out,
         &AckOut {
             id,
             status: status.as_str(),
             connections,
+            offset,
         },
     );
 }

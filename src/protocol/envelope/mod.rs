@@ -22,9 +22,14 @@ use std::borrow::Cow;
 use serde::{Deserialize, Deserializer};
 use serde_json::value::RawValue;
 
+use crate::protocol::channel::ChannelName;
 use crate::protocol::is_valid_user_id;
 
 pub mod encode;
+pub mod server_v2;
+mod v2;
+
+pub use v2::{Position, MAX_EPOCH_BYTES, MAX_HISTORY_LIMIT};
 
 pub use encode::{
     timestamp, write_ack, write_broadcast, write_chat, write_error, write_heartbeat_ack,
@@ -64,6 +69,91 @@ pub enum ClientMessage<'a> {
         /// Milliseconds, finite, within `0..=MAX_LATENCY_MS`.
         millis: f64,
     },
+    /// Version 2: subscribe the connection to a channel.
+    Subscribe {
+        /// The channel.
+        channel: ChannelName,
+        /// Where the client's last publication was, to recover from.
+        recover: Option<Position<'a>>,
+        /// The client's message id, echoed in the answer.
+        id: Option<Cow<'a, str>>,
+    },
+    /// Version 2: end the connection's subscription.
+    Unsubscribe {
+        /// The channel.
+        channel: ChannelName,
+        /// The client's message id, echoed in the answer.
+        id: Option<Cow<'a, str>>,
+    },
+    /// Version 2: publish to a channel.
+    Publish {
+        /// The channel.
+        channel: ChannelName,
+        /// The payload, byte-exact as the client sent it.
+        payload: &'a RawValue,
+        /// The client's message id, echoed in the ack.
+        id: Option<Cow<'a, str>>,
+    },
+    /// Version 2: the channel's kept publications.
+    History {
+        /// The channel.
+        channel: ChannelName,
+        /// Only publications after this position.
+        since: Option<Position<'a>>,
+        /// At most this many (default and maximum [`MAX_HISTORY_LIMIT`]).
+        limit: u32,
+        /// The client's message id, echoed in the answer.
+        id: Option<Cow<'a, str>>,
+    },
+    /// Version 2: who is subscribed to the channel.
+    Presence {
+        /// The channel.
+        channel: ChannelName,
+        /// The client's message id, echoed in the answer.
+        id: Option<Cow<'a, str>>,
+    },
+    /// Version 2: how many users and connections are subscribed.
+    PresenceStats {
+        /// The channel.
+        channel: ChannelName,
+        /// The client's message id, echoed in the answer.
+        id: Option<Cow<'a, str>>,
+    },
+    /// Version 2: the direct messages kept in the user's inbox.
+    Inbox {
+        /// Only messages after this position.
+        since: Option<Position<'a>>,
+        /// At most this many (default and maximum [`MAX_HISTORY_LIMIT`]).
+        limit: u32,
+        /// The client's message id, echoed in the answer.
+        id: Option<Cow<'a, str>>,
+    },
+    /// Version 2: replace the connection's token.
+    Refresh {
+        /// The new token (checked like at connect).
+        token: Cow<'a, str>,
+        /// The client's message id, echoed in the answer.
+        id: Option<Cow<'a, str>>,
+    },
+}
+
+impl ClientMessage<'_> {
+    /// The client's message id, if it gave one.
+    pub fn id(&self) -> Option<&str> {
+        match self {
+            ClientMessage::Chat { id, .. }
+            | ClientMessage::Broadcast { id, .. }
+            | ClientMessage::Subscribe { id, .. }
+            | ClientMessage::Unsubscribe { id, .. }
+            | ClientMessage::Publish { id, .. }
+            | ClientMessage::History { id, .. }
+            | ClientMessage::Presence { id, .. }
+            | ClientMessage::PresenceStats { id, .. }
+            | ClientMessage::Inbox { id, .. }
+            | ClientMessage::Refresh { id, .. } => id.as_deref(),
+            ClientMessage::Heartbeat | ClientMessage::LatencyReport { .. } => None,
+        }
+    }
 }
 
 /// The contract's `error.code` values.
@@ -85,6 +175,12 @@ pub enum ErrorCode {
     Forbidden,
     /// Refused by the sender's rate limit.
     RateLimited,
+    /// Version 2: not a valid channel name.
+    BadChannel,
+    /// Version 2: the connection has `MAX_CHANNELS_PER_CONNECTION` subscriptions.
+    TooManyChannels,
+    /// Version 2: history or presence asked of a namespace that has none.
+    NotAvailable,
 }
 
 impl ErrorCode {
@@ -99,6 +195,9 @@ impl ErrorCode {
             ErrorCode::TooLarge => "too_large",
             ErrorCode::Forbidden => "forbidden",
             ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::BadChannel => "bad_channel",
+            ErrorCode::TooManyChannels => "too_many_channels",
+            ErrorCode::NotAvailable => "not_available",
         }
     }
 }
@@ -143,6 +242,21 @@ struct Fields<'a> {
     /// `id`: the client's message id; raw so a non-string is ours to report.
     #[serde(default, borrow, deserialize_with = "present")]
     id: Option<&'a RawValue>,
+    /// Version 2 `channel`.
+    #[serde(default, borrow, deserialize_with = "present")]
+    channel: Option<&'a RawValue>,
+    /// Version 2 `recover` of `subscribe`: `{"offset", "epoch"}`.
+    #[serde(default, borrow, deserialize_with = "present")]
+    recover: Option<&'a RawValue>,
+    /// Version 2 `since` of `history` and `inbox`: `{"offset", "epoch"}`.
+    #[serde(default, borrow, deserialize_with = "present")]
+    since: Option<&'a RawValue>,
+    /// Version 2 `limit` of `history` and `inbox`.
+    #[serde(default, borrow, deserialize_with = "present")]
+    limit: Option<&'a RawValue>,
+    /// Version 2 `token` of `refresh`.
+    #[serde(default, borrow, deserialize_with = "present")]
+    token: Option<&'a RawValue>,
 }
 
 /// A present key is `Some`, even with a `null` value (serde would say `None`).
@@ -175,7 +289,7 @@ pub fn parse_client_message(text: &str) -> Result<ClientMessage<'_>, Rejection> 
         },
         "heartbeat" => Ok(ClientMessage::Heartbeat),
         "latency_report" => latency(fields.payload, id.as_deref()),
-        other => Err(unknown_type(other, id.as_deref())),
+        other => v2::parse(other, &fields, id),
     }
 }
 

@@ -254,6 +254,7 @@ mod encode {
             server_id: "srv-1",
             heartbeat_interval_ms: 30_000,
             max_message_bytes: 65_536,
+            subscriptions: &[],
         };
         let want = json!({"type":"welcome","connectionId":"srv-1-0-7","userId":"alice",
             "serverId":"srv-1","heartbeatIntervalMs":30000,"maxMessageBytes":65536});

@@ -14,14 +14,18 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use crate::coordinator::{LocalRouter, RemoteOutcome, ReplyTo};
+use crate::coordinator::{History, LocalRouter, PublishOutcome, RemoteOutcome, ReplyTo};
 use crate::metrics::{Counter, ShardMetrics};
+use crate::protocol::channel::ChannelName;
+use crate::protocol::frame::text_frame_with;
 use crate::protocol::UserId;
 
+use super::channels::ChannelSubs;
 use super::envelope::{self, Envelope};
 use super::inbound::Inbound;
 use super::liveness::Liveness;
 use super::outbound::{Finish, Outbound};
+use super::publication;
 use super::round::{Round, Tag};
 use super::routes::Routes;
 use super::sweep::{self, Node, Sweep};
@@ -63,6 +67,35 @@ pub enum Command {
         /// When the sender's server received it.
         sent_at_us: u64,
     },
+    /// `Coordinator::subscribe_channel`.
+    SubscribeChannel {
+        /// The channel.
+        channel: ChannelName,
+        /// The owner shard to answer.
+        shard: u16,
+        /// Its token.
+        token: u64,
+    },
+    /// `Coordinator::unsubscribe_channel`.
+    UnsubscribeChannel {
+        /// The channel.
+        channel: ChannelName,
+    },
+    /// `Coordinator::publish`.
+    Publish {
+        /// The channel.
+        channel: ChannelName,
+        /// The `publication` JSON without offset.
+        json: Bytes,
+        /// How the channel keeps its publications, if it does.
+        history: Option<History>,
+        /// The publishing shard.
+        shard: u16,
+        /// Its token (0: no answer wanted).
+        token: u64,
+        /// When the publisher's instance received it.
+        sent_at_us: u64,
+    },
     /// `Coordinator::delivery_report`.
     Report {
         /// Our key of the incoming direct.
@@ -74,6 +107,21 @@ pub enum Command {
     },
     /// `Coordinator::shutdown`.
     Shutdown,
+}
+
+/// A publication waiting for the next round.
+#[derive(Debug)]
+struct ChannelPublish {
+    /// The channel.
+    channel: ChannelName,
+    /// The `publication` JSON without offset.
+    json: Bytes,
+    /// The publishing shard.
+    shard: u16,
+    /// Its token (0: no answer).
+    token: u64,
+    /// When the publisher's instance received it.
+    sent_at_us: u64,
 }
 
 /// What the engine needs to know about this instance.
@@ -115,6 +163,10 @@ pub struct Engine {
     publishes: Vec<(Option<String>, Bytes, Tag)>,
     /// Dead servers' routes to remove in the next round: `(user, server)`.
     stale: Vec<(String, String)>,
+    /// The instance's channel subscriptions.
+    channels: ChannelSubs,
+    /// Channel publications for the next round.
+    channel_publishes: Vec<ChannelPublish>,
     /// The next outbound request id (never 0).
     next_id: u64,
     /// When the liveness key is refreshed next.
@@ -150,6 +202,8 @@ impl Engine {
             routes: Routes::default(),
             publishes: Vec::new(),
             stale: Vec::new(),
+            channels: ChannelSubs::default(),
+            channel_publishes: Vec::new(),
             next_id: 1,
             next_alive: now,
             alive_value,
@@ -176,6 +230,26 @@ impl Engine {
                 sent_at_us,
             } => self.begin_direct(user, &frame, shard, token, sent_at_us, now),
             Command::Broadcast { frame, sent_at_us } => self.broadcast(&frame, sent_at_us),
+            Command::SubscribeChannel {
+                channel,
+                shard,
+                token,
+            } => {
+                if let Some((shard, token)) =
+                    self.channels.subscribe(channel, shard, token, self.up)
+                {
+                    self.router.channel_subscribed(shard, token);
+                }
+            }
+            Command::UnsubscribeChannel { channel } => self.channels.unsubscribe(channel),
+            Command::Publish {
+                channel,
+                json,
+                history,
+                shard,
+                token,
+                sent_at_us,
+            } => self.publish(channel, json, history, shard, token, sent_at_us),
             Command::Report {
                 key,
                 connections,
@@ -218,6 +292,34 @@ impl Engine {
             .push((None, payload, Tag::PublishOther { confirm: false }));
     }
 
+    fn publish(
+        &mut self,
+        channel: ChannelName,
+        json: Bytes,
+        history: Option<History>,
+        shard: u16,
+        token: u64,
+        sent_at_us: u64,
+    ) {
+        if !self.up {
+            self.metrics.incr(Counter::RedisErrors);
+            if token != 0 {
+                self.router.published(shard, token, PublishOutcome::Failed);
+            }
+            return;
+        }
+        // Channels with history are numbered by a script (see `history`);
+        // without, the publication goes out as is.
+        let _ = history;
+        self.channel_publishes.push(ChannelPublish {
+            channel,
+            json,
+            shard,
+            token,
+            sent_at_us,
+        });
+    }
+
     fn report(&mut self, key: u64, connections: u32, parts: u32) {
         let Some((origin, token, n)) = self.inbound.report(key, connections, parts) else {
             return;
@@ -229,7 +331,27 @@ impl Engine {
         }
     }
 
-    /// A message published to one of our channels.
+    /// A message published to one of our Redis channels (`channel` is its name).
+    pub fn on_push(&mut self, channel: &[u8], payload: Bytes, now: Instant) {
+        match publication::channel_of(channel) {
+            Some(name) => self.on_publication(name, payload),
+            None => self.on_message(payload, now),
+        }
+    }
+
+    fn on_publication(&mut self, channel: ChannelName, payload: Bytes) {
+        let Some(p) = publication::decode(payload) else {
+            self.metrics.incr(Counter::RedisErrors);
+            tracing::debug!(%channel, "dropped an undecodable publication");
+            return;
+        };
+        // Framed once here for every subscriber of the instance.
+        let frame = text_frame_with(|out| out.extend_from_slice(&p.json));
+        self.router
+            .deliver_publication(channel, frame, p.offset, p.sent_at_us);
+    }
+
+    /// A message published to this server's or the broadcast channel.
     pub fn on_message(&mut self, payload: Bytes, now: Instant) {
         match envelope::decode(payload) {
             Ok(Envelope::Direct {
@@ -276,6 +398,9 @@ impl Engine {
         self.next_alive = now + self.cfg.liveness_ttl / 3;
         self.sweep.restart(nodes, now);
         self.router.reregister_routes();
+        for (shard, token) in self.channels.link_lost() {
+            self.router.channel_subscribed(shard, token);
+        }
     }
 
     /// The link is down: everything in flight fails now.
@@ -290,6 +415,16 @@ impl Engine {
         self.stale.clear();
         let lost = self.publishes.drain(..).count();
         self.metrics.add(Counter::RedisErrors, lost as u64);
+        for p in std::mem::take(&mut self.channel_publishes) {
+            self.metrics.incr(Counter::RedisErrors);
+            if p.token != 0 {
+                self.router
+                    .published(p.shard, p.token, PublishOutcome::Failed);
+            }
+        }
+        for (shard, token) in self.channels.link_lost() {
+            self.router.channel_subscribed(shard, token);
+        }
     }
 
     /// Expires what is past its deadline.
@@ -351,6 +486,15 @@ impl Engine {
         }
         for server in self.liveness.take_wanted() {
             round.exists(&server);
+        }
+        round.channels = self.channels.take_changes();
+        for p in self.channel_publishes.drain(..) {
+            let payload = publication::encode(p.sent_at_us, &p.json);
+            let tag = Tag::PublishChannel {
+                shard: p.shard,
+                token: p.token,
+            };
+            round.publish_channel(&p.channel, &payload, self.sharded, tag);
         }
         for (server, payload, tag) in self.publishes.drain(..) {
             match server {

@@ -7,14 +7,29 @@
 
 use std::time::Instant;
 
+use crate::coordinator::PublishOutcome;
 use crate::metrics::Counter;
 use crate::protocol::UserId;
 
+use super::super::channels::Changes;
 use super::super::round::{as_int, as_scan_page, as_strings, Reply, Tag};
 use super::super::sweep::Removal;
 use super::Engine;
 
 impl Engine {
+    /// The link applied (or failed to apply) a round's channel changes.
+    pub fn on_channels_applied(&mut self, changes: &Changes, ok: bool) {
+        let answers = if ok {
+            self.channels.applied(changes)
+        } else {
+            self.metrics.incr(Counter::RedisErrors);
+            self.channels.link_lost()
+        };
+        for (shard, token) in answers {
+            self.router.channel_subscribed(shard, token);
+        }
+    }
+
     /// The replies of a round, in the order of its tags.
     pub fn on_replies(&mut self, tags: Vec<Tag>, replies: Vec<Reply>, now: Instant) {
         let mut replies = replies.into_iter();
@@ -62,6 +77,18 @@ impl Engine {
                 }
             }
             Tag::Alive => {}
+            Tag::PublishChannel { shard, token } => {
+                let outcome = match reply {
+                    Ok(_) => PublishOutcome::Published {
+                        offset: None,
+                        epoch: None,
+                    },
+                    Err(_) => PublishOutcome::Failed,
+                };
+                if token != 0 {
+                    self.router.published(shard, token, outcome);
+                }
+            }
             Tag::SweepScan => self.sweep.on_scan(reply.ok().and_then(as_scan_page)),
             Tag::SweepMembers { user } => {
                 self.sweep.on_members(user, reply.ok().and_then(as_strings))
@@ -132,6 +159,10 @@ impl Engine {
                 waiters
                     .into_iter()
                     .for_each(|(s, t)| self.router.route_added(s, t));
+            } else if let Tag::PublishChannel { shard, token } = tag {
+                if token != 0 {
+                    self.router.published(shard, token, PublishOutcome::Failed);
+                }
             }
         }
         self.disconnected();

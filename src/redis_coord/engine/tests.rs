@@ -16,6 +16,9 @@ enum Call {
     Outcome(u16, u64, RemoteOutcome),
     RouteAdded(u16, u64),
     Reregister,
+    ChannelSubscribed(u16, u64),
+    Publication(String, Vec<u8>, Option<u64>),
+    Published(u16, u64, PublishOutcome),
 }
 
 #[derive(Default)]
@@ -45,6 +48,19 @@ impl LocalRouter for Recorder {
     }
     fn reregister_routes(&self) {
         self.push(Call::Reregister);
+    }
+    fn channel_subscribed(&self, shard: u16, token: u64) {
+        self.push(Call::ChannelSubscribed(shard, token));
+    }
+    fn deliver_publication(&self, channel: ChannelName, frame: Bytes, offset: Option<u64>, _: u64) {
+        self.push(Call::Publication(
+            channel.to_string(),
+            frame.to_vec(),
+            offset,
+        ));
+    }
+    fn published(&self, shard: u16, token: u64, outcome: PublishOutcome) {
+        self.push(Call::Published(shard, token, outcome));
     }
 }
 

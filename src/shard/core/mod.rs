@@ -19,9 +19,15 @@
 //! - [`directory`]: the owner's directory of the users it owns.
 //! - [`routing`]: direct messages and broadcasts, delivery counts, acks.
 //! - [`pending`]: acks waiting for their counts.
+//! - [`channels`]: this shard's channel subscriptions.
+//! - [`interest`]: the channel owner's view of which shards want a channel.
+//! - [`pubsub`]: subscribe, unsubscribe, publish and deliver through the core.
 
+pub mod channels;
 pub mod directory;
+pub mod interest;
 pub mod pending;
+mod pubsub;
 mod routing;
 mod users;
 
@@ -32,19 +38,25 @@ mod tests;
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+use std::rc::Rc;
 use std::sync::Arc;
 
 use bytes::Bytes;
 use smallvec::SmallVec;
 
+use crate::close::CloseReason;
 use crate::coordinator::ReplyTo;
 use crate::metrics::ShardMetrics;
+use crate::protocol::channel::ChannelName;
 use crate::protocol::UserId;
 
 use super::{ConnKey, ShardMsg};
-use crate::close::CloseReason;
+use channels::Subscriptions;
 use directory::Directory;
+use interest::Interests;
 use pending::PendingAcks;
+use pubsub::PendingPublish;
+use users::WelcomeWait;
 
 pub use routing::unix_micros;
 
@@ -60,10 +72,13 @@ pub struct CoreConfig {
     pub remote: bool,
     /// How long a sender waits for a delivery's count, in shard-clock ms.
     pub delivery_timeout_ms: u32,
+    /// Subscriptions per connection.
+    pub max_channels: usize,
 }
 
 /// The shard that keeps `user`'s directory entry (and its route in the
-/// coordination layer): a fixed hash, so every shard agrees.
+/// coordination layer), or a channel's interest: a fixed hash of the name,
+/// so every shard agrees.
 pub fn owner_of(user: &str, shards: u16) -> u16 {
     let hash = BuildHasherDefault::<DefaultHasher>::default().hash_one(user);
     (hash % u64::from(shards.max(1))) as u16
@@ -93,6 +108,9 @@ pub enum Target {
         /// The sender of a broadcast, which does not get its own.
         except: Option<ConnKey>,
     },
+    /// A channel's subscribers on this shard, by slab index (the channel's
+    /// own list, shared rather than copied).
+    Members(Rc<Vec<u32>>),
 }
 
 /// Where a delivery's count goes once the frame is queued.
@@ -144,6 +162,35 @@ pub enum CoordinatorCall {
         /// Unix micros when this instance received it.
         sent_at_us: u64,
     },
+    /// Subscribe the instance to a channel; `ChannelSubscribed { token }`
+    /// answers to `shard` (the channel's owner).
+    SubscribeChannel {
+        /// The channel.
+        channel: ChannelName,
+        /// The owner shard asking.
+        shard: u16,
+        /// Its token.
+        token: u64,
+    },
+    /// The instance no longer wants the channel's publications.
+    UnsubscribeChannel {
+        /// The channel.
+        channel: ChannelName,
+    },
+    /// Publish to a channel on every instance (this one included, through
+    /// its subscription); with a token, `Published` answers to `shard`.
+    Publish {
+        /// The channel.
+        channel: ChannelName,
+        /// The `publication` JSON, without offset.
+        json: Bytes,
+        /// The publishing shard.
+        shard: u16,
+        /// Its token (0: no answer wanted).
+        token: u64,
+        /// Unix micros when this instance received it.
+        sent_at_us: u64,
+    },
     /// One shard's count for another instance's direct message.
     DeliveryReport {
         /// The coordinator's key.
@@ -182,6 +229,8 @@ pub enum Action {
     Welcome {
         /// Its slab index.
         conn: u32,
+        /// The channels its token's `subs` claim subscribed it to.
+        subscriptions: Vec<ChannelName>,
     },
     /// Close a connection.
     Close {
@@ -208,6 +257,14 @@ pub struct ShardCore {
     directory: Directory,
     /// Acks waiting for delivery counts.
     pending: PendingAcks,
+    /// This shard's channel subscriptions.
+    subs: Subscriptions,
+    /// The channels this shard owns that some shard wants.
+    interests: Interests,
+    /// Publishes waiting for their answer, by token.
+    publishes: HashMap<u64, PendingPublish>,
+    /// Connections whose welcome waits for their `subs` channels.
+    welcome_waits: HashMap<u32, WelcomeWait>,
     /// Next token (registrations, routes, pending acks); never 0.
     next_token: u64,
     /// Actions not taken yet, oldest first.
@@ -228,6 +285,10 @@ impl ShardCore {
             registrations: HashMap::new(),
             directory: Directory::default(),
             pending: PendingAcks::default(),
+            subs: Subscriptions::default(),
+            interests: Interests::default(),
+            publishes: HashMap::new(),
+            welcome_waits: HashMap::new(),
             next_token: 1,
             actions: VecDeque::new(),
             local: VecDeque::new(),
@@ -280,6 +341,33 @@ impl ShardCore {
                 parts,
             } => self.on_delivery_report(token, connections, parts),
             ShardMsg::RemoteOutcome { token, outcome } => self.on_remote_outcome(token, outcome),
+            ShardMsg::Interest {
+                channel,
+                shard,
+                want,
+                token,
+            } => self.on_interest(channel, shard, want, token),
+            ShardMsg::InterestReady { channel, token } => self.on_interest_ready(channel, token),
+            ShardMsg::ChannelSubscribed { token } => self.on_channel_subscribed(token),
+            ShardMsg::Publish {
+                channel,
+                json,
+                reply,
+                sent_at_us,
+            } => self.on_publish(channel, json, reply, sent_at_us),
+            ShardMsg::PublicationIn {
+                channel,
+                frame,
+                offset,
+                sent_at_us,
+            } => self.fan_out(channel, frame, offset, sent_at_us),
+            ShardMsg::Publication {
+                channel,
+                frame,
+                sent_at_us,
+                ..
+            } => self.on_publication(&channel, frame, sent_at_us),
+            ShardMsg::Published { token, outcome } => self.on_published(token, outcome),
             ShardMsg::CloseAll(_) => {
                 debug_assert!(false, "CloseAll is handled by the I/O side");
             }
@@ -292,6 +380,17 @@ impl ShardCore {
         for (ack, status) in self.pending.expire(now_ms) {
             self.send_ack(ack.conn, &ack.id, status);
         }
+        self.expire_publishes(now_ms);
+    }
+
+    /// Channels `conn` is subscribed to (or joining).
+    pub fn subscriptions_of(&self, conn: u32) -> Vec<ChannelName> {
+        self.subs.of_conn(conn)
+    }
+
+    /// Subscriptions on this shard.
+    pub fn subscription_count(&self) -> usize {
+        self.subs.count()
     }
 
     /// Users with a connection here (tests, metrics).

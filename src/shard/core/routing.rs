@@ -39,6 +39,26 @@ impl ShardCore {
     ) {
         self.now_ms = now_ms;
         match outcome {
+            Outcome::Subscribe {
+                channel,
+                recover,
+                id,
+            } => self.subscribe(from, channel, recover, id, false),
+            Outcome::Unsubscribe { channel, id } => self.unsubscribe(from, channel, id),
+            Outcome::Publish { channel, json, ack } => {
+                self.publish(from, channel, json, ack, sent_at_us)
+            }
+            Outcome::History { id, .. }
+            | Outcome::Presence { id, .. }
+            | Outcome::Inbox { id, .. }
+            | Outcome::Refresh { id, .. } => {
+                let frame = crate::session::error_frame(
+                    crate::protocol::envelope::ErrorCode::NotAvailable,
+                    "not available on this server",
+                    id.as_deref(),
+                );
+                self.reply(from, frame);
+            }
             Outcome::Reply(frame) => self.reply(from, frame),
             Outcome::Latency(ms) => self.metrics.record_latency_report(ms),
             Outcome::RateLimited(frame) => {
@@ -78,7 +98,7 @@ impl ShardCore {
         }
     }
 
-    fn reply(&mut self, to: ConnKey, frame: Bytes) {
+    pub(super) fn reply(&mut self, to: ConnKey, frame: Bytes) {
         self.act(Action::Deliver {
             to: Target::Conn(to),
             frame,

@@ -80,6 +80,7 @@ impl Sim {
                     shards,
                     remote,
                     delivery_timeout_ms: 5_000,
+                    max_channels: 8,
                 };
                 ShardCore::new(cfg, registry.shard(usize::from(index)))
             })
@@ -112,7 +113,7 @@ impl Sim {
             closing: false,
         };
         self.conns.insert((shard, index), conn);
-        self.cores[usize::from(shard)].conn_opened(key, &user);
+        self.cores[usize::from(shard)].conn_opened(key, &user, &[]);
         self.run(shard);
         (shard, key)
     }
@@ -197,7 +198,7 @@ impl Sim {
                     self.cores[usize::from(shard)].delivered(report, taken);
                 }
             }
-            Action::Welcome { conn } => self.welcome(shard, conn),
+            Action::Welcome { conn, .. } => self.welcome(shard, conn),
             Action::Close { conn, .. } => {
                 if let Some(c) = self.conns.get_mut(&(shard, conn.index)) {
                     c.closing = true;
@@ -215,6 +216,7 @@ impl Sim {
                 .filter(|c| c.key == key)
                 .map(|_| vec![key.index])
                 .unwrap_or_default(),
+            Target::Members(members) => members.to_vec(),
             Target::Indices(indices) => {
                 for i in &indices {
                     if !self.conns.contains_key(&(shard, *i)) {

@@ -9,15 +9,39 @@
 //! or remove the route: all of a user's route changes pass through one
 //! shard in mailbox order.
 
+use crate::protocol::channel::ChannelName;
 use crate::protocol::UserId;
 
 use super::directory::{Registration, Waiter};
 use super::{Action, ConnKey, CoordinatorCall, ShardCore, ShardMsg};
 
+/// A connection whose welcome waits for its token's `subs` channels.
+#[derive(Debug)]
+pub struct WelcomeWait {
+    /// Channels not subscribed yet.
+    pub pending: usize,
+    /// Its route is in place (the welcome waits only for the channels).
+    pub registered: bool,
+    /// The channels, listed in the welcome.
+    pub channels: Vec<ChannelName>,
+}
+
 impl ShardCore {
     /// An authenticated protocol connection was upgraded (its frames are
-    /// held until the core asks for its welcome).
-    pub fn conn_opened(&mut self, conn: ConnKey, user: &UserId) {
+    /// held until the core asks for its welcome). `subs` are the channels
+    /// its token subscribes it to: the welcome waits for them too.
+    pub fn conn_opened(&mut self, conn: ConnKey, user: &UserId, subs: &[ChannelName]) {
+        if !subs.is_empty() {
+            let wait = WelcomeWait {
+                pending: subs.len(),
+                registered: false,
+                channels: subs.to_vec(),
+            };
+            self.welcome_waits.insert(conn.index, wait);
+            for channel in subs {
+                self.subscribe(conn, channel.clone(), None, None, true);
+            }
+        }
         let local = self.users.entry(user.clone()).or_default();
         local.conns.push(conn.index);
         if local.registering != 0 {
@@ -25,7 +49,7 @@ impl ShardCore {
             return;
         }
         if local.conns.len() > 1 {
-            self.act(Action::Welcome { conn: conn.index });
+            self.welcome(conn.index);
             return;
         }
         let token = self.token();
@@ -44,6 +68,7 @@ impl ShardCore {
 
     /// A protocol connection is gone (its slot may be reused after this).
     pub fn conn_closed(&mut self, conn: ConnKey, user: &UserId) {
+        self.drop_subscriptions(conn);
         let Some(local) = self.users.get_mut(user) else {
             return;
         };
@@ -78,7 +103,39 @@ impl ShardCore {
         local.registering = 0;
         let conns = local.conns.clone();
         for conn in conns {
-            self.act(Action::Welcome { conn });
+            self.welcome(conn);
+        }
+    }
+
+    /// The connection's route is in place: welcome it, unless channels of
+    /// its token's `subs` claim are still being subscribed.
+    fn welcome(&mut self, conn: u32) {
+        let subscriptions = match self.welcome_waits.get_mut(&conn) {
+            Some(w) if w.pending > 0 => {
+                w.registered = true;
+                return;
+            }
+            Some(_) => self
+                .welcome_waits
+                .remove(&conn)
+                .map(|w| w.channels)
+                .unwrap_or_default(),
+            None => Vec::new(),
+        };
+        self.act(Action::Welcome {
+            conn,
+            subscriptions,
+        });
+    }
+
+    /// One of the connection's `subs` channels is subscribed.
+    pub(super) fn subscription_ready(&mut self, conn: u32) {
+        let Some(w) = self.welcome_waits.get_mut(&conn) else {
+            return;
+        };
+        w.pending = w.pending.saturating_sub(1);
+        if w.pending == 0 && w.registered {
+            self.welcome(conn);
         }
     }
 

@@ -1,0 +1,306 @@
+//! Channel requests and publications through the core: subscribing and
+//! unsubscribing connections, the owner's interest bookkeeping, publishing
+//! (through the owner in embedded mode, straight to the coordination layer
+//! with Redis), delivering publications, and the acks of publishers.
+
+use bytes::Bytes;
+
+use crate::coordinator::PublishOutcome;
+use crate::metrics::Counter;
+use crate::protocol::channel::ChannelName;
+use crate::protocol::envelope::server_v2::{write_subscribed, write_unsubscribed};
+use crate::protocol::envelope::{AckStatus, ErrorCode, Position};
+use crate::protocol::frame::text_frame_with;
+use crate::session::{ack_frame, error_frame};
+
+use super::channels::{Joined, Joining, Left};
+use super::interest::{Asker, InterestStep};
+use super::{Action, ConnKey, CoordinatorCall, ShardCore, ShardMsg, Target};
+
+/// A publish waiting for the owner's or the coordination layer's answer.
+#[derive(Debug)]
+pub struct PendingPublish {
+    /// The publishing connection.
+    pub conn: ConnKey,
+    /// Its message id.
+    pub id: String,
+    /// Shard clock (ms) after which the ack says `failed`.
+    pub deadline_ms: u32,
+}
+
+impl ShardCore {
+    /// A connection asks to subscribe (permission already checked).
+    pub(super) fn subscribe(
+        &mut self,
+        conn: ConnKey,
+        channel: ChannelName,
+        recover: Option<Position<'static>>,
+        id: Option<String>,
+        at_connect: bool,
+    ) {
+        let joining = Joining {
+            conn,
+            id,
+            recover,
+            at_connect,
+        };
+        let token = self.token();
+        let max = self.cfg.max_channels;
+        match self.subs.join(&channel, &joining, max, token) {
+            Joined::Already | Joined::Now => self.joined(&channel, &joining),
+            Joined::AskOwner(token) => {
+                let owner = self.owner_of(&channel);
+                let shard = self.cfg.index;
+                let msg = ShardMsg::Interest {
+                    channel,
+                    shard,
+                    want: true,
+                    token,
+                };
+                self.send(owner, msg);
+            }
+            Joined::Waiting => {}
+            Joined::TooMany if at_connect => self.subscription_ready(conn.index),
+            Joined::TooMany => {
+                let frame = error_frame(
+                    ErrorCode::TooManyChannels,
+                    "this connection has the maximum number of subscriptions",
+                    joining.id.as_deref(),
+                );
+                self.reply(conn, frame);
+            }
+        }
+        self.note_subscriptions();
+    }
+
+    /// A connection is subscribed: answer it (or count it toward its welcome).
+    fn joined(&mut self, channel: &ChannelName, j: &Joining) {
+        if j.at_connect {
+            self.subscription_ready(j.conn.index);
+            return;
+        }
+        let frame =
+            text_frame_with(|out| write_subscribed(out, channel, j.id.as_deref(), None, None));
+        self.reply(j.conn, frame);
+    }
+
+    /// A connection asks to unsubscribe; idempotent.
+    pub(super) fn unsubscribe(&mut self, conn: ConnKey, channel: ChannelName, id: Option<String>) {
+        if let Left::Emptied(token) = self.subs.leave(&channel, conn.index) {
+            self.lost_interest(channel.clone(), token);
+        }
+        self.note_subscriptions();
+        let frame = text_frame_with(|out| write_unsubscribed(out, &channel, id.as_deref(), None));
+        self.reply(conn, frame);
+    }
+
+    /// The shard's last subscriber of `channel` left: tell the owner.
+    pub(super) fn lost_interest(&mut self, channel: ChannelName, token: u64) {
+        let owner = self.owner_of(&channel);
+        let shard = self.cfg.index;
+        let msg = ShardMsg::Interest {
+            channel,
+            shard,
+            want: false,
+            token,
+        };
+        self.send(owner, msg);
+    }
+
+    /// Owner: a shard wants (or stops wanting) a channel.
+    pub(super) fn on_interest(&mut self, channel: ChannelName, shard: u16, want: bool, token: u64) {
+        let step = if want {
+            let asker = Asker { shard, token };
+            let coordinator_token = self.token();
+            self.interests
+                .want(&channel, asker, self.cfg.remote, coordinator_token)
+        } else {
+            self.interests.unwant(&channel, shard)
+        };
+        match step {
+            InterestStep::Answer => self.send(shard, ShardMsg::InterestReady { channel, token }),
+            InterestStep::Subscribe(token) => {
+                let shard = self.cfg.index;
+                self.coordinator(CoordinatorCall::SubscribeChannel {
+                    channel,
+                    shard,
+                    token,
+                });
+            }
+            InterestStep::Unsubscribe if self.cfg.remote => {
+                self.coordinator(CoordinatorCall::UnsubscribeChannel { channel })
+            }
+            InterestStep::Unsubscribe | InterestStep::Wait | InterestStep::Nothing => {}
+        }
+        self.metrics
+            .set_gauge(crate::metrics::Gauge::Channels, self.interests.len() as i64);
+    }
+
+    /// Owner: the coordination layer subscribed the instance.
+    pub(super) fn on_channel_subscribed(&mut self, token: u64) {
+        if let Some((channel, askers)) = self.interests.subscribed(token) {
+            for a in askers {
+                let msg = ShardMsg::InterestReady {
+                    channel: channel.clone(),
+                    token: a.token,
+                };
+                self.send(a.shard, msg);
+            }
+        }
+    }
+
+    /// The owner answered: the channel's publications reach this shard.
+    pub(super) fn on_interest_ready(&mut self, channel: ChannelName, token: u64) {
+        let joined = self.subs.ready(&channel, token);
+        self.subs.admit(&channel, &joined);
+        for j in &joined {
+            self.joined(&channel, j);
+        }
+    }
+
+    /// A connection publishes (permission and size already checked).
+    pub(super) fn publish(
+        &mut self,
+        conn: ConnKey,
+        channel: ChannelName,
+        json: Bytes,
+        ack: Option<String>,
+        sent_at_us: u64,
+    ) {
+        self.metrics.incr(Counter::PublicationsIn);
+        let token = match ack {
+            Some(id) => {
+                let token = self.token();
+                let deadline_ms = self.now_ms.wrapping_add(self.cfg.delivery_timeout_ms);
+                let pending = PendingPublish {
+                    conn,
+                    id,
+                    deadline_ms,
+                };
+                self.publishes.insert(token, pending);
+                token
+            }
+            None => 0,
+        };
+        let shard = self.cfg.index;
+        if self.cfg.remote {
+            self.coordinator(CoordinatorCall::Publish {
+                channel,
+                json,
+                shard,
+                token,
+                sent_at_us,
+            });
+            return;
+        }
+        let owner = self.owner_of(&channel);
+        let reply = (token != 0).then_some((shard, token));
+        let msg = ShardMsg::Publish {
+            channel,
+            json,
+            reply,
+            sent_at_us,
+        };
+        self.send(owner, msg);
+    }
+
+    /// Owner (embedded mode): frame a publication once and fan it out.
+    pub(super) fn on_publish(
+        &mut self,
+        channel: ChannelName,
+        json: Bytes,
+        reply: Option<(u16, u64)>,
+        sent_at_us: u64,
+    ) {
+        let frame = text_frame_with(|out| out.extend_from_slice(&json));
+        self.fan_out(channel, frame, None, sent_at_us);
+        if let Some((shard, token)) = reply {
+            let outcome = PublishOutcome::Published {
+                offset: None,
+                epoch: None,
+            };
+            self.send(shard, ShardMsg::Published { token, outcome });
+        }
+    }
+
+    /// Owner: forward a publication to every interested shard, in order.
+    pub(super) fn fan_out(
+        &mut self,
+        channel: ChannelName,
+        frame: Bytes,
+        offset: Option<u64>,
+        sent_at_us: u64,
+    ) {
+        let shards: smallvec::SmallVec<[u16; 4]> = self.interests.shards(&channel).into();
+        for shard in shards {
+            let msg = ShardMsg::Publication {
+                channel: channel.clone(),
+                frame: frame.clone(),
+                offset,
+                sent_at_us,
+            };
+            self.send(shard, msg);
+        }
+    }
+
+    /// Deliver a publication to this shard's subscribers of the channel.
+    pub(super) fn on_publication(&mut self, channel: &str, frame: Bytes, sent_at_us: u64) {
+        let Some(ch) = self.subs.get(channel) else {
+            return;
+        };
+        if ch.members.is_empty() {
+            return;
+        }
+        let to = Target::Members(ch.members.clone());
+        self.act(Action::Deliver {
+            to,
+            frame,
+            sent_at_us,
+            report: None,
+        });
+    }
+
+    /// The answer to a publish of this shard.
+    pub(super) fn on_published(&mut self, token: u64, outcome: PublishOutcome) {
+        let Some(p) = self.publishes.remove(&token) else {
+            return;
+        };
+        let status = match outcome {
+            PublishOutcome::Published { offset, .. } => AckStatus::Published { offset },
+            PublishOutcome::Failed => {
+                self.metrics.incr(Counter::DeliveryFailed);
+                AckStatus::Failed
+            }
+        };
+        self.reply(p.conn, ack_frame(&p.id, status));
+    }
+
+    /// Publishes whose answer is overdue are acked `failed`.
+    pub(super) fn expire_publishes(&mut self, now_ms: u32) {
+        let overdue: Vec<u64> = self
+            .publishes
+            .iter()
+            .filter(|(_, p)| now_ms.wrapping_sub(p.deadline_ms) < u32::MAX / 2)
+            .map(|(t, _)| *t)
+            .collect();
+        for token in overdue {
+            self.on_published(token, PublishOutcome::Failed);
+        }
+    }
+
+    /// A closed connection leaves every channel.
+    pub(super) fn drop_subscriptions(&mut self, conn: ConnKey) {
+        for (channel, token) in self.subs.remove_conn(conn.index) {
+            self.lost_interest(channel, token);
+        }
+        self.welcome_waits.remove(&conn.index);
+        self.note_subscriptions();
+    }
+
+    fn note_subscriptions(&self) {
+        self.metrics.set_gauge(
+            crate::metrics::Gauge::Subscriptions,
+            self.subs.count() as i64,
+        );
+    }
+}
