@@ -10,7 +10,7 @@ use crate::config::{self, Config, ResolvedAuth};
 use crate::coordinator::{Coordinator, Embedded};
 use crate::instance::MailboxRouter;
 use crate::metrics::{spawn_cloudwatch, CloudWatchConfig, CloudWatchHandle, MetricsRegistry};
-use crate::redis_coord::{ClusterMode, RedisConfig};
+use crate::redis_coord::RedisConfig;
 use crate::server::{CoordinatorFactory, Server, ServerError};
 
 /// Runs the server until a signal stops it; the process exit code.
@@ -93,11 +93,7 @@ fn coordinator_factory(config: &Config) -> CoordinatorFactory {
     };
     let cfg = RedisConfig {
         uri: redis.uri.clone(),
-        cluster: match redis.cluster {
-            config::Switch::Auto => ClusterMode::Auto,
-            config::Switch::On => ClusterMode::On,
-            config::Switch::Off => ClusterMode::Off,
-        },
+        cluster: redis.cluster,
         server_id: config.settings.server_id.clone(),
         liveness_ttl: redis.liveness_ttl,
         sweep_interval: redis.sweep_interval,

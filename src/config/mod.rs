@@ -36,15 +36,17 @@ mod tests_sources;
 use std::fmt;
 use std::time::Duration;
 
-pub use cli::{Args, AuthModeArg, DashboardArg, IoDriverArg, LogFormat, Secret, Switch};
+pub use cli::{Args, AuthMode, Secret};
 pub use error::ConfigError;
 pub use load::{
     command, env_names, export_env_file, load, load_from, merge_env_file, process_env,
     DEFAULT_ENV_FILE,
 };
-pub use redis::{redact_uri, RedisSettings};
+pub use redis::{redact_uri, ClusterMode, RedisSettings};
 
-use crate::settings::{Dashboard, IoDriver, Settings};
+use clap::ValueEnum;
+
+use crate::settings::Settings;
 
 /// The validated configuration of one server process.
 #[derive(Debug, Clone)]
@@ -68,8 +70,6 @@ pub struct Config {
     pub cloudwatch: Option<CloudWatchSettings>,
     /// `RUST_LOG`: the tracing filter, already checked to parse.
     pub log: String,
-    /// `LOG_FORMAT`: how log lines look.
-    pub log_format: LogFormat,
 }
 
 /// How identity is established, resolved once from `JWT_SECRET`,
@@ -135,7 +135,7 @@ impl Config {
         };
         let coordination = match &self.redis {
             None => "embedded".to_owned(),
-            Some(r) => format!("redis({} cluster={})", r.redacted(), switch_name(r.cluster)),
+            Some(r) => format!("redis({} cluster={})", r.redacted(), value_name(&r.cluster)),
         };
         let cloudwatch = match &self.cloudwatch {
             None => "off".to_owned(),
@@ -156,7 +156,7 @@ impl Config {
             s.server_id,
             s.listen,
             s.shards,
-            io_driver_name(s.io_driver),
+            value_name(&s.io_driver),
             self.environment,
             s.max_message_bytes,
             s.send_queue_bytes,
@@ -171,32 +171,17 @@ impl Config {
             s.drain_rate,
             if s.broadcast_enabled { "on" } else { "off" },
             s.echo_path.as_deref().unwrap_or("off"),
-            dashboard_name(s.dashboard),
+            value_name(&s.dashboard),
             self.log,
         )
     }
 }
 
-fn io_driver_name(d: IoDriver) -> &'static str {
-    match d {
-        IoDriver::Auto => "auto",
-        IoDriver::Uring => "uring",
-        IoDriver::Legacy => "legacy",
-    }
-}
-
-fn switch_name(s: Switch) -> &'static str {
-    match s {
-        Switch::Auto => "auto",
-        Switch::On => "on",
-        Switch::Off => "off",
-    }
-}
-
-fn dashboard_name(d: Dashboard) -> &'static str {
-    match d {
-        Dashboard::On => "on",
-        Dashboard::ReadOnly => "readonly",
-        Dashboard::Off => "off",
-    }
+/// How `value` is written on the command line (`IoDriver::Legacy` is
+/// `legacy`), so the summary shows what an operator would type.
+fn value_name(value: &impl ValueEnum) -> String {
+    value
+        .to_possible_value()
+        .map(|v| v.get_name().to_owned())
+        .unwrap_or_default()
 }

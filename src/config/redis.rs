@@ -4,8 +4,21 @@
 use std::fmt;
 use std::time::Duration;
 
-use super::cli::{Args, Switch};
+use clap::ValueEnum;
+
+use super::cli::Args;
 use super::error::{invalid, ConfigError};
+
+/// `REDIS_CLUSTER`: whether the Redis deployment is a Cluster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ClusterMode {
+    /// Detect it at each connection (INFO cluster on the first seed that answers)
+    Auto,
+    /// A Redis Cluster: sharded pub/sub for the per-server channels
+    On,
+    /// A standalone server: the single seed
+    Off,
+}
 
 /// The Redis coordination layer's settings; present when `REDIS_URI` is set
 /// (otherwise the embedded single-instance broker runs).
@@ -18,7 +31,7 @@ pub struct RedisSettings {
     /// any number for Cluster (the client discovers the rest).
     pub nodes: Vec<String>,
     /// Cluster mode: detected at connect time (`Auto`) or forced.
-    pub cluster: Switch,
+    pub cluster: ClusterMode,
     /// TTL of this instance's liveness key (refreshed every third of it);
     /// routes to an instance whose key expired are ignored and swept.
     pub liveness_ttl: Duration,
@@ -70,7 +83,7 @@ pub(super) fn settings(a: &Args) -> Result<Option<RedisSettings>, ConfigError> {
         .map(|u| u.0.as_str())
         .filter(|u| !u.trim().is_empty())
     else {
-        if a.redis_cluster == Switch::On {
+        if a.redis_cluster == ClusterMode::On {
             return Err(invalid(
                 "REDIS_CLUSTER",
                 "is on but REDIS_URI is unset (the embedded broker has no cluster)",
@@ -90,7 +103,7 @@ pub(super) fn settings(a: &Args) -> Result<Option<RedisSettings>, ConfigError> {
             "mixes redis:// and rediss:// seeds; use one scheme",
         ));
     }
-    if nodes.len() > 1 && a.redis_cluster == Switch::Off {
+    if nodes.len() > 1 && a.redis_cluster == ClusterMode::Off {
         return Err(invalid(
             "REDIS_CLUSTER",
             format!(

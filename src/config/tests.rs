@@ -59,7 +59,6 @@ fn defaults_are_the_documented_ones() {
     assert!(c.redis.is_none(), "embedded broker by default");
     assert!(c.cloudwatch.is_none(), "no AWS by default");
     assert_eq!(c.log, "info");
-    assert_eq!(c.log_format, LogFormat::Text);
 }
 
 #[test]
@@ -235,7 +234,7 @@ fn redis_seeds_and_cluster() {
         r.nodes,
         ["redis://:pw@10.0.0.1:6379/0", "redis://[::1]:7000"]
     );
-    assert_eq!(r.cluster, Switch::Auto);
+    assert_eq!(r.cluster, ClusterMode::Auto);
     assert_eq!(r.liveness_ttl, Duration::from_secs(10));
     assert_eq!(r.sweep_interval, Duration::from_secs(30));
     assert_eq!(
@@ -243,7 +242,7 @@ fn redis_seeds_and_cluster() {
         "redis://***@10.0.0.1:6379/0,redis://[::1]:7000"
     );
     let one = flags(&["--redis-uri", "rediss://user:pw@h", "--redis-cluster", "on"]).unwrap();
-    assert_eq!(one.redis.unwrap().cluster, Switch::On);
+    assert_eq!(one.redis.unwrap().cluster, ClusterMode::On);
     assert_eq!(redact_uri("redis://h:1/2"), "redis://h:1/2");
 }
 

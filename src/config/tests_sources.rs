@@ -9,7 +9,7 @@ use super::*;
 
 /// Every variable a setting is read from (the contract of `--help`, the docs
 /// and `.env.example`).
-const ALL_VARS: [&str; 34] = [
+const ALL_VARS: [&str; 33] = [
     "WSS_HOST",
     "WSS_PORT",
     "WSS_SHARDS",
@@ -42,7 +42,6 @@ const ALL_VARS: [&str; 34] = [
     "AWS_REGION",
     "DASHBOARD",
     "RUST_LOG",
-    "LOG_FORMAT",
     // Not a variable: keeps the list honest about the flag-only setting.
     "--env-file",
 ];

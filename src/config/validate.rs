@@ -5,11 +5,11 @@ use std::fmt::Display;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use super::cli::{Args, AuthModeArg, DashboardArg, IoDriverArg};
+use super::cli::{Args, AuthMode};
 use super::error::{invalid, ConfigError};
 use super::{redis, CloudWatchSettings, Config, ResolvedAuth};
 use crate::ratelimit::RateLimit;
-use crate::settings::{Dashboard, IoDriver, Settings};
+use crate::settings::Settings;
 
 /// Most shards accepted (`WSS_SHARDS`); also the cap for "one per core".
 pub(super) const MAX_SHARDS: usize = 1024;
@@ -31,11 +31,7 @@ pub(super) fn config(a: Args) -> Result<Config, ConfigError> {
     let settings = Settings {
         listen: SocketAddr::new(a.host, a.port),
         shards: shards(a.shards)?,
-        io_driver: match a.io_driver {
-            IoDriverArg::Auto => IoDriver::Auto,
-            IoDriverArg::Uring => IoDriver::Uring,
-            IoDriverArg::Legacy => IoDriver::Legacy,
-        },
+        io_driver: a.io_driver,
         server_id: server_id(a.server_id.as_deref(), a.port)?,
         max_message_bytes: range("MAX_MESSAGE_BYTES", a.max_message_bytes, 256, 16 << 20)?,
         send_queue_bytes: range(
@@ -67,11 +63,7 @@ pub(super) fn config(a: Args) -> Result<Config, ConfigError> {
         broadcast_enabled: a.broadcast_enabled,
         echo_path,
         delivery_timeout: millis("DELIVERY_TIMEOUT_MS", a.delivery_timeout_ms, 1, 600_000)?,
-        dashboard: match a.dashboard {
-            DashboardArg::On => Dashboard::On,
-            DashboardArg::Readonly => Dashboard::ReadOnly,
-            DashboardArg::Off => Dashboard::Off,
-        },
+        dashboard: a.dashboard,
         drain_rate: range("DRAIN_RATE", a.drain_rate, 1, u32::MAX)?,
     };
     Ok(Config {
@@ -81,7 +73,6 @@ pub(super) fn config(a: Args) -> Result<Config, ConfigError> {
         redis: redis::settings(&a)?,
         cloudwatch: cloudwatch(&a)?,
         log: log_filter(&a.log)?,
-        log_format: a.log_format,
         settings,
     })
 }
@@ -91,11 +82,11 @@ pub(super) fn config(a: Args) -> Result<Config, ConfigError> {
 /// without a secret and either asked for or on a loopback host.
 pub(super) fn resolve_auth(
     secret: Option<&str>,
-    mode: AuthModeArg,
+    mode: AuthMode,
     host: IpAddr,
 ) -> Result<ResolvedAuth, ConfigError> {
     match (secret, mode) {
-        (Some(_), AuthModeArg::Insecure) => Err(invalid(
+        (Some(_), AuthMode::Insecure) => Err(invalid(
             "AUTH_MODE",
             "insecure cannot be combined with JWT_SECRET (token auth is always on when it is set); unset one of them",
         )),
@@ -106,15 +97,15 @@ pub(super) fn resolve_auth(
         (Some(s), _) => Ok(ResolvedAuth::Token {
             secret: s.as_bytes().to_vec(),
         }),
-        (None, AuthModeArg::Token) => Err(invalid(
+        (None, AuthMode::Token) => Err(invalid(
             "JWT_SECRET",
             "is required by AUTH_MODE=token (at least 32 bytes)",
         )),
-        (None, AuthModeArg::Insecure) => Ok(ResolvedAuth::Insecure { explicit: true }),
-        (None, AuthModeArg::Auto) if is_loopback(host) => {
+        (None, AuthMode::Insecure) => Ok(ResolvedAuth::Insecure { explicit: true }),
+        (None, AuthMode::Auto) if is_loopback(host) => {
             Ok(ResolvedAuth::Insecure { explicit: false })
         }
-        (None, AuthModeArg::Auto) => Err(invalid(
+        (None, AuthMode::Auto) => Err(invalid(
             "JWT_SECRET",
             format!(
                 "is unset and the server listens on {host}, which is not a loopback address: \

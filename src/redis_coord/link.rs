@@ -29,10 +29,11 @@ use redis::{
 };
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
 
+use crate::config::ClusterMode;
+
 use super::keys;
 use super::round::{Reply, Target};
 use super::sweep::Node;
-use super::ClusterMode;
 
 /// Connecting (TCP + handshake) to one node may take this long.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);

@@ -46,6 +46,7 @@ use std::time::{Duration, Instant};
 use redis::{ConnectionInfo, IntoConnectionInfo};
 use thiserror::Error;
 
+use crate::config::ClusterMode;
 use crate::coordinator::{Coordinator, LocalRouter};
 use crate::metrics::ShardMetrics;
 
@@ -55,18 +56,6 @@ pub use handle::RedisCoordinator;
 pub const DEFAULT_LIVENESS_TTL: Duration = Duration::from_secs(10);
 /// Default time between two sweeps of the route table.
 pub const DEFAULT_SWEEP_INTERVAL: Duration = Duration::from_secs(30);
-
-/// Whether the Redis deployment is a Cluster.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum ClusterMode {
-    /// Ask the first reachable seed (`INFO cluster`) at each connection.
-    #[default]
-    Auto,
-    /// A Redis Cluster (sharded pub/sub for per-server channels).
-    On,
-    /// A standalone server (the first seed).
-    Off,
-}
 
 /// How to reach Redis and who this instance is.
 #[derive(Debug, Clone)]

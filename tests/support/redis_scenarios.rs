@@ -13,10 +13,11 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use serde_json::{json, Value};
+use websocket_app::config::ClusterMode;
 use websocket_app::coordinator::{Coordinator, LocalRouter, RemoteOutcome, ReplyTo};
 use websocket_app::metrics::ShardMetrics;
 use websocket_app::protocol::UserId;
-use websocket_app::redis_coord::{self, ClusterMode, RedisConfig};
+use websocket_app::redis_coord::{self, RedisConfig};
 
 use crate::support::redis::{Monitor, RedisCluster, RedisServer};
 use crate::support::{eventually, http_get, Client, ServerProcess};
