@@ -10,7 +10,6 @@ use crate::config::{self, Config, ResolvedAuth};
 use crate::coordinator::{Coordinator, Embedded};
 use crate::instance::MailboxRouter;
 use crate::metrics::{spawn_cloudwatch, CloudWatchConfig, CloudWatchHandle, MetricsRegistry};
-use crate::redis_coord::RedisConfig;
 use crate::server::{CoordinatorFactory, Server, ServerError};
 
 /// Runs the server until a signal stops it; the process exit code.
@@ -91,18 +90,10 @@ fn coordinator_factory(config: &Config) -> CoordinatorFactory {
             },
         );
     };
-    let cfg = RedisConfig {
-        uri: redis.uri.clone(),
-        cluster: redis.cluster,
-        server_id: config.settings.server_id.clone(),
-        liveness_ttl: redis.liveness_ttl,
-        sweep_interval: redis.sweep_interval,
-        delivery_timeout: config.settings.delivery_timeout,
-    };
     Box::new(
         move |router: Arc<MailboxRouter>, metrics: Arc<MetricsRegistry>| {
             tracing::info!("coordination: Redis ({})", redis.redacted());
-            crate::redis_coord::start(cfg, router, metrics.coordinator())
+            crate::redis_coord::start(redis, router, metrics.coordinator())
                 .map_err(|e| ServerError::Coordinator(e.to_string()))
         },
     )

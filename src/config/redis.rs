@@ -1,10 +1,13 @@
-//! `REDIS_URI` / `REDIS_CLUSTER`: the Redis coordination settings, their
-//! validation, and the redaction that keeps passwords out of logs.
+//! The Redis coordination settings (`REDIS_URI`, `REDIS_CLUSTER`, the
+//! liveness TTL and the sweep): validated here, once, into the
+//! [`RedisSettings`] that `redis_coord::start` takes as they are; and the
+//! redaction that keeps passwords out of logs.
 
 use std::fmt;
 use std::time::Duration;
 
 use clap::ValueEnum;
+use redis::{ConnectionInfo, IntoConnectionInfo};
 
 use super::cli::Args;
 use super::error::{invalid, ConfigError};
@@ -20,23 +23,29 @@ pub enum ClusterMode {
     Off,
 }
 
-/// The Redis coordination layer's settings; present when `REDIS_URI` is set
-/// (otherwise the embedded single-instance broker runs).
-#[derive(Clone, PartialEq, Eq)]
+/// Everything the Redis coordination layer needs, validated; present when
+/// `REDIS_URI` is set (otherwise the embedded single-instance broker runs).
+#[derive(Clone)]
 pub struct RedisSettings {
-    /// `REDIS_URI` as given (may carry a password); kept for clients that
-    /// take the raw string. `Debug` prints it redacted.
-    pub uri: String,
-    /// The seed nodes, trimmed, in order: one URI for a standalone server,
-    /// any number for Cluster (the client discovers the rest).
+    /// The seed nodes as given, trimmed, in order (they may carry a
+    /// password: logs use [`Self::redacted`]; `Debug` does).
     pub nodes: Vec<String>,
-    /// Cluster mode: detected at connect time (`Auto`) or forced.
+    /// The same seeds, parsed: one for a standalone server, any number for a
+    /// Cluster (the client discovers the rest). Never empty; one scheme.
+    pub seeds: Vec<ConnectionInfo>,
+    /// Cluster mode: detected at connect time (`Auto`) or forced; `Off`
+    /// comes with exactly one seed.
     pub cluster: ClusterMode,
+    /// This instance's id (`SERVER_ID`): its route entries and its channel.
+    pub server_id: String,
     /// TTL of this instance's liveness key (refreshed every third of it);
     /// routes to an instance whose key expired are ignored and swept.
     pub liveness_ttl: Duration,
     /// Time between passes of the stale-route sweep.
     pub sweep_interval: Duration,
+    /// How long a remote delivery may take before its outcome is `Failed`
+    /// (`DELIVERY_TIMEOUT_MS`).
+    pub delivery_timeout: Duration,
 }
 
 impl RedisSettings {
@@ -55,14 +64,21 @@ impl fmt::Debug for RedisSettings {
         f.debug_struct("RedisSettings")
             .field("nodes", &self.redacted())
             .field("cluster", &self.cluster)
+            .field("server_id", &self.server_id)
             .field("liveness_ttl", &self.liveness_ttl)
             .field("sweep_interval", &self.sweep_interval)
+            .field("delivery_timeout", &self.delivery_timeout)
             .finish()
     }
 }
 
 /// Validates the Redis settings of `a`; `None` when `REDIS_URI` is unset.
-pub(super) fn settings(a: &Args) -> Result<Option<RedisSettings>, ConfigError> {
+/// `server_id` and `delivery_timeout` are the instance's, validated already.
+pub(super) fn settings(
+    a: &Args,
+    server_id: &str,
+    delivery_timeout: Duration,
+) -> Result<Option<RedisSettings>, ConfigError> {
     let liveness = a.liveness_ttl_ms;
     if !(1_000..=600_000).contains(&liveness) {
         return Err(invalid(
@@ -92,10 +108,13 @@ pub(super) fn settings(a: &Args) -> Result<Option<RedisSettings>, ConfigError> {
         return Ok(None);
     };
     let nodes: Vec<String> = uri.split(',').map(|n| n.trim().to_owned()).collect();
-    for node in &nodes {
-        check_node(node)
-            .map_err(|why| invalid("REDIS_URI", format!("{}: {why}", redact_uri(node))))?;
-    }
+    let seeds = nodes
+        .iter()
+        .map(|node| {
+            parse_node(node)
+                .map_err(|why| invalid("REDIS_URI", format!("{}: {why}", redact_uri(node))))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     let tls = nodes[0].starts_with("rediss://");
     if nodes.iter().any(|n| n.starts_with("rediss://") != tls) {
         return Err(invalid(
@@ -113,12 +132,22 @@ pub(super) fn settings(a: &Args) -> Result<Option<RedisSettings>, ConfigError> {
         ));
     }
     Ok(Some(RedisSettings {
-        uri: uri.to_owned(),
         nodes,
+        seeds,
         cluster: a.redis_cluster,
+        server_id: server_id.to_owned(),
         liveness_ttl: Duration::from_millis(liveness),
         sweep_interval: Duration::from_millis(sweep),
+        delivery_timeout,
     }))
+}
+
+/// One seed, checked (for messages that say what is wrong) and parsed by
+/// the client library (which also refuses what it could not connect to,
+/// e.g. a wildcard address). Neither message quotes the password.
+fn parse_node(node: &str) -> Result<ConnectionInfo, String> {
+    check_node(node).map_err(str::to_owned)?;
+    node.into_connection_info().map_err(|e| e.to_string())
 }
 
 /// Checks one seed: `redis[s]://[user[:password]@]host[:port][/db]`.

@@ -66,6 +66,7 @@ fn each_bad_value_names_its_setting() {
     let cases: &[(&[&str], &str)] = &[
         (&["--shards", "1025"], "WSS_SHARDS"),
         (&["--server-id", "has space"], "SERVER_ID"),
+        (&["--server-id", ""], "SERVER_ID"),
         (&["--server-id", &"x".repeat(65)], "SERVER_ID"),
         (&["--jwt-secret", "too short"], "JWT_SECRET"),
         (
@@ -79,6 +80,8 @@ fn each_bad_value_names_its_setting() {
         (&["--redis-uri", "redis://:pw@"], "REDIS_URI"),
         (&["--redis-uri", "redis://h:99999"], "REDIS_URI"),
         (&["--redis-uri", "redis://a,rediss://b"], "REDIS_URI"),
+        (&["--redis-uri", "redis://0.0.0.0:6379"], "REDIS_URI"),
+        (&["--redis-uri", "rediss://h/#verify"], "REDIS_URI"),
         (
             &[
                 "--redis-uri",
@@ -237,6 +240,14 @@ fn redis_seeds_and_cluster() {
     assert_eq!(r.cluster, ClusterMode::Auto);
     assert_eq!(r.liveness_ttl, Duration::from_secs(10));
     assert_eq!(r.sweep_interval, Duration::from_secs(30));
+    assert_eq!(r.server_id, c.settings.server_id, "the instance's id");
+    assert_eq!(r.delivery_timeout, c.settings.delivery_timeout);
+    let addrs: Vec<String> = r.seeds.iter().map(|s| s.addr().to_string()).collect();
+    assert_eq!(
+        addrs,
+        ["10.0.0.1:6379", "::1:7000"],
+        "parsed seeds, in order"
+    );
     assert_eq!(
         r.redacted(),
         "redis://***@10.0.0.1:6379/0,redis://[::1]:7000"
@@ -244,6 +255,18 @@ fn redis_seeds_and_cluster() {
     let one = flags(&["--redis-uri", "rediss://user:pw@h", "--redis-cluster", "on"]).unwrap();
     assert_eq!(one.redis.unwrap().cluster, ClusterMode::On);
     assert_eq!(redact_uri("redis://h:1/2"), "redis://h:1/2");
+}
+
+/// Moved from `redis_coord`, which no longer parses or checks seeds.
+#[test]
+fn seeds_parse_and_a_bad_one_is_named() {
+    let redis = |uri: &str| flags(&["--redis-uri", uri]).map(|c| c.redis.unwrap());
+    assert_eq!(redis("redis://a:1, redis://b:2").unwrap().seeds.len(), 2);
+    let err = redis(" , ").unwrap_err();
+    assert_eq!(err.setting(), Some("REDIS_URI"), "{err}");
+    let err = redis("redis://a:1,http://x").unwrap_err();
+    assert!(err.to_string().contains("http://x"), "{err}");
+    assert!(redis("rediss://secure.example:6380").is_ok(), "TLS seeds");
 }
 
 #[test]

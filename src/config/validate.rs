@@ -70,7 +70,7 @@ pub(super) fn config(a: Args) -> Result<Config, ConfigError> {
         auth,
         allowed_origins: origins(a.allowed_origins.as_deref())?,
         environment: environment(&a.environment)?,
-        redis: redis::settings(&a)?,
+        redis: redis::settings(&a, &settings.server_id, settings.delivery_timeout)?,
         cloudwatch: cloudwatch(&a)?,
         log: log_filter(&a.log)?,
         settings,
