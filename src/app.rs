@@ -9,7 +9,7 @@ use crate::auth::Authenticator;
 use crate::config::{self, Config, ResolvedAuth};
 use crate::coordinator::{Coordinator, Embedded};
 use crate::instance::MailboxRouter;
-use crate::metrics::{spawn_cloudwatch, CloudWatchConfig, CloudWatchHandle, MetricsRegistry};
+use crate::metrics::{spawn_cloudwatch, CloudWatchHandle, MetricsRegistry};
 use crate::server::{CoordinatorFactory, Server, ServerError};
 
 /// Runs the server until a signal stops it; the process exit code.
@@ -52,10 +52,8 @@ pub fn run(config: Config) -> Result<(), ServerError> {
     tracing::info!("starting: {}", config.summary());
     let auth = authenticator(&config);
     let cloudwatch = config.cloudwatch.clone();
-    let server_id = config.settings.server_id.clone();
     let server = Server::start(config.settings.clone(), auth, coordinator_factory(&config))?;
-    let pusher =
-        cloudwatch.and_then(|cw| start_cloudwatch(cw, server_id, server.instance.metrics.clone()));
+    let pusher = cloudwatch.and_then(|cw| start_cloudwatch(cw, server.instance.metrics.clone()));
     let result = server.run_until_signal().map_err(ServerError::Signals);
     if let Some(p) = pusher {
         p.shutdown_and_flush(Duration::from_secs(10));
@@ -101,15 +99,9 @@ fn coordinator_factory(config: &Config) -> CoordinatorFactory {
 
 fn start_cloudwatch(
     cw: config::CloudWatchSettings,
-    server_id: String,
     registry: Arc<MetricsRegistry>,
 ) -> Option<CloudWatchHandle> {
-    let mut cfg = CloudWatchConfig::new(server_id);
-    cfg.namespace = cw.namespace;
-    cfg.interval = cw.interval;
-    cfg.region = cw.region;
-    cfg.endpoint_url = std::env::var("AWS_ENDPOINT_URL").ok();
-    match spawn_cloudwatch(cfg, registry) {
+    match spawn_cloudwatch(cw, registry) {
         Ok(handle) => Some(handle),
         Err(e) => {
             tracing::error!(error = %e, "CloudWatch push not started");

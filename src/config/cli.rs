@@ -226,7 +226,7 @@ pub struct Args {
     )]
     pub metrics_interval_secs: u64,
 
-    /// Push metrics to CloudWatch (standard AWS credential chain; AWS_ENDPOINT_URL honoured)
+    /// Push metrics to CloudWatch (credentials: the standard AWS chain)
     #[arg(
         long = "cloudwatch",
         env = "CLOUDWATCH_ENABLED",
@@ -251,6 +251,10 @@ pub struct Args {
     /// AWS region for CloudWatch; unset = the SDK's chain (profile), then us-east-1
     #[arg(long, env = "AWS_REGION", value_name = "REGION")]
     pub aws_region: Option<String>,
+
+    /// CloudWatch endpoint URL (VPC endpoint, local test server); unset = the region's
+    #[arg(long, env = "AWS_ENDPOINT_URL", value_name = "URL")]
+    pub aws_endpoint_url: Option<String>,
 
     /// The page at /: chat demo and dashboard (on), dashboard only (readonly), or none (off)
     #[arg(long, env = "DASHBOARD", value_enum, default_value_t = Dashboard::On)]

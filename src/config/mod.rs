@@ -21,6 +21,7 @@
 //! output, [`Config::summary`], `--help`, or error messages.
 
 mod cli;
+mod cloudwatch;
 mod error;
 mod load;
 mod redis;
@@ -34,9 +35,9 @@ mod tests_auth;
 mod tests_sources;
 
 use std::fmt;
-use std::time::Duration;
 
 pub use cli::{Args, AuthMode, Secret};
+pub use cloudwatch::CloudWatchSettings;
 pub use error::ConfigError;
 pub use load::{
     command, env_names, export_env_file, load, load_from, merge_env_file, process_env,
@@ -100,18 +101,6 @@ impl fmt::Debug for ResolvedAuth {
     }
 }
 
-/// CloudWatch push settings (when `CLOUDWATCH_ENABLED` is on); the pusher's
-/// `ServerID` dimension is `settings.server_id`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CloudWatchSettings {
-    /// `CLOUDWATCH_NAMESPACE`, checked against CloudWatch's rules.
-    pub namespace: String,
-    /// `METRICS_INTERVAL_SECS`: time between pushes.
-    pub interval: Duration,
-    /// `AWS_REGION`; `None` leaves it to the SDK's chain.
-    pub region: Option<String>,
-}
-
 impl Config {
     /// Validates raw arguments into a configuration; the error names the
     /// first setting found wrong. Reads the host name (for the default
@@ -140,10 +129,11 @@ impl Config {
         let cloudwatch = match &self.cloudwatch {
             None => "off".to_owned(),
             Some(c) => format!(
-                "{} every {}s region={}",
+                "{} every {}s region={} endpoint={}",
                 c.namespace,
                 c.interval.as_secs(),
-                c.region.as_deref().unwrap_or("sdk-default")
+                c.region.as_deref().unwrap_or("sdk-default"),
+                c.endpoint_url.as_deref().unwrap_or("region-default")
             ),
         };
         let rl = &s.rate_limit;

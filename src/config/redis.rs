@@ -11,6 +11,7 @@ use redis::{ConnectionInfo, IntoConnectionInfo};
 
 use super::cli::Args;
 use super::error::{invalid, ConfigError};
+use super::validate::millis;
 
 /// `REDIS_CLUSTER`: whether the Redis deployment is a Cluster.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -79,20 +80,8 @@ pub(super) fn settings(
     server_id: &str,
     delivery_timeout: Duration,
 ) -> Result<Option<RedisSettings>, ConfigError> {
-    let liveness = a.liveness_ttl_ms;
-    if !(1_000..=600_000).contains(&liveness) {
-        return Err(invalid(
-            "LIVENESS_TTL_MS",
-            format!("{liveness} is outside 1000..=600000 ms"),
-        ));
-    }
-    let sweep = a.route_sweep_ms;
-    if !(100..=86_400_000).contains(&sweep) {
-        return Err(invalid(
-            "ROUTE_SWEEP_MS",
-            format!("{sweep} is outside 100..=86400000 ms"),
-        ));
-    }
+    let liveness_ttl = millis("LIVENESS_TTL_MS", a.liveness_ttl_ms, 1_000, 600_000)?;
+    let sweep_interval = millis("ROUTE_SWEEP_MS", a.route_sweep_ms, 100, 86_400_000)?;
     let Some(uri) = a
         .redis_uri
         .as_ref()
@@ -136,8 +125,8 @@ pub(super) fn settings(
         seeds,
         cluster: a.redis_cluster,
         server_id: server_id.to_owned(),
-        liveness_ttl: Duration::from_millis(liveness),
-        sweep_interval: Duration::from_millis(sweep),
+        liveness_ttl,
+        sweep_interval,
         delivery_timeout,
     }))
 }

@@ -123,6 +123,10 @@ fn each_bad_value_names_its_setting() {
         ),
         (&["--cloudwatch-namespace", ""], "CLOUDWATCH_NAMESPACE"),
         (&["--aws-region", "US East"], "AWS_REGION"),
+        (
+            &["--aws-endpoint-url", "localhost:4566"],
+            "AWS_ENDPOINT_URL",
+        ),
         (&["--log", "=[bad"], "RUST_LOG"),
     ];
     for (args, setting) in cases {
@@ -210,6 +214,39 @@ fn enums_and_switches_parse() {
         .unwrap_err()
         .to_string()
         .contains("--io-driver"));
+}
+
+/// Moved from `tests/cloudwatch.rs`: the push no longer re-checks its
+/// settings, so what it used to refuse is refused here.
+#[test]
+fn invalid_cloudwatch_configuration_is_refused() {
+    let err = flags(&["--cloudwatch", "--metrics-interval-secs", "0"])
+        .expect_err("zero interval refused");
+    assert_eq!(err.setting(), Some("METRICS_INTERVAL_SECS"));
+    assert!(flags(&["--cloudwatch", "--cloudwatch-namespace", "AWS/EC2"]).is_err());
+}
+
+#[test]
+fn cloudwatch_endpoint_is_a_setting() {
+    let c = load_with(
+        &["--cloudwatch", "--server-id", "srv-1"],
+        &[("AWS_ENDPOINT_URL", "http://127.0.0.1:5000")],
+    )
+    .unwrap();
+    assert!(c.summary().contains("endpoint=http://127.0.0.1:5000"));
+    let cw = c.cloudwatch.unwrap();
+    assert_eq!(cw.endpoint_url.as_deref(), Some("http://127.0.0.1:5000"));
+    assert_eq!(cw.server_id, "srv-1", "the ServerID dimension");
+    for bad in [
+        "127.0.0.1:5000",
+        "ftp://h",
+        "https://",
+        "https://key:secret@h",
+    ] {
+        let err = flags(&["--aws-endpoint-url", bad]).unwrap_err();
+        assert_eq!(err.setting(), Some("AWS_ENDPOINT_URL"), "{bad}: {err}");
+        assert!(!err.to_string().contains("secret"), "{err}");
+    }
 }
 
 #[test]

@@ -9,7 +9,7 @@ use super::*;
 
 /// Every variable a setting is read from (the contract of `--help`, the docs
 /// and `.env.example`).
-const ALL_VARS: [&str; 33] = [
+const ALL_VARS: [&str; 34] = [
     "WSS_HOST",
     "WSS_PORT",
     "WSS_SHARDS",
@@ -40,6 +40,7 @@ const ALL_VARS: [&str; 33] = [
     "CLOUDWATCH_ENABLED",
     "CLOUDWATCH_NAMESPACE",
     "AWS_REGION",
+    "AWS_ENDPOINT_URL",
     "DASHBOARD",
     "RUST_LOG",
     // Not a variable: keeps the list honest about the flag-only setting.

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::cli::{Args, AuthMode};
 use super::error::{invalid, ConfigError};
-use super::{redis, CloudWatchSettings, Config, ResolvedAuth};
+use super::{cloudwatch, redis, Config, ResolvedAuth};
 use crate::ratelimit::RateLimit;
 use crate::settings::Settings;
 
@@ -71,7 +71,7 @@ pub(super) fn config(a: Args) -> Result<Config, ConfigError> {
         allowed_origins: origins(a.allowed_origins.as_deref())?,
         environment: environment(&a.environment)?,
         redis: redis::settings(&a, &settings.server_id, settings.delivery_timeout)?,
-        cloudwatch: cloudwatch(&a)?,
+        cloudwatch: cloudwatch::settings(&a, &settings.server_id)?,
         log: log_filter(&a.log)?,
         settings,
     })
@@ -127,7 +127,7 @@ pub(super) fn is_loopback(ip: IpAddr) -> bool {
 }
 
 /// `value` if within `min..=max`, else an error naming `setting`.
-fn range<T: PartialOrd + Display + Copy>(
+pub(super) fn range<T: PartialOrd + Display + Copy>(
     setting: &'static str,
     value: T,
     min: T,
@@ -143,7 +143,12 @@ fn range<T: PartialOrd + Display + Copy>(
 }
 
 /// A range-checked millisecond setting as a `Duration`.
-fn millis(setting: &'static str, ms: u64, min: u64, max: u64) -> Result<Duration, ConfigError> {
+pub(super) fn millis(
+    setting: &'static str,
+    ms: u64,
+    min: u64,
+    max: u64,
+) -> Result<Duration, ConfigError> {
     range(setting, ms, min, max).map(Duration::from_millis)
 }
 
@@ -288,39 +293,6 @@ fn environment(name: &str) -> Result<String, ConfigError> {
         ));
     }
     Ok(name.to_owned())
-}
-
-fn cloudwatch(a: &Args) -> Result<Option<CloudWatchSettings>, ConfigError> {
-    let interval = range("METRICS_INTERVAL_SECS", a.metrics_interval_secs, 1, 3600)?;
-    let ns = &a.cloudwatch_namespace;
-    let ns_ok = (1..=255).contains(&ns.len())
-        && !ns.starts_with("AWS/")
-        && ns
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"./-_#: ".contains(&b));
-    if !ns_ok {
-        return Err(invalid(
-            "CLOUDWATCH_NAMESPACE",
-            format!("{ns:?} must be 1 to 255 of A-Z a-z 0-9 . - _ / # : and space, not starting with AWS/"),
-        ));
-    }
-    let region = a.aws_region.as_deref().filter(|r| !r.is_empty());
-    if let Some(r) = region {
-        if !r
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        {
-            return Err(invalid(
-                "AWS_REGION",
-                format!("{r:?} is not a region name like us-east-1"),
-            ));
-        }
-    }
-    Ok(a.cloudwatch_enabled.then(|| CloudWatchSettings {
-        namespace: ns.clone(),
-        interval: Duration::from_secs(interval),
-        region: region.map(str::to_owned),
-    }))
 }
 
 fn log_filter(filter: &str) -> Result<String, ConfigError> {

@@ -27,10 +27,7 @@ pub mod prometheus;
 pub mod shard_metrics;
 pub mod snapshot;
 
-pub use cloudwatch::{
-    spawn_cloudwatch, CloudWatchConfig, CloudWatchError, CloudWatchHandle, DEFAULT_INTERVAL,
-    DEFAULT_NAMESPACE,
-};
+pub use cloudwatch::{spawn_cloudwatch, CloudWatchError, CloudWatchHandle};
 pub use counter::{Counter, CounterInfo};
 pub use histogram::HistogramSnapshot;
 pub use prometheus::{render_prometheus, render_stats_json};
