@@ -13,7 +13,7 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::str::FromStr;
 
-use clap::builder::BoolishValueParser;
+use clap::builder::{BoolishValueParser, FalseyValueParser};
 use clap::{ArgAction, Parser, ValueEnum};
 
 use super::redis::ClusterMode;
@@ -263,6 +263,19 @@ pub struct Args {
     /// Log filter in tracing EnvFilter syntax, e.g. info or websocket_app=debug
     #[arg(long, env = "RUST_LOG", default_value = "info", value_name = "FILTER")]
     pub log: String,
+
+    /// Log lines without ANSI colours (used only on a terminal anyway); any value but 0/false/no/off
+    #[arg(
+        long = "no-color",
+        env = "NO_COLOR",
+        default_value = "false",
+        num_args = 0..=1,
+        default_missing_value = "true",
+        value_name = "BOOL",
+        value_parser = FalseyValueParser::new(),
+        action = ArgAction::Set
+    )]
+    pub no_color: bool,
 }
 
 /// A string that is or may contain a secret (`JWT_SECRET`, a password in

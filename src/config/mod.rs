@@ -71,6 +71,8 @@ pub struct Config {
     pub cloudwatch: Option<CloudWatchSettings>,
     /// `RUST_LOG`: the tracing filter, already checked to parse.
     pub log: String,
+    /// `NO_COLOR`: log lines without ANSI colours even on a terminal.
+    pub no_color: bool,
 }
 
 /// How identity is established, resolved once from `JWT_SECRET`,

@@ -59,6 +59,7 @@ fn defaults_are_the_documented_ones() {
     assert!(c.redis.is_none(), "embedded broker by default");
     assert!(c.cloudwatch.is_none(), "no AWS by default");
     assert_eq!(c.log, "info");
+    assert!(!c.no_color);
 }
 
 #[test]

@@ -73,6 +73,7 @@ pub(super) fn config(a: Args) -> Result<Config, ConfigError> {
         redis: redis::settings(&a, &settings.server_id, settings.delivery_timeout)?,
         cloudwatch: cloudwatch::settings(&a, &settings.server_id)?,
         log: log_filter(&a.log)?,
+        no_color: a.no_color,
         settings,
     })
 }
