@@ -1,4 +1,5 @@
-//! Wiring: configuration → logging → coordination layer → server → signals.
+//! Wiring: configuration → logging → server (mailboxes, coordination layer,
+//! shards) → CloudWatch push → signals.
 //! `main` is one call to [`main`].
 
 use std::process::ExitCode;
@@ -7,10 +8,8 @@ use std::time::Duration;
 
 use crate::auth::Authenticator;
 use crate::config::{self, Config, ResolvedAuth};
-use crate::coordinator::{Coordinator, Embedded};
-use crate::instance::MailboxRouter;
 use crate::metrics::{spawn_cloudwatch, CloudWatchHandle, MetricsRegistry};
-use crate::server::{CoordinatorFactory, Server, ServerError};
+use crate::server::{Server, ServerError};
 
 /// Runs the server until a signal stops it; the process exit code.
 pub fn main() -> ExitCode {
@@ -50,9 +49,10 @@ fn init_logging(filter: &str, no_color: bool) {
 pub fn run(config: Config) -> Result<(), ServerError> {
     tracing::info!("starting: {}", config.summary());
     let auth = authenticator(&config);
-    let cloudwatch = config.cloudwatch.clone();
-    let server = Server::start(config.settings.clone(), auth, coordinator_factory(&config))?;
-    let pusher = cloudwatch.and_then(|cw| start_cloudwatch(cw, server.instance.metrics.clone()));
+    let server = Server::start(config.settings, auth, config.redis)?;
+    let pusher = config
+        .cloudwatch
+        .and_then(|cw| start_cloudwatch(cw, server.instance.metrics.clone()));
     let result = server.run_until_signal().map_err(ServerError::Signals);
     if let Some(p) = pusher {
         p.shutdown_and_flush(Duration::from_secs(10));
@@ -76,24 +76,6 @@ fn authenticator(config: &Config) -> Authenticator {
             Authenticator::insecure(origins)
         }
     }
-}
-
-fn coordinator_factory(config: &Config) -> CoordinatorFactory {
-    let Some(redis) = config.redis.clone() else {
-        return Box::new(
-            |_router: Arc<MailboxRouter>, _metrics: Arc<MetricsRegistry>| {
-                tracing::info!("coordination: embedded (single instance, no Redis)");
-                Ok(Arc::new(Embedded) as Arc<dyn Coordinator>)
-            },
-        );
-    };
-    Box::new(
-        move |router: Arc<MailboxRouter>, metrics: Arc<MetricsRegistry>| {
-            tracing::info!("coordination: Redis ({})", redis.redacted());
-            crate::redis_coord::start(redis, router, metrics.coordinator())
-                .map_err(|e| ServerError::Coordinator(e.to_string()))
-        },
-    )
 }
 
 fn start_cloudwatch(

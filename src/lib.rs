@@ -10,8 +10,10 @@
 //!
 //! # Layout
 //!
-//! - [`config`]: command line, environment and `.env.local`, validated once.
-//! - [`settings`]: the plain runtime settings the shards use.
+//! - [`config`]: command line, environment and `.env.local`, validated once
+//!   into the typed settings each subsystem takes as they are (shards,
+//!   Redis, CloudWatch).
+//! - [`settings`]: the shards' settings (produced by [`config`]).
 //! - [`protocol`]: the I/O-free wire protocol: HTTP handshake, WebSocket
 //!   frames, JSON envelope. Bytes in, events out; fuzzed.
 //! - [`auth`]: who a client is (JWT HS256 or the opt-in insecure mode).
@@ -21,7 +23,8 @@
 //!   users it owns, pending acks, the sweep, the handshake tasks, and the
 //!   readiness set (epoll) through which it reads and writes every upgraded
 //!   socket without a task per connection.
-//! - [`instance`]: the instance-wide state every shard holds (settings, mailboxes, coordinator).
+//! - [`instance`]: the instance-wide state every shard holds (settings,
+//!   mailboxes, coordinator), and the mailbox router the coordinator calls.
 //! - [`coordinator`]: the interface to other instances, and the embedded
 //!   single-instance implementation.
 //! - [`redis_coord`]: the Redis coordination layer (standalone or Cluster),
