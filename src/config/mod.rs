@@ -9,9 +9,19 @@
 //! variable, default and meaning, is in `docs/CONFIGURATION.md` and `--help`.
 //!
 //! Two layers:
-//! - [`Args`]: the raw clap struct, one field per setting;
-//! - [`Config::from_args`]: checks every value and their consistency and
-//!   returns the typed [`Config`], or a [`ConfigError`] naming the setting.
+//! - [`Args`] (`cli.rs`): the raw clap struct, one field per setting: its
+//!   flag, variable, default and `--help` line, defined there only. Enums
+//!   are parsed as the types their subsystem uses (`ValueEnum`).
+//! - [`Config::from_args`] (`validate.rs`, `redis.rs`, `cloudwatch.rs`):
+//!   checks every value and their consistency and returns the typed
+//!   [`Config`], or a [`ConfigError`] naming the setting.
+//!
+//! What each subsystem takes, as it is (nothing downstream checks again):
+//! - [`Config::settings`]: the shards' [`Settings`], held by the instance;
+//! - [`Config::redis`]: [`RedisSettings`] for `redis_coord::start`;
+//! - [`Config::cloudwatch`]: [`CloudWatchSettings`] for
+//!   `metrics::spawn_cloudwatch`;
+//! - [`Config::auth`] and [`Config::allowed_origins`]: the authenticator.
 //!
 //! Entry points: [`load`] for the process (argv, environment, `.env.local`),
 //! [`load_from`] for tests and tools (argv and an environment map; never
