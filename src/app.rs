@@ -1,4 +1,5 @@
-//! Wiring: configuration → logging → coordination layer → server → signals.
+//! Wiring: configuration → logging → server (mailboxes, coordination layer,
+//! shards) → CloudWatch push → signals.
 //! `main` is one call to [`main`].
 
 use std::process::ExitCode;
@@ -7,11 +8,8 @@ use std::time::Duration;
 
 use crate::auth::Authenticator;
 use crate::config::{self, Config, ResolvedAuth};
-use crate::coordinator::{Coordinator, Embedded};
-use crate::instance::MailboxRouter;
-use crate::metrics::{spawn_cloudwatch, CloudWatchConfig, CloudWatchHandle, MetricsRegistry};
-use crate::redis_coord::{ClusterMode, RedisConfig};
-use crate::server::{CoordinatorFactory, Server, ServerError};
+use crate::metrics::{spawn_cloudwatch, CloudWatchHandle, MetricsRegistry};
+use crate::server::{Server, ServerError};
 
 /// Runs the server until a signal stops it; the process exit code.
 pub fn main() -> ExitCode {
@@ -26,7 +24,7 @@ pub fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    init_logging(&config.log);
+    init_logging(&config.log, config.no_color);
     match run(config) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -37,10 +35,9 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn init_logging(filter: &str) {
+fn init_logging(filter: &str, no_color: bool) {
     let filter = tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| "info".into());
-    let ansi = std::env::var_os("NO_COLOR").is_none()
-        && std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let ansi = !no_color && std::io::IsTerminal::is_terminal(&std::io::stderr());
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(ansi)
@@ -52,11 +49,10 @@ fn init_logging(filter: &str) {
 pub fn run(config: Config) -> Result<(), ServerError> {
     tracing::info!("starting: {}", config.summary());
     let auth = authenticator(&config);
-    let cloudwatch = config.cloudwatch.clone();
-    let server_id = config.settings.server_id.clone();
-    let server = Server::start(config.settings.clone(), auth, coordinator_factory(&config))?;
-    let pusher =
-        cloudwatch.and_then(|cw| start_cloudwatch(cw, server_id, server.instance.metrics.clone()));
+    let server = Server::start(config.settings, auth, config.redis)?;
+    let pusher = config
+        .cloudwatch
+        .and_then(|cw| start_cloudwatch(cw, server.instance.metrics.clone()));
     let result = server.run_until_signal().map_err(ServerError::Signals);
     if let Some(p) = pusher {
         p.shutdown_and_flush(Duration::from_secs(10));
@@ -82,47 +78,11 @@ fn authenticator(config: &Config) -> Authenticator {
     }
 }
 
-fn coordinator_factory(config: &Config) -> CoordinatorFactory {
-    let Some(redis) = config.redis.clone() else {
-        return Box::new(
-            |_router: Arc<MailboxRouter>, _metrics: Arc<MetricsRegistry>| {
-                tracing::info!("coordination: embedded (single instance, no Redis)");
-                Ok(Arc::new(Embedded) as Arc<dyn Coordinator>)
-            },
-        );
-    };
-    let cfg = RedisConfig {
-        uri: redis.uri.clone(),
-        cluster: match redis.cluster {
-            config::Switch::Auto => ClusterMode::Auto,
-            config::Switch::On => ClusterMode::On,
-            config::Switch::Off => ClusterMode::Off,
-        },
-        server_id: config.settings.server_id.clone(),
-        liveness_ttl: redis.liveness_ttl,
-        sweep_interval: redis.sweep_interval,
-        delivery_timeout: config.settings.delivery_timeout,
-    };
-    Box::new(
-        move |router: Arc<MailboxRouter>, metrics: Arc<MetricsRegistry>| {
-            tracing::info!("coordination: Redis ({})", redis.redacted());
-            crate::redis_coord::start(cfg, router, metrics.coordinator())
-                .map_err(|e| ServerError::Coordinator(e.to_string()))
-        },
-    )
-}
-
 fn start_cloudwatch(
     cw: config::CloudWatchSettings,
-    server_id: String,
     registry: Arc<MetricsRegistry>,
 ) -> Option<CloudWatchHandle> {
-    let mut cfg = CloudWatchConfig::new(server_id);
-    cfg.namespace = cw.namespace;
-    cfg.interval = cw.interval;
-    cfg.region = cw.region;
-    cfg.endpoint_url = std::env::var("AWS_ENDPOINT_URL").ok();
-    match spawn_cloudwatch(cfg, registry) {
+    match spawn_cloudwatch(cw, registry) {
         Ok(handle) => Some(handle),
         Err(e) => {
             tracing::error!(error = %e, "CloudWatch push not started");

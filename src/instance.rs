@@ -3,7 +3,12 @@
 //! Shards own all per-connection state; what lives here is immutable after
 //! start (settings, authenticator, mailboxes) or a handful of atomics touched
 //! only on connect, close and shutdown, never per message.
+//!
+//! Start order (see `server.rs`): the [`MailboxRouter`] first, since the
+//! coordinator delivers into it from its own thread as soon as it runs; then
+//! the coordinator; then the [`Instance`] holding both.
 
+use std::ops::Index;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -23,8 +28,9 @@ pub struct Instance {
     pub settings: Settings,
     /// Decides who a connecting client is.
     pub auth: Authenticator,
-    /// One inbox per shard, indexed by shard number.
-    pub mailboxes: Vec<Mailbox>,
+    /// One inbox per shard, indexed by shard number (`mailboxes[i]`); the
+    /// same router the coordinator delivers through.
+    pub mailboxes: Arc<MailboxRouter>,
     /// Per-shard counters, merged by the metrics thread.
     pub metrics: Arc<MetricsRegistry>,
     /// How this instance reaches the others (embedded or Redis).
@@ -40,17 +46,18 @@ pub struct Instance {
 impl Instance {
     /// Number of shards.
     pub fn shard_count(&self) -> usize {
-        self.mailboxes.len()
+        self.mailboxes.shard_count()
     }
 
-    /// The shard that keeps `user`'s directory entry (see [`crate::shard::owner_of`]).
+    /// The shard that keeps `user`'s directory entry (see
+    /// [`MailboxRouter::owner_of`]).
     pub fn owner_of(&self, user: &str) -> u16 {
-        crate::shard::owner_of(user, self.mailboxes.len() as u16)
+        self.mailboxes.owner_of(user)
     }
 
     /// Pushes a message into a shard's mailbox.
     pub fn send(&self, shard: u16, msg: ShardMsg) {
-        self.mailboxes[usize::from(shard)].push(msg);
+        self.mailboxes.send(shard, msg);
     }
 
     /// Reserves a connection slot; false when the instance is full.
@@ -79,65 +86,85 @@ impl Instance {
     }
 }
 
-/// The [`LocalRouter`] the coordination layer calls: forwards work from other
-/// instances into the right shard's mailbox.
+/// Every shard's mailbox, and the [`LocalRouter`] the coordination layer
+/// calls: it forwards work from other instances into the right shard's
+/// mailbox. Created before the coordinator (which needs it) and the shards
+/// (which drain it); a message pushed before a shard runs waits for it.
 pub struct MailboxRouter {
-    /// The instance; set once the coordinator exists (it needs this router first).
-    pub instance: std::sync::OnceLock<Arc<Instance>>,
+    /// One per shard, indexed by shard number.
+    mailboxes: Box<[Mailbox]>,
 }
 
 impl MailboxRouter {
-    fn instance(&self) -> Option<&Arc<Instance>> {
-        self.instance.get()
+    /// Empty mailboxes for `shards` shards.
+    pub fn new(shards: usize) -> Self {
+        Self {
+            mailboxes: (0..shards).map(|_| Mailbox::new()).collect(),
+        }
+    }
+
+    /// Number of shards.
+    pub fn shard_count(&self) -> usize {
+        self.mailboxes.len()
+    }
+
+    /// The shard that owns `name` (a user's directory entry, a channel's
+    /// interest): see [`crate::shard::owner_of`].
+    pub fn owner_of(&self, name: &str) -> u16 {
+        crate::shard::owner_of(name, self.mailboxes.len() as u16)
+    }
+
+    /// Pushes a message into a shard's mailbox.
+    pub fn send(&self, shard: u16, msg: ShardMsg) {
+        self.mailboxes[usize::from(shard)].push(msg);
+    }
+}
+
+impl Index<usize> for MailboxRouter {
+    type Output = Mailbox;
+
+    /// Shard `shard`'s mailbox. Panics if it is not a shard index.
+    fn index(&self, shard: usize) -> &Mailbox {
+        &self.mailboxes[shard]
     }
 }
 
 impl LocalRouter for MailboxRouter {
     fn deliver_direct(&self, user: UserId, frame: Bytes, reply: Option<ReplyTo>, sent_at_us: u64) {
-        if let Some(s) = self.instance() {
-            let owner = s.owner_of(&user);
-            s.send(
-                owner,
-                ShardMsg::Route {
-                    user,
-                    frame,
-                    reply,
-                    sent_at_us,
-                },
-            );
-        }
+        let owner = self.owner_of(&user);
+        self.send(
+            owner,
+            ShardMsg::Route {
+                user,
+                frame,
+                reply,
+                sent_at_us,
+            },
+        );
     }
 
     fn deliver_broadcast(&self, frame: Bytes, sent_at_us: u64) {
-        if let Some(s) = self.instance() {
-            for shard in 0..s.shard_count() {
-                let msg = ShardMsg::Broadcast {
-                    frame: frame.clone(),
-                    reply: None,
-                    parts: 0,
-                    sent_at_us,
-                };
-                s.send(shard as u16, msg);
-            }
+        for shard in 0..self.shard_count() {
+            let msg = ShardMsg::Broadcast {
+                frame: frame.clone(),
+                reply: None,
+                parts: 0,
+                sent_at_us,
+            };
+            self.send(shard as u16, msg);
         }
     }
 
     fn remote_outcome(&self, shard: u16, token: u64, outcome: RemoteOutcome) {
-        if let Some(s) = self.instance() {
-            s.send(shard, ShardMsg::RemoteOutcome { token, outcome });
-        }
+        self.send(shard, ShardMsg::RemoteOutcome { token, outcome });
     }
 
     fn route_added(&self, shard: u16, token: u64) {
-        if let Some(s) = self.instance() {
-            s.send(shard, ShardMsg::RouteAdded { token });
-        }
+        self.send(shard, ShardMsg::RouteAdded { token });
     }
 
     fn channel_subscribed(&self, shard: u16, token: u64) {
-        if let Some(s) = self.instance() {
-            s.send(shard, ShardMsg::ChannelSubscribed { token });
-        }
+        self.send(shard, ShardMsg::ChannelSubscribed { token });
     }
 
     fn deliver_publication(
@@ -147,29 +174,45 @@ impl LocalRouter for MailboxRouter {
         offset: Option<u64>,
         sent_at_us: u64,
     ) {
-        if let Some(s) = self.instance() {
-            let owner = s.owner_of(&channel);
-            let msg = ShardMsg::PublicationIn {
-                channel,
-                frame,
-                offset,
-                sent_at_us,
-            };
-            s.send(owner, msg);
-        }
+        let owner = self.owner_of(&channel);
+        let msg = ShardMsg::PublicationIn {
+            channel,
+            frame,
+            offset,
+            sent_at_us,
+        };
+        self.send(owner, msg);
     }
 
     fn published(&self, shard: u16, token: u64, outcome: PublishOutcome) {
-        if let Some(s) = self.instance() {
-            s.send(shard, ShardMsg::Published { token, outcome });
-        }
+        self.send(shard, ShardMsg::Published { token, outcome });
     }
 
     fn reregister_routes(&self) {
-        if let Some(s) = self.instance() {
-            for shard in 0..s.shard_count() {
-                s.send(shard as u16, ShardMsg::Reregister);
-            }
+        for shard in 0..self.shard_count() {
+            self.send(shard as u16, ShardMsg::Reregister);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The coordinator may deliver before the shards run (it starts first):
+    /// the messages wait in the mailboxes instead of being dropped.
+    #[test]
+    fn the_router_delivers_before_any_shard_runs() {
+        let router = MailboxRouter::new(3);
+        router.route_added(2, 7);
+        router.reregister_routes();
+        let pushed: Vec<u64> = (0..3).map(|i| router[i].pushed()).collect();
+        assert_eq!(pushed, [1, 1, 2]);
+        let mut out = Vec::new();
+        assert!(router[2].drain(&mut out, 8));
+        assert_eq!(out.len(), 2, "both wait for shard 2");
+        let owner = router.owner_of("alice");
+        assert!(usize::from(owner) < router.shard_count());
+        assert_eq!(owner, MailboxRouter::new(3).owner_of("alice"), "fixed hash");
     }
 }

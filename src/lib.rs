@@ -12,8 +12,10 @@
 //!
 //! # Layout
 //!
-//! - [`config`]: command line, environment and `.env.local`, validated once.
-//! - [`settings`]: the plain runtime settings the shards use.
+//! - [`config`]: command line, environment and `.env.local`, validated once
+//!   into the typed settings each subsystem takes as they are (shards,
+//!   Redis, CloudWatch).
+//! - [`settings`]: the shards' settings (produced by [`config`]).
 //! - [`protocol`]: the I/O-free wire protocol: HTTP handshake, WebSocket
 //!   frames, JSON envelope, close codes, user ids. Bytes in, events out;
 //!   fuzzed; depends on nothing of the server.
@@ -26,7 +28,8 @@
 //!   → read → decode → route → deliver → write); its routing core
 //!   ([`shard::core`]) is I/O-free: events in, actions out, tested on a
 //!   simulated bus of shards.
-//! - [`instance`]: the instance-wide state every shard holds (settings, mailboxes, coordinator).
+//! - [`instance`]: the instance-wide state every shard holds (settings,
+//!   mailboxes, coordinator), and the mailbox router the coordinator calls.
 //! - [`coordinator`]: the interface to other instances, and the embedded
 //!   single-instance implementation.
 //! - [`redis_coord`]: the Redis coordination layer (standalone or Cluster),

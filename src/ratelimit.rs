@@ -4,7 +4,9 @@
 //! milliseconds (a shard-local monotonic clock), so the bucket is eight bytes
 //! per connection and needs no timer.
 
-/// Rate-limit settings shared by every connection (validated at start).
+/// Rate-limit settings shared by every connection, validated once by the
+/// config layer: `burst` is at least 1 while `per_sec` is on, `strikes` at
+/// least 1.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RateLimit {
     /// Tokens added per second; 0 turns the limit off.
@@ -50,7 +52,7 @@ impl TokenBucket {
             return Verdict::Allow;
         }
         self.strikes = self.strikes.saturating_add(1);
-        if self.strikes >= limit.strikes.max(1) {
+        if self.strikes >= limit.strikes {
             Verdict::Close
         } else {
             Verdict::Refuse
@@ -58,7 +60,7 @@ impl TokenBucket {
     }
 
     fn refill(&mut self, limit: &RateLimit, now_ms: u32) {
-        let cap = limit.burst.max(1).saturating_mul(1000);
+        let cap = limit.burst.saturating_mul(1000);
         if self.last_ms == 0 {
             self.milli_tokens = cap;
         } else {

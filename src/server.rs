@@ -8,7 +8,7 @@
 use std::io;
 use std::net::{SocketAddr, TcpListener};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -16,11 +16,13 @@ use signal_hook::consts::{SIGINT, SIGTERM, SIGUSR1};
 use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::auth::Authenticator;
-use crate::coordinator::Coordinator;
+use crate::config::RedisSettings;
+use crate::coordinator::{Coordinator, Embedded};
 use crate::instance::{Instance, MailboxRouter};
 use crate::metrics::MetricsRegistry;
+use crate::redis_coord::{self, RedisError};
 use crate::settings::{IoDriver, Settings};
-use crate::shard::{run_shard, CloseAll, Mailbox, ShardMsg};
+use crate::shard::{run_shard, CloseAll, ShardMsg};
 
 /// Errors that stop an instance from starting.
 #[derive(Debug, thiserror::Error)]
@@ -44,7 +46,7 @@ pub enum ServerError {
     Signals(io::Error),
     /// The coordination layer could not be set up.
     #[error("coordination layer: {0}")]
-    Coordinator(String),
+    Coordinator(#[from] RedisError),
 }
 
 /// A running instance.
@@ -57,20 +59,13 @@ pub struct Server {
     threads: Vec<JoinHandle<io::Result<()>>>,
 }
 
-/// Builds the coordinator once the router exists (Redis needs to call back into shards).
-pub type CoordinatorFactory = Box<
-    dyn FnOnce(
-        Arc<MailboxRouter>,
-        Arc<MetricsRegistry>,
-    ) -> Result<Arc<dyn Coordinator>, ServerError>,
->;
-
 impl Server {
-    /// Binds, starts every shard, and returns once they run.
+    /// Binds, starts the coordination layer (Redis when `redis` is given,
+    /// else the embedded broker) and every shard, and returns once they run.
     pub fn start(
         settings: Settings,
         auth: Authenticator,
-        coordinator: CoordinatorFactory,
+        redis: Option<RedisSettings>,
     ) -> Result<Self, ServerError> {
         check_driver(settings.io_driver)?;
         let listeners = bind_listeners(settings.listen, settings.shards)?;
@@ -81,12 +76,12 @@ impl Server {
                 source,
             })?;
         let metrics = MetricsRegistry::new(settings.shards);
-        let router = Arc::new(MailboxRouter {
-            instance: OnceLock::new(),
-        });
-        let coordinator = coordinator(router.clone(), metrics.clone())?;
+        // Mailboxes first: the coordinator delivers into them from its own
+        // thread as soon as it runs (messages wait there for the shards).
+        let mailboxes = Arc::new(MailboxRouter::new(settings.shards));
+        let coordinator = start_coordinator(redis, &mailboxes, &metrics)?;
         let instance = Arc::new(Instance {
-            mailboxes: (0..settings.shards).map(|_| Mailbox::new()).collect(),
+            mailboxes,
             settings,
             auth,
             metrics,
@@ -95,7 +90,6 @@ impl Server {
             connections: AtomicUsize::new(0),
             boot_id: boot_id(),
         });
-        let _ = router.instance.set(instance.clone());
         let threads = spawn_shards(&instance, listeners)?;
         tracing::info!(addr = %local_addr, shards = instance.shard_count(), "listening");
         Ok(Self {
@@ -157,6 +151,24 @@ impl Server {
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+/// The coordination layer: Redis when configured, else the embedded broker.
+fn start_coordinator(
+    redis: Option<RedisSettings>,
+    mailboxes: &Arc<MailboxRouter>,
+    metrics: &MetricsRegistry,
+) -> Result<Arc<dyn Coordinator>, ServerError> {
+    let Some(redis) = redis else {
+        tracing::info!("coordination: embedded (single instance, no Redis)");
+        return Ok(Arc::new(Embedded));
+    };
+    tracing::info!("coordination: Redis ({})", redis.redacted());
+    Ok(redis_coord::start(
+        redis,
+        mailboxes.clone(),
+        metrics.coordinator(),
+    )?)
 }
 
 fn check_driver(driver: IoDriver) -> Result<(), ServerError> {

@@ -1,17 +1,21 @@
-//! The runtime settings the shards need, derived once from the validated
-//! [`Config`](crate::config::Config). Kept separate so shards depend on a small
-//! plain struct rather than on the command-line layer.
+//! The runtime settings the shards need, produced once by the config layer
+//! ([`Config::settings`](crate::config::Config::settings)), already
+//! validated: shards read the fields and never check them again.
+//!
+//! The two enums are also what the command line parses (`ValueEnum`): their
+//! variant names are the accepted values, their doc comments the `--help`.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::namespaces::Namespaces;
+use clap::ValueEnum;
 
 use crate::ratelimit::RateLimit;
 
-/// Which io driver the shards run on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Which io driver the shards run on (`IO_DRIVER`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum IoDriver {
     /// io_uring when the kernel allows it, else epoll (logged once at start).
     Auto,
@@ -21,14 +25,15 @@ pub enum IoDriver {
     Legacy,
 }
 
-/// What `GET /` serves.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What `GET /` serves (`DASHBOARD`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Dashboard {
     /// Chat demo and live dashboard.
     On,
     /// Dashboard only, no chat demo.
+    #[value(name = "readonly")]
     ReadOnly,
-    /// `GET /` and `/stats` answer 404.
+    /// GET / and /stats answer 404.
     Off,
 }
 

@@ -9,7 +9,7 @@ mod scenarios;
 mod support;
 
 use support::redis::RedisCluster;
-use websocket_app::redis_coord::ClusterMode;
+use websocket_app::config::ClusterMode;
 
 fn cluster() -> RedisCluster {
     RedisCluster::start(3)

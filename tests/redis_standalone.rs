@@ -9,7 +9,7 @@ mod scenarios;
 mod support;
 
 use support::redis::RedisServer;
-use websocket_app::redis_coord::ClusterMode;
+use websocket_app::config::ClusterMode;
 
 #[test]
 fn coordinator_routes_confirms_broadcasts_and_cleans_up() {

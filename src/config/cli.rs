@@ -13,8 +13,11 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::str::FromStr;
 
-use clap::builder::BoolishValueParser;
+use clap::builder::{BoolishValueParser, FalseyValueParser};
 use clap::{ArgAction, Parser, ValueEnum};
+
+use super::redis::ClusterMode;
+use crate::settings::{Dashboard, IoDriver};
 
 /// Every setting as given on the command line or in the environment.
 #[derive(Debug, Clone, Parser)]
@@ -44,8 +47,8 @@ pub struct Args {
     pub shards: usize,
 
     /// io driver: io_uring falling back to epoll (auto), or forced to one of them
-    #[arg(long, env = "IO_DRIVER", value_enum, default_value_t = IoDriverArg::Auto)]
-    pub io_driver: IoDriverArg,
+    #[arg(long, env = "IO_DRIVER", value_enum, default_value_t = IoDriver::Auto)]
+    pub io_driver: IoDriver,
 
     /// Stable instance id (route table value, CloudWatch ServerID); default: hostname-port
     #[arg(long, env = "SERVER_ID", value_name = "ID")]
@@ -56,8 +59,8 @@ pub struct Args {
     pub jwt_secret: Option<Secret>,
 
     /// Identity mode; insecure (?userId=) must be explicit unless the host is loopback
-    #[arg(long, env = "AUTH_MODE", value_enum, default_value_t = AuthModeArg::Auto)]
-    pub auth_mode: AuthModeArg,
+    #[arg(long, env = "AUTH_MODE", value_enum, default_value_t = AuthMode::Auto)]
+    pub auth_mode: AuthMode,
 
     /// Comma-separated exact Origins allowed to connect (403 otherwise); unset = any origin
     #[arg(long, env = "ALLOWED_ORIGINS", value_name = "ORIGINS")]
@@ -77,8 +80,8 @@ pub struct Args {
     pub redis_uri: Option<Secret>,
 
     /// Redis Cluster mode: detect it (auto), or force it on or off
-    #[arg(long, env = "REDIS_CLUSTER", value_enum, default_value_t = Switch::Auto)]
-    pub redis_cluster: Switch,
+    #[arg(long, env = "REDIS_CLUSTER", value_enum, default_value_t = ClusterMode::Auto)]
+    pub redis_cluster: ClusterMode,
 
     /// TTL of this instance's Redis liveness key; a dead instance's routes are ignored after it
     #[arg(
@@ -223,7 +226,7 @@ pub struct Args {
     )]
     pub metrics_interval_secs: u64,
 
-    /// Push metrics to CloudWatch (standard AWS credential chain; AWS_ENDPOINT_URL honoured)
+    /// Push metrics to CloudWatch (credentials: the standard AWS chain)
     #[arg(
         long = "cloudwatch",
         env = "CLOUDWATCH_ENABLED",
@@ -249,17 +252,30 @@ pub struct Args {
     #[arg(long, env = "AWS_REGION", value_name = "REGION")]
     pub aws_region: Option<String>,
 
+    /// CloudWatch endpoint URL (VPC endpoint, local test server); unset = the region's
+    #[arg(long, env = "AWS_ENDPOINT_URL", value_name = "URL")]
+    pub aws_endpoint_url: Option<String>,
+
     /// The page at /: chat demo and dashboard (on), dashboard only (readonly), or none (off)
-    #[arg(long, env = "DASHBOARD", value_enum, default_value_t = DashboardArg::On)]
-    pub dashboard: DashboardArg,
+    #[arg(long, env = "DASHBOARD", value_enum, default_value_t = Dashboard::On)]
+    pub dashboard: Dashboard,
 
     /// Log filter in tracing EnvFilter syntax, e.g. info or websocket_app=debug
     #[arg(long, env = "RUST_LOG", default_value = "info", value_name = "FILTER")]
     pub log: String,
 
-    /// Log line format (json needs tracing-subscriber's json feature, not in this build)
-    #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
-    pub log_format: LogFormat,
+    /// Log lines without ANSI colours (used only on a terminal anyway); any value but 0/false/no/off
+    #[arg(
+        long = "no-color",
+        env = "NO_COLOR",
+        default_value = "false",
+        num_args = 0..=1,
+        default_missing_value = "true",
+        value_name = "BOOL",
+        value_parser = FalseyValueParser::new(),
+        action = ArgAction::Set
+    )]
+    pub no_color: bool,
 
     // ---- Version 2: channels ----
     /// TOML file of channel namespaces and their options (public, client_publish, history, presence); unset = defaults
@@ -295,55 +311,14 @@ impl FromStr for Secret {
     }
 }
 
-/// `IO_DRIVER` as written; mapped to [`crate::settings::IoDriver`].
+/// `AUTH_MODE`: how clients prove who they are, as asked; resolved once with
+/// `JWT_SECRET` and the host into [`super::ResolvedAuth`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum IoDriverArg {
-    /// io_uring when the kernel allows it, else epoll (logged once at start)
-    Auto,
-    /// io_uring only; start fails if it is unavailable
-    Uring,
-    /// epoll (monoio's legacy driver) only
-    Legacy,
-}
-
-/// `AUTH_MODE` as written; resolved with `JWT_SECRET` and the host into
-/// [`super::ResolvedAuth`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum AuthModeArg {
+pub enum AuthMode {
     /// Token when JWT_SECRET is set; insecure only on a loopback host
     Auto,
     /// JWT HS256 only; JWT_SECRET is required
     Token,
     /// ?userId= without proof; explicit opt-in, logged loudly, not with JWT_SECRET
     Insecure,
-}
-
-/// A three-way switch (`REDIS_CLUSTER`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Switch {
-    /// Detect at connect time
-    Auto,
-    /// Force on
-    On,
-    /// Force off
-    Off,
-}
-
-/// `DASHBOARD` as written; mapped to [`crate::settings::Dashboard`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum DashboardArg {
-    /// Chat demo and live dashboard
-    On,
-    /// Dashboard only, no chat demo
-    Readonly,
-    /// GET / and /stats answer 404
-    Off,
-}
-
-/// `LOG_FORMAT`. Only text: JSON lines need tracing-subscriber's `json`
-/// feature, which this build does not enable.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
-    /// Human-readable lines on stderr
-    Text,
 }

@@ -9,9 +9,19 @@
 //! variable, default and meaning, is in `docs/CONFIGURATION.md` and `--help`.
 //!
 //! Two layers:
-//! - [`Args`]: the raw clap struct, one field per setting;
-//! - [`Config::from_args`]: checks every value and their consistency and
-//!   returns the typed [`Config`], or a [`ConfigError`] naming the setting.
+//! - [`Args`] (`cli.rs`): the raw clap struct, one field per setting: its
+//!   flag, variable, default and `--help` line, defined there only. Enums
+//!   are parsed as the types their subsystem uses (`ValueEnum`).
+//! - [`Config::from_args`] (`validate.rs`, `redis.rs`, `cloudwatch.rs`):
+//!   checks every value and their consistency and returns the typed
+//!   [`Config`], or a [`ConfigError`] naming the setting.
+//!
+//! What each subsystem takes, as it is (nothing downstream checks again):
+//! - [`Config::settings`]: the shards' [`Settings`], held by the instance;
+//! - [`Config::redis`]: [`RedisSettings`] for `redis_coord::start`;
+//! - [`Config::cloudwatch`]: [`CloudWatchSettings`] for
+//!   `metrics::spawn_cloudwatch`;
+//! - [`Config::auth`] and [`Config::allowed_origins`]: the authenticator.
 //!
 //! Entry points: [`load`] for the process (argv, environment, `.env.local`),
 //! [`load_from`] for tests and tools (argv and an environment map; never
@@ -22,6 +32,7 @@
 
 mod channels;
 mod cli;
+mod cloudwatch;
 mod error;
 mod load;
 mod redis;
@@ -35,17 +46,19 @@ mod tests_auth;
 mod tests_sources;
 
 use std::fmt;
-use std::time::Duration;
 
-pub use cli::{Args, AuthModeArg, DashboardArg, IoDriverArg, LogFormat, Secret, Switch};
+pub use cli::{Args, AuthMode, Secret};
+pub use cloudwatch::CloudWatchSettings;
 pub use error::ConfigError;
 pub use load::{
     command, env_names, export_env_file, load, load_from, merge_env_file, process_env,
     DEFAULT_ENV_FILE,
 };
-pub use redis::{redact_uri, RedisSettings};
+pub use redis::{redact_uri, ClusterMode, RedisSettings};
 
-use crate::settings::{Dashboard, IoDriver, Settings};
+use clap::ValueEnum;
+
+use crate::settings::Settings;
 
 /// The validated configuration of one server process.
 #[derive(Debug, Clone)]
@@ -69,8 +82,8 @@ pub struct Config {
     pub cloudwatch: Option<CloudWatchSettings>,
     /// `RUST_LOG`: the tracing filter, already checked to parse.
     pub log: String,
-    /// `LOG_FORMAT`: how log lines look.
-    pub log_format: LogFormat,
+    /// `NO_COLOR`: log lines without ANSI colours even on a terminal.
+    pub no_color: bool,
 }
 
 /// How identity is established, resolved once from `JWT_SECRET`,
@@ -101,18 +114,6 @@ impl fmt::Debug for ResolvedAuth {
     }
 }
 
-/// CloudWatch push settings (when `CLOUDWATCH_ENABLED` is on); the pusher's
-/// `ServerID` dimension is `settings.server_id`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CloudWatchSettings {
-    /// `CLOUDWATCH_NAMESPACE`, checked against CloudWatch's rules.
-    pub namespace: String,
-    /// `METRICS_INTERVAL_SECS`: time between pushes.
-    pub interval: Duration,
-    /// `AWS_REGION`; `None` leaves it to the SDK's chain.
-    pub region: Option<String>,
-}
-
 impl Config {
     /// Validates raw arguments into a configuration; the error names the
     /// first setting found wrong. Reads the host name (for the default
@@ -136,15 +137,16 @@ impl Config {
         };
         let coordination = match &self.redis {
             None => "embedded".to_owned(),
-            Some(r) => format!("redis({} cluster={})", r.redacted(), switch_name(r.cluster)),
+            Some(r) => format!("redis({} cluster={})", r.redacted(), value_name(&r.cluster)),
         };
         let cloudwatch = match &self.cloudwatch {
             None => "off".to_owned(),
             Some(c) => format!(
-                "{} every {}s region={}",
+                "{} every {}s region={} endpoint={}",
                 c.namespace,
                 c.interval.as_secs(),
-                c.region.as_deref().unwrap_or("sdk-default")
+                c.region.as_deref().unwrap_or("sdk-default"),
+                c.endpoint_url.as_deref().unwrap_or("region-default")
             ),
         };
         let rl = &s.rate_limit;
@@ -157,7 +159,7 @@ impl Config {
             s.server_id,
             s.listen,
             s.shards,
-            io_driver_name(s.io_driver),
+            value_name(&s.io_driver),
             self.environment,
             s.max_message_bytes,
             s.send_queue_bytes,
@@ -172,32 +174,17 @@ impl Config {
             s.drain_rate,
             if s.broadcast_enabled { "on" } else { "off" },
             s.echo_path.as_deref().unwrap_or("off"),
-            dashboard_name(s.dashboard),
+            value_name(&s.dashboard),
             self.log,
         )
     }
 }
 
-fn io_driver_name(d: IoDriver) -> &'static str {
-    match d {
-        IoDriver::Auto => "auto",
-        IoDriver::Uring => "uring",
-        IoDriver::Legacy => "legacy",
-    }
-}
-
-fn switch_name(s: Switch) -> &'static str {
-    match s {
-        Switch::Auto => "auto",
-        Switch::On => "on",
-        Switch::Off => "off",
-    }
-}
-
-fn dashboard_name(d: Dashboard) -> &'static str {
-    match d {
-        Dashboard::On => "on",
-        Dashboard::ReadOnly => "readonly",
-        Dashboard::Off => "off",
-    }
+/// How `value` is written on the command line (`IoDriver::Legacy` is
+/// `legacy`), so the summary shows what an operator would type.
+fn value_name(value: &impl ValueEnum) -> String {
+    value
+        .to_possible_value()
+        .map(|v| v.get_name().to_owned())
+        .unwrap_or_default()
 }

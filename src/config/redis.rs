@@ -1,29 +1,52 @@
-//! `REDIS_URI` / `REDIS_CLUSTER`: the Redis coordination settings, their
-//! validation, and the redaction that keeps passwords out of logs.
+//! The Redis coordination settings (`REDIS_URI`, `REDIS_CLUSTER`, the
+//! liveness TTL and the sweep): validated here, once, into the
+//! [`RedisSettings`] that `redis_coord::start` takes as they are; and the
+//! redaction that keeps passwords out of logs.
 
 use std::fmt;
 use std::time::Duration;
 
-use super::cli::{Args, Switch};
-use super::error::{invalid, ConfigError};
+use clap::ValueEnum;
+use redis::{ConnectionInfo, IntoConnectionInfo};
 
-/// The Redis coordination layer's settings; present when `REDIS_URI` is set
-/// (otherwise the embedded single-instance broker runs).
-#[derive(Clone, PartialEq, Eq)]
+use super::cli::Args;
+use super::error::{invalid, ConfigError};
+use super::validate::millis;
+
+/// `REDIS_CLUSTER`: whether the Redis deployment is a Cluster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ClusterMode {
+    /// Detect it at each connection (INFO cluster on the first seed that answers)
+    Auto,
+    /// A Redis Cluster: sharded pub/sub for the per-server channels
+    On,
+    /// A standalone server: the single seed
+    Off,
+}
+
+/// Everything the Redis coordination layer needs, validated; present when
+/// `REDIS_URI` is set (otherwise the embedded single-instance broker runs).
+#[derive(Clone)]
 pub struct RedisSettings {
-    /// `REDIS_URI` as given (may carry a password); kept for clients that
-    /// take the raw string. `Debug` prints it redacted.
-    pub uri: String,
-    /// The seed nodes, trimmed, in order: one URI for a standalone server,
-    /// any number for Cluster (the client discovers the rest).
+    /// The seed nodes as given, trimmed, in order (they may carry a
+    /// password: logs use [`Self::redacted`]; `Debug` does).
     pub nodes: Vec<String>,
-    /// Cluster mode: detected at connect time (`Auto`) or forced.
-    pub cluster: Switch,
+    /// The same seeds, parsed: one for a standalone server, any number for a
+    /// Cluster (the client discovers the rest). Never empty; one scheme.
+    pub seeds: Vec<ConnectionInfo>,
+    /// Cluster mode: detected at connect time (`Auto`) or forced; `Off`
+    /// comes with exactly one seed.
+    pub cluster: ClusterMode,
+    /// This instance's id (`SERVER_ID`): its route entries and its channel.
+    pub server_id: String,
     /// TTL of this instance's liveness key (refreshed every third of it);
     /// routes to an instance whose key expired are ignored and swept.
     pub liveness_ttl: Duration,
     /// Time between passes of the stale-route sweep.
     pub sweep_interval: Duration,
+    /// How long a remote delivery may take before its outcome is `Failed`
+    /// (`DELIVERY_TIMEOUT_MS`).
+    pub delivery_timeout: Duration,
 }
 
 impl RedisSettings {
@@ -42,35 +65,30 @@ impl fmt::Debug for RedisSettings {
         f.debug_struct("RedisSettings")
             .field("nodes", &self.redacted())
             .field("cluster", &self.cluster)
+            .field("server_id", &self.server_id)
             .field("liveness_ttl", &self.liveness_ttl)
             .field("sweep_interval", &self.sweep_interval)
+            .field("delivery_timeout", &self.delivery_timeout)
             .finish()
     }
 }
 
 /// Validates the Redis settings of `a`; `None` when `REDIS_URI` is unset.
-pub(super) fn settings(a: &Args) -> Result<Option<RedisSettings>, ConfigError> {
-    let liveness = a.liveness_ttl_ms;
-    if !(1_000..=600_000).contains(&liveness) {
-        return Err(invalid(
-            "LIVENESS_TTL_MS",
-            format!("{liveness} is outside 1000..=600000 ms"),
-        ));
-    }
-    let sweep = a.route_sweep_ms;
-    if !(100..=86_400_000).contains(&sweep) {
-        return Err(invalid(
-            "ROUTE_SWEEP_MS",
-            format!("{sweep} is outside 100..=86400000 ms"),
-        ));
-    }
+/// `server_id` and `delivery_timeout` are the instance's, validated already.
+pub(super) fn settings(
+    a: &Args,
+    server_id: &str,
+    delivery_timeout: Duration,
+) -> Result<Option<RedisSettings>, ConfigError> {
+    let liveness_ttl = millis("LIVENESS_TTL_MS", a.liveness_ttl_ms, 1_000, 600_000)?;
+    let sweep_interval = millis("ROUTE_SWEEP_MS", a.route_sweep_ms, 100, 86_400_000)?;
     let Some(uri) = a
         .redis_uri
         .as_ref()
         .map(|u| u.0.as_str())
         .filter(|u| !u.trim().is_empty())
     else {
-        if a.redis_cluster == Switch::On {
+        if a.redis_cluster == ClusterMode::On {
             return Err(invalid(
                 "REDIS_CLUSTER",
                 "is on but REDIS_URI is unset (the embedded broker has no cluster)",
@@ -79,10 +97,13 @@ pub(super) fn settings(a: &Args) -> Result<Option<RedisSettings>, ConfigError> {
         return Ok(None);
     };
     let nodes: Vec<String> = uri.split(',').map(|n| n.trim().to_owned()).collect();
-    for node in &nodes {
-        check_node(node)
-            .map_err(|why| invalid("REDIS_URI", format!("{}: {why}", redact_uri(node))))?;
-    }
+    let seeds = nodes
+        .iter()
+        .map(|node| {
+            parse_node(node)
+                .map_err(|why| invalid("REDIS_URI", format!("{}: {why}", redact_uri(node))))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     let tls = nodes[0].starts_with("rediss://");
     if nodes.iter().any(|n| n.starts_with("rediss://") != tls) {
         return Err(invalid(
@@ -90,7 +111,7 @@ pub(super) fn settings(a: &Args) -> Result<Option<RedisSettings>, ConfigError> {
             "mixes redis:// and rediss:// seeds; use one scheme",
         ));
     }
-    if nodes.len() > 1 && a.redis_cluster == Switch::Off {
+    if nodes.len() > 1 && a.redis_cluster == ClusterMode::Off {
         return Err(invalid(
             "REDIS_CLUSTER",
             format!(
@@ -100,12 +121,22 @@ pub(super) fn settings(a: &Args) -> Result<Option<RedisSettings>, ConfigError> {
         ));
     }
     Ok(Some(RedisSettings {
-        uri: uri.to_owned(),
         nodes,
+        seeds,
         cluster: a.redis_cluster,
-        liveness_ttl: Duration::from_millis(liveness),
-        sweep_interval: Duration::from_millis(sweep),
+        server_id: server_id.to_owned(),
+        liveness_ttl,
+        sweep_interval,
+        delivery_timeout,
     }))
+}
+
+/// One seed, checked (for messages that say what is wrong) and parsed by
+/// the client library (which also refuses what it could not connect to,
+/// e.g. a wildcard address). Neither message quotes the password.
+fn parse_node(node: &str) -> Result<ConnectionInfo, String> {
+    check_node(node).map_err(str::to_owned)?;
+    node.into_connection_info().map_err(|e| e.to_string())
 }
 
 /// Checks one seed: `redis[s]://[user[:password]@]host[:port][/db]`.

@@ -59,7 +59,7 @@ fn defaults_are_the_documented_ones() {
     assert!(c.redis.is_none(), "embedded broker by default");
     assert!(c.cloudwatch.is_none(), "no AWS by default");
     assert_eq!(c.log, "info");
-    assert_eq!(c.log_format, LogFormat::Text);
+    assert!(!c.no_color);
 }
 
 #[test]
@@ -67,6 +67,7 @@ fn each_bad_value_names_its_setting() {
     let cases: &[(&[&str], &str)] = &[
         (&["--shards", "1025"], "WSS_SHARDS"),
         (&["--server-id", "has space"], "SERVER_ID"),
+        (&["--server-id", ""], "SERVER_ID"),
         (&["--server-id", &"x".repeat(65)], "SERVER_ID"),
         (&["--jwt-secret", "too short"], "JWT_SECRET"),
         (
@@ -80,6 +81,8 @@ fn each_bad_value_names_its_setting() {
         (&["--redis-uri", "redis://:pw@"], "REDIS_URI"),
         (&["--redis-uri", "redis://h:99999"], "REDIS_URI"),
         (&["--redis-uri", "redis://a,rediss://b"], "REDIS_URI"),
+        (&["--redis-uri", "redis://0.0.0.0:6379"], "REDIS_URI"),
+        (&["--redis-uri", "rediss://h/#verify"], "REDIS_URI"),
         (
             &[
                 "--redis-uri",
@@ -121,6 +124,10 @@ fn each_bad_value_names_its_setting() {
         ),
         (&["--cloudwatch-namespace", ""], "CLOUDWATCH_NAMESPACE"),
         (&["--aws-region", "US East"], "AWS_REGION"),
+        (
+            &["--aws-endpoint-url", "localhost:4566"],
+            "AWS_ENDPOINT_URL",
+        ),
         (&["--log", "=[bad"], "RUST_LOG"),
     ];
     for (args, setting) in cases {
@@ -210,6 +217,39 @@ fn enums_and_switches_parse() {
         .contains("--io-driver"));
 }
 
+/// Moved from `tests/cloudwatch.rs`: the push no longer re-checks its
+/// settings, so what it used to refuse is refused here.
+#[test]
+fn invalid_cloudwatch_configuration_is_refused() {
+    let err = flags(&["--cloudwatch", "--metrics-interval-secs", "0"])
+        .expect_err("zero interval refused");
+    assert_eq!(err.setting(), Some("METRICS_INTERVAL_SECS"));
+    assert!(flags(&["--cloudwatch", "--cloudwatch-namespace", "AWS/EC2"]).is_err());
+}
+
+#[test]
+fn cloudwatch_endpoint_is_a_setting() {
+    let c = load_with(
+        &["--cloudwatch", "--server-id", "srv-1"],
+        &[("AWS_ENDPOINT_URL", "http://127.0.0.1:5000")],
+    )
+    .unwrap();
+    assert!(c.summary().contains("endpoint=http://127.0.0.1:5000"));
+    let cw = c.cloudwatch.unwrap();
+    assert_eq!(cw.endpoint_url.as_deref(), Some("http://127.0.0.1:5000"));
+    assert_eq!(cw.server_id, "srv-1", "the ServerID dimension");
+    for bad in [
+        "127.0.0.1:5000",
+        "ftp://h",
+        "https://",
+        "https://key:secret@h",
+    ] {
+        let err = flags(&["--aws-endpoint-url", bad]).unwrap_err();
+        assert_eq!(err.setting(), Some("AWS_ENDPOINT_URL"), "{bad}: {err}");
+        assert!(!err.to_string().contains("secret"), "{err}");
+    }
+}
+
 #[test]
 fn origins_are_trimmed_and_lowercased() {
     let c = flags(&[
@@ -235,16 +275,36 @@ fn redis_seeds_and_cluster() {
         r.nodes,
         ["redis://:pw@10.0.0.1:6379/0", "redis://[::1]:7000"]
     );
-    assert_eq!(r.cluster, Switch::Auto);
+    assert_eq!(r.cluster, ClusterMode::Auto);
     assert_eq!(r.liveness_ttl, Duration::from_secs(10));
     assert_eq!(r.sweep_interval, Duration::from_secs(30));
+    assert_eq!(r.server_id, c.settings.server_id, "the instance's id");
+    assert_eq!(r.delivery_timeout, c.settings.delivery_timeout);
+    let addrs: Vec<String> = r.seeds.iter().map(|s| s.addr().to_string()).collect();
+    assert_eq!(
+        addrs,
+        ["10.0.0.1:6379", "::1:7000"],
+        "parsed seeds, in order"
+    );
     assert_eq!(
         r.redacted(),
         "redis://***@10.0.0.1:6379/0,redis://[::1]:7000"
     );
     let one = flags(&["--redis-uri", "rediss://user:pw@h", "--redis-cluster", "on"]).unwrap();
-    assert_eq!(one.redis.unwrap().cluster, Switch::On);
+    assert_eq!(one.redis.unwrap().cluster, ClusterMode::On);
     assert_eq!(redact_uri("redis://h:1/2"), "redis://h:1/2");
+}
+
+/// Moved from `redis_coord`, which no longer parses or checks seeds.
+#[test]
+fn seeds_parse_and_a_bad_one_is_named() {
+    let redis = |uri: &str| flags(&["--redis-uri", uri]).map(|c| c.redis.unwrap());
+    assert_eq!(redis("redis://a:1, redis://b:2").unwrap().seeds.len(), 2);
+    let err = redis(" , ").unwrap_err();
+    assert_eq!(err.setting(), Some("REDIS_URI"), "{err}");
+    let err = redis("redis://a:1,http://x").unwrap_err();
+    assert!(err.to_string().contains("http://x"), "{err}");
+    assert!(redis("rediss://secure.example:6380").is_ok(), "TLS seeds");
 }
 
 #[test]

@@ -9,7 +9,7 @@ use super::*;
 
 /// Every variable a setting is read from (the contract of `--help`, the docs
 /// and `.env.example`).
-const ALL_VARS: [&str; 36] = [
+const ALL_VARS: [&str; 37] = [
     "CHANNELS_CONFIG",
     "MAX_CHANNELS_PER_CONNECTION",
     "WSS_HOST",
@@ -42,9 +42,10 @@ const ALL_VARS: [&str; 36] = [
     "CLOUDWATCH_ENABLED",
     "CLOUDWATCH_NAMESPACE",
     "AWS_REGION",
+    "AWS_ENDPOINT_URL",
     "DASHBOARD",
     "RUST_LOG",
-    "LOG_FORMAT",
+    "NO_COLOR",
     // Not a variable: keeps the list honest about the flag-only setting.
     "--env-file",
 ];
@@ -74,6 +75,10 @@ fn flag_overrides_env_which_overrides_the_default() {
         c.cloudwatch.is_some(),
         "boolish values: 1/0, yes/no, on/off"
     );
+    for (value, no_color) in [("1", true), ("anything", true), ("0", false)] {
+        let c = load_with(&[], &[("NO_COLOR", value)]).unwrap();
+        assert_eq!(c.no_color, no_color, "NO_COLOR={value}");
+    }
     let c = load_with(&["--broadcast"], &[("BROADCAST_ENABLED", "off")]).unwrap();
     assert!(
         c.settings.broadcast_enabled,

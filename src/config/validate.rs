@@ -6,11 +6,11 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::cli::{Args, AuthModeArg, DashboardArg, IoDriverArg};
+use super::cli::{Args, AuthMode};
 use super::error::{invalid, ConfigError};
-use super::{redis, CloudWatchSettings, Config, ResolvedAuth};
+use super::{cloudwatch, redis, Config, ResolvedAuth};
 use crate::ratelimit::RateLimit;
-use crate::settings::{Dashboard, IoDriver, Settings};
+use crate::settings::Settings;
 
 /// Most shards accepted (`WSS_SHARDS`); also the cap for "one per core".
 pub(super) const MAX_SHARDS: usize = 1024;
@@ -32,11 +32,7 @@ pub(super) fn config(a: Args) -> Result<Config, ConfigError> {
     let settings = Settings {
         listen: SocketAddr::new(a.host, a.port),
         shards: shards(a.shards)?,
-        io_driver: match a.io_driver {
-            IoDriverArg::Auto => IoDriver::Auto,
-            IoDriverArg::Uring => IoDriver::Uring,
-            IoDriverArg::Legacy => IoDriver::Legacy,
-        },
+        io_driver: a.io_driver,
         server_id: server_id(a.server_id.as_deref(), a.port)?,
         max_message_bytes: range("MAX_MESSAGE_BYTES", a.max_message_bytes, 256, 16 << 20)?,
         send_queue_bytes: range(
@@ -68,11 +64,7 @@ pub(super) fn config(a: Args) -> Result<Config, ConfigError> {
         broadcast_enabled: a.broadcast_enabled,
         echo_path,
         delivery_timeout: millis("DELIVERY_TIMEOUT_MS", a.delivery_timeout_ms, 1, 600_000)?,
-        dashboard: match a.dashboard {
-            DashboardArg::On => Dashboard::On,
-            DashboardArg::Readonly => Dashboard::ReadOnly,
-            DashboardArg::Off => Dashboard::Off,
-        },
+        dashboard: a.dashboard,
         drain_rate: range("DRAIN_RATE", a.drain_rate, 1, u32::MAX)?,
         namespaces: Arc::new(super::channels::load(a.channels_config.as_deref())?),
         max_channels_per_connection: range(
@@ -86,10 +78,10 @@ pub(super) fn config(a: Args) -> Result<Config, ConfigError> {
         auth,
         allowed_origins: origins(a.allowed_origins.as_deref())?,
         environment: environment(&a.environment)?,
-        redis: redis::settings(&a)?,
-        cloudwatch: cloudwatch(&a)?,
+        redis: redis::settings(&a, &settings.server_id, settings.delivery_timeout)?,
+        cloudwatch: cloudwatch::settings(&a, &settings.server_id)?,
         log: log_filter(&a.log)?,
-        log_format: a.log_format,
+        no_color: a.no_color,
         settings,
     })
 }
@@ -99,11 +91,11 @@ pub(super) fn config(a: Args) -> Result<Config, ConfigError> {
 /// without a secret and either asked for or on a loopback host.
 pub(super) fn resolve_auth(
     secret: Option<&str>,
-    mode: AuthModeArg,
+    mode: AuthMode,
     host: IpAddr,
 ) -> Result<ResolvedAuth, ConfigError> {
     match (secret, mode) {
-        (Some(_), AuthModeArg::Insecure) => Err(invalid(
+        (Some(_), AuthMode::Insecure) => Err(invalid(
             "AUTH_MODE",
             "insecure cannot be combined with JWT_SECRET (token auth is always on when it is set); unset one of them",
         )),
@@ -114,15 +106,15 @@ pub(super) fn resolve_auth(
         (Some(s), _) => Ok(ResolvedAuth::Token {
             secret: s.as_bytes().to_vec(),
         }),
-        (None, AuthModeArg::Token) => Err(invalid(
+        (None, AuthMode::Token) => Err(invalid(
             "JWT_SECRET",
             "is required by AUTH_MODE=token (at least 32 bytes)",
         )),
-        (None, AuthModeArg::Insecure) => Ok(ResolvedAuth::Insecure { explicit: true }),
-        (None, AuthModeArg::Auto) if is_loopback(host) => {
+        (None, AuthMode::Insecure) => Ok(ResolvedAuth::Insecure { explicit: true }),
+        (None, AuthMode::Auto) if is_loopback(host) => {
             Ok(ResolvedAuth::Insecure { explicit: false })
         }
-        (None, AuthModeArg::Auto) => Err(invalid(
+        (None, AuthMode::Auto) => Err(invalid(
             "JWT_SECRET",
             format!(
                 "is unset and the server listens on {host}, which is not a loopback address: \
@@ -144,7 +136,7 @@ pub(super) fn is_loopback(ip: IpAddr) -> bool {
 }
 
 /// `value` if within `min..=max`, else an error naming `setting`.
-fn range<T: PartialOrd + Display + Copy>(
+pub(super) fn range<T: PartialOrd + Display + Copy>(
     setting: &'static str,
     value: T,
     min: T,
@@ -160,7 +152,12 @@ fn range<T: PartialOrd + Display + Copy>(
 }
 
 /// A range-checked millisecond setting as a `Duration`.
-fn millis(setting: &'static str, ms: u64, min: u64, max: u64) -> Result<Duration, ConfigError> {
+pub(super) fn millis(
+    setting: &'static str,
+    ms: u64,
+    min: u64,
+    max: u64,
+) -> Result<Duration, ConfigError> {
     range(setting, ms, min, max).map(Duration::from_millis)
 }
 
@@ -305,39 +302,6 @@ fn environment(name: &str) -> Result<String, ConfigError> {
         ));
     }
     Ok(name.to_owned())
-}
-
-fn cloudwatch(a: &Args) -> Result<Option<CloudWatchSettings>, ConfigError> {
-    let interval = range("METRICS_INTERVAL_SECS", a.metrics_interval_secs, 1, 3600)?;
-    let ns = &a.cloudwatch_namespace;
-    let ns_ok = (1..=255).contains(&ns.len())
-        && !ns.starts_with("AWS/")
-        && ns
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"./-_#: ".contains(&b));
-    if !ns_ok {
-        return Err(invalid(
-            "CLOUDWATCH_NAMESPACE",
-            format!("{ns:?} must be 1 to 255 of A-Z a-z 0-9 . - _ / # : and space, not starting with AWS/"),
-        ));
-    }
-    let region = a.aws_region.as_deref().filter(|r| !r.is_empty());
-    if let Some(r) = region {
-        if !r
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        {
-            return Err(invalid(
-                "AWS_REGION",
-                format!("{r:?} is not a region name like us-east-1"),
-            ));
-        }
-    }
-    Ok(a.cloudwatch_enabled.then(|| CloudWatchSettings {
-        namespace: ns.clone(),
-        interval: Duration::from_secs(interval),
-        region: region.map(str::to_owned),
-    }))
 }
 
 fn log_filter(filter: &str) -> Result<String, ConfigError> {

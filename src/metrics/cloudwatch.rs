@@ -29,11 +29,8 @@ use super::counter::Counter;
 use super::shard_metrics::ShardMetrics;
 use super::snapshot::Snapshot;
 use super::MetricsRegistry;
+use crate::config::CloudWatchSettings;
 
-/// The original server's namespace, kept so that dashboards and alarms work.
-pub const DEFAULT_NAMESPACE: &str = "wss/metrics";
-/// The original server's push interval.
-pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(60);
 /// Attempts per batch and interval (the first try included).
 const MAX_ATTEMPTS: u32 = 4;
 /// First backoff; doubled after each failed attempt, with jitter.
@@ -45,58 +42,9 @@ const MAX_BACKLOG: usize = 64;
 /// Final-flush bound when the handle is dropped without `shutdown_and_flush`.
 const DROP_FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Where and how often to push.
-#[derive(Clone, Debug)]
-pub struct CloudWatchConfig {
-    /// CloudWatch namespace; default [`DEFAULT_NAMESPACE`].
-    pub namespace: String,
-    /// Value of the `ServerID` dimension (stable across restarts).
-    pub server_id: String,
-    /// AWS region; `None`: the SDK's chain (`AWS_REGION`, profile), then `us-east-1`.
-    pub region: Option<String>,
-    /// Push interval; default [`DEFAULT_INTERVAL`].
-    pub interval: Duration,
-    /// Endpoint override (tests, VPC endpoints); the SDK also honours `AWS_ENDPOINT_URL`.
-    pub endpoint_url: Option<String>,
-}
-
-impl CloudWatchConfig {
-    /// Defaults for `server_id`.
-    pub fn new(server_id: impl Into<String>) -> Self {
-        Self {
-            namespace: DEFAULT_NAMESPACE.to_owned(),
-            server_id: server_id.into(),
-            region: None,
-            interval: DEFAULT_INTERVAL,
-            endpoint_url: None,
-        }
-    }
-
-    /// Checks what CloudWatch would refuse on every call.
-    pub fn validate(&self) -> Result<(), CloudWatchError> {
-        let bad = |why: &str| Err(CloudWatchError::Config(why.to_owned()));
-        if self.namespace.is_empty()
-            || self.namespace.len() > 255
-            || self.namespace.starts_with("AWS/")
-        {
-            return bad("namespace must be 1-255 characters and not start with AWS/");
-        }
-        if self.server_id.is_empty() || self.server_id.len() > 1024 {
-            return bad("server id must be 1-1024 characters");
-        }
-        if self.interval.is_zero() {
-            return bad("interval must be positive");
-        }
-        Ok(())
-    }
-}
-
-/// Why a configuration or a push failed.
+/// Why a push failed.
 #[derive(Debug, thiserror::Error)]
 pub enum CloudWatchError {
-    /// The configuration cannot work.
-    #[error("invalid CloudWatch configuration: {0}")]
-    Config(String),
     /// A call failed in a way that may pass later (network, throttling, 5xx).
     #[error("PutMetricData failed: {0}")]
     Transient(String),
@@ -137,14 +85,12 @@ impl CloudWatchHandle {
     }
 }
 
-/// Starts the push thread. Fails on an invalid configuration or if the
-/// thread or its runtime cannot be created.
+/// Starts the push thread with settings the config layer validated. Fails
+/// only if the thread or its runtime cannot be created.
 pub fn spawn_cloudwatch(
-    cfg: CloudWatchConfig,
+    cfg: CloudWatchSettings,
     registry: Arc<MetricsRegistry>,
 ) -> std::io::Result<CloudWatchHandle> {
-    cfg.validate()
-        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -161,7 +107,7 @@ pub fn spawn_cloudwatch(
 
 /// The thread's loop: one collect-and-push per tick, a final one at shutdown.
 async fn run(
-    cfg: CloudWatchConfig,
+    cfg: CloudWatchSettings,
     registry: Arc<MetricsRegistry>,
     mut stop: watch::Receiver<Option<Instant>>,
 ) {
@@ -195,7 +141,7 @@ async fn run(
 }
 
 /// The client, with the SDK's own retries off (ours are bounded and counted).
-async fn client(cfg: &CloudWatchConfig) -> Client {
+async fn client(cfg: &CloudWatchSettings) -> Client {
     let region = match &cfg.region {
         Some(r) => RegionProviderChain::first_try(Region::new(r.clone())),
         None => RegionProviderChain::default_provider().or_else(Region::from_static("us-east-1")),
@@ -233,7 +179,7 @@ async fn stop_requested(stop: &mut watch::Receiver<Option<Instant>>) -> Instant 
 /// The push thread's state.
 struct Exporter {
     /// Where, how often, which dimension.
-    cfg: CloudWatchConfig,
+    cfg: CloudWatchSettings,
     /// CloudWatch API client.
     client: Client,
     /// What is summed each interval.

@@ -29,10 +29,7 @@ pub mod prometheus;
 pub mod shard_metrics;
 pub mod snapshot;
 
-pub use cloudwatch::{
-    spawn_cloudwatch, CloudWatchConfig, CloudWatchError, CloudWatchHandle, DEFAULT_INTERVAL,
-    DEFAULT_NAMESPACE,
-};
+pub use cloudwatch::{spawn_cloudwatch, CloudWatchError, CloudWatchHandle};
 pub use counter::{Counter, CounterInfo};
 pub use gauge::{Gauge, GaugeInfo};
 pub use histogram::HistogramSnapshot;

@@ -30,11 +30,12 @@ use redis::{
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
 
 use super::channels::Changes;
+use crate::config::ClusterMode;
+
 use super::keys;
 use super::publication::redis_channel;
 use super::round::{Reply, Target};
 use super::sweep::Node;
-use super::ClusterMode;
 
 /// Connecting (TCP + handshake) to one node may take this long.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);

@@ -23,6 +23,10 @@
 //!   welcomed at once); on reconnection it re-subscribes, rewrites its
 //!   liveness key and asks the shards to re-register every route.
 //!
+//! - **Settings**: [`start`] takes the config layer's [`RedisSettings`]
+//!   as they are: seeds parsed, cluster mode and server id checked there,
+//!   once.
+//!
 //! Keys, channels, the envelope, liveness and the sweep's bounds are
 //! documented for operators in `docs/REDIS.md`.
 
@@ -43,124 +47,46 @@ pub mod worker;
 
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use redis::{ConnectionInfo, IntoConnectionInfo};
 use thiserror::Error;
 
+use crate::config::RedisSettings;
 use crate::coordinator::{Coordinator, LocalRouter};
 use crate::metrics::ShardMetrics;
 
 pub use handle::RedisCoordinator;
 
-/// Default TTL of an instance's liveness key.
-pub const DEFAULT_LIVENESS_TTL: Duration = Duration::from_secs(10);
-/// Default time between two sweeps of the route table.
-pub const DEFAULT_SWEEP_INTERVAL: Duration = Duration::from_secs(30);
-
-/// Whether the Redis deployment is a Cluster.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum ClusterMode {
-    /// Ask the first reachable seed (`INFO cluster`) at each connection.
-    #[default]
-    Auto,
-    /// A Redis Cluster (sharded pub/sub for per-server channels).
-    On,
-    /// A standalone server (the first seed).
-    Off,
-}
-
-/// How to reach Redis and who this instance is.
-#[derive(Debug, Clone)]
-pub struct RedisConfig {
-    /// `redis://` URIs, comma-separated (several seeds for a Cluster).
-    pub uri: String,
-    /// Cluster or not.
-    pub cluster: ClusterMode,
-    /// This instance's id: its route entries and its channel `server:<id>`.
-    pub server_id: String,
-    /// TTL of the liveness key `server_alive:<id>` (refreshed every third).
-    pub liveness_ttl: Duration,
-    /// Time between sweeps of stale routes.
-    pub sweep_interval: Duration,
-    /// How long a remote delivery may take before its outcome is `Failed`.
-    pub delivery_timeout: Duration,
-}
-
-/// Why the coordinator could not start.
+/// Why the coordinator could not start. The settings themselves were
+/// validated by the config layer (seeds parsed, cluster mode consistent
+/// with them, server id well-formed), so only the thread can fail here.
 #[derive(Debug, Error)]
 pub enum RedisError {
-    /// `REDIS_URI` is empty or one of its seeds is not a valid Redis URI.
-    #[error("invalid REDIS_URI {uri:?}: {reason}")]
-    BadUri {
-        /// The offending seed.
-        uri: String,
-        /// What is wrong with it.
-        reason: String,
-    },
-    /// Several seeds with cluster mode off.
-    #[error("REDIS_URI lists {0} seeds but cluster mode is off")]
-    SeveralSeeds(usize),
-    /// The server id cannot name a channel (empty).
-    #[error("server id must not be empty")]
-    EmptyServerId,
     /// The I/O thread could not be spawned.
     #[error("cannot start the redis thread: {0}")]
     Thread(#[from] std::io::Error),
 }
 
-/// Parses the comma-separated seeds.
-pub fn parse_seeds(uri: &str) -> Result<Vec<ConnectionInfo>, RedisError> {
-    let seeds: Vec<&str> = uri
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .collect();
-    if seeds.is_empty() {
-        let reason = "no URI given".to_owned();
-        return Err(RedisError::BadUri {
-            uri: uri.to_owned(),
-            reason,
-        });
-    }
-    seeds
-        .into_iter()
-        .map(|s| {
-            s.into_connection_info().map_err(|e| RedisError::BadUri {
-                uri: s.to_owned(),
-                reason: e.to_string(),
-            })
-        })
-        .collect()
-}
-
-/// Starts the coordinator: validates the configuration and spawns the I/O
-/// thread, which connects in the background (an unreachable Redis is not an
-/// error: the instance starts, reports not ready, and keeps retrying).
+/// Starts the coordinator: spawns the I/O thread, which connects in the
+/// background (an unreachable Redis is not an error: the instance starts,
+/// reports not ready, and keeps retrying).
 pub fn start(
-    cfg: RedisConfig,
+    settings: RedisSettings,
     router: Arc<dyn LocalRouter>,
     metrics: Arc<ShardMetrics>,
 ) -> Result<Arc<dyn Coordinator>, RedisError> {
-    let seeds = parse_seeds(&cfg.uri)?;
-    if cfg.cluster == ClusterMode::Off && seeds.len() > 1 {
-        return Err(RedisError::SeveralSeeds(seeds.len()));
-    }
-    if cfg.server_id.is_empty() {
-        return Err(RedisError::EmptyServerId);
-    }
     let engine_cfg = engine::EngineConfig {
-        server_id: cfg.server_id.clone(),
-        liveness_ttl: cfg.liveness_ttl.max(Duration::from_millis(300)),
-        sweep_interval: cfg.sweep_interval.max(Duration::from_millis(100)),
-        delivery_timeout: cfg.delivery_timeout,
+        server_id: settings.server_id.clone(),
+        liveness_ttl: settings.liveness_ttl,
+        sweep_interval: settings.sweep_interval,
+        delivery_timeout: settings.delivery_timeout,
     };
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let ready = Arc::new(AtomicBool::new(false));
     let worker = worker::Worker {
-        seeds,
-        mode: cfg.cluster,
-        server_id: cfg.server_id,
+        seeds: settings.seeds,
+        mode: settings.cluster,
+        server_id: settings.server_id,
         engine: engine::Engine::new(engine_cfg, router, metrics.clone(), Instant::now()),
         rx,
         ready: ready.clone(),
@@ -180,21 +106,4 @@ pub fn start(
             let _ = done_tx.send(());
         })?;
     Ok(Arc::new(RedisCoordinator::new(tx, ready, thread, done_rx)))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn seeds_parse_and_a_bad_one_is_named() {
-        assert_eq!(parse_seeds("redis://a:1, redis://b:2").unwrap().len(), 2);
-        assert!(matches!(parse_seeds(" , "), Err(RedisError::BadUri { .. })));
-        let err = parse_seeds("redis://a:1,http://x").unwrap_err();
-        assert!(err.to_string().contains("http://x"), "{err}");
-        assert!(
-            parse_seeds("rediss://secure.example:6380").is_ok(),
-            "TLS seeds"
-        );
-    }
 }

@@ -22,11 +22,11 @@ use redis::{ConnectionInfo, PushInfo, PushKind, Value};
 use tokio::sync::mpsc::error::TryRecvError;
 use tokio::sync::mpsc::UnboundedReceiver;
 
+use crate::config::ClusterMode;
 use crate::metrics::{Counter, ShardMetrics};
 
 use super::engine::{Command, Engine};
 use super::link::{self, Link, Pushes};
-use super::ClusterMode;
 
 /// Housekeeping period: deadlines, liveness refresh, sweep schedule.
 const TICK: Duration = Duration::from_millis(50);

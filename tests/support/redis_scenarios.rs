@@ -8,18 +8,21 @@
 //! exists (a message, an ack, a log line, a key changing).
 #![allow(dead_code)]
 
+use std::collections::HashMap;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use clap::ValueEnum;
 use serde_json::{json, Value};
+use websocket_app::config::{self, ClusterMode};
 use websocket_app::coordinator::{
     Coordinator, LocalRouter, PublishOutcome, RemoteOutcome, ReplyTo,
 };
 use websocket_app::metrics::ShardMetrics;
 use websocket_app::protocol::channel::ChannelName;
 use websocket_app::protocol::UserId;
-use websocket_app::redis_coord::{self, ClusterMode, RedisConfig};
+use websocket_app::redis_coord;
 
 use crate::support::redis::{Monitor, RedisCluster, RedisServer};
 use crate::support::{eventually, http_get, Client, ServerProcess};
@@ -193,19 +196,35 @@ impl LocalRouter for Recorder {
 /// A coordinator with its recorder.
 pub fn coordinator(
     uri: &str,
-    cluster: ClusterMode,
+    mode: ClusterMode,
     id: &str,
 ) -> (Arc<dyn Coordinator>, Arc<Recorder>) {
     let rec = Arc::new(Recorder::default());
-    let cfg = RedisConfig {
-        uri: uri.to_owned(),
-        cluster,
-        server_id: id.to_owned(),
-        liveness_ttl: Duration::from_millis(TTL_MS),
-        sweep_interval: Duration::from_millis(SWEEP_MS),
-        delivery_timeout: Duration::from_secs(3),
-    };
-    let coord = redis_coord::start(cfg, rec.clone(), Arc::new(ShardMetrics::new())).expect("start");
+    // Through the config layer, as the server does: it parses and checks
+    // the seeds, and `redis_coord::start` takes the result as it is.
+    let cluster = mode.to_possible_value().expect("a value name");
+    let (ttl, sweep) = (TTL_MS.to_string(), SWEEP_MS.to_string());
+    let args = [
+        "websocket-app",
+        "--redis-uri",
+        uri,
+        "--redis-cluster",
+        cluster.get_name(),
+        "--server-id",
+        id,
+        "--liveness-ttl-ms",
+        &ttl,
+        "--route-sweep-ms",
+        &sweep,
+        "--delivery-timeout-ms",
+        "3000",
+    ];
+    let settings = config::load_from(args, &HashMap::new())
+        .expect("valid redis settings")
+        .redis
+        .expect("REDIS_URI is set");
+    let coord =
+        redis_coord::start(settings, rec.clone(), Arc::new(ShardMetrics::new())).expect("start");
     eventually("coordinator ready", || coord.is_ready().then_some(()));
     rec.wait("reregister at connection", |c| *c == Call::Reregister);
     (coord, rec)
