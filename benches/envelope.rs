@@ -56,7 +56,7 @@ fn write(c: &mut Criterion) {
             let status = AckStatus::Delivered {
                 connections: black_box(2),
             };
-            write_ack(&mut out, black_box("m-1764000000-42"), status);
+            write_ack(&mut out, black_box("m-1764000000-42"), status, None);
             out.len()
         })
     });

@@ -36,8 +36,15 @@ impl Bus {
                     remote: false,
                     delivery_timeout_ms: 5_000,
                     max_channels: 128,
+                    inbox: None,
+                    max_recovery_bytes: 1 << 20,
                 };
-                ShardCore::new(cfg, registry.shard(usize::from(index)))
+                ShardCore::new(
+                    cfg,
+                    registry.shard(usize::from(index)),
+                    Default::default(),
+                    1,
+                )
             })
             .collect();
         let mailboxes = (0..SHARDS).map(|_| Mailbox::new()).collect();

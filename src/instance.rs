@@ -15,7 +15,9 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use crate::auth::Authenticator;
-use crate::coordinator::{Coordinator, LocalRouter, PublishOutcome, RemoteOutcome, ReplyTo};
+use crate::coordinator::{
+    Appended, Coordinator, LocalRouter, PublishOutcome, RemoteOutcome, ReplyTo, StreamPage,
+};
 use crate::metrics::MetricsRegistry;
 use crate::protocol::channel::ChannelName;
 use crate::protocol::UserId;
@@ -186,6 +188,14 @@ impl LocalRouter for MailboxRouter {
 
     fn published(&self, shard: u16, token: u64, outcome: PublishOutcome) {
         self.send(shard, ShardMsg::Published { token, outcome });
+    }
+
+    fn stream_read(&self, shard: u16, token: u64, page: Option<StreamPage>) {
+        self.send(shard, ShardMsg::StreamRead { token, page });
+    }
+
+    fn inbox_appended(&self, shard: u16, token: u64, at: Option<Appended>) {
+        self.send(shard, ShardMsg::InboxAppended { token, at });
     }
 
     fn reregister_routes(&self) {

@@ -9,6 +9,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::coordinator::Retention;
 use crate::namespaces::Namespaces;
 use clap::ValueEnum;
 
@@ -76,4 +77,6 @@ pub struct Settings {
     pub namespaces: Arc<Namespaces>,
     /// Subscriptions per connection.
     pub max_channels_per_connection: usize,
+    /// Users' inboxes of direct messages, when kept (`INBOX_SIZE` > 0).
+    pub inbox: Option<Retention>,
 }

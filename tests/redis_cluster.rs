@@ -88,3 +88,13 @@ fn channels_survive_a_redis_restart() {
 fn a_killed_instance_leaves_channels_working() {
     channel_scenarios::killed_instance_leaves_channels_working(&cluster());
 }
+
+#[test]
+fn history_recovery_and_inbox_span_instances() {
+    channel_scenarios::history_across_instances(&cluster());
+}
+
+#[test]
+fn a_redis_restart_starts_a_new_history_epoch() {
+    channel_scenarios::a_redis_restart_starts_a_new_epoch(&mut cluster());
+}

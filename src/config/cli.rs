@@ -290,6 +290,19 @@ pub struct Args {
         value_name = "N"
     )]
     pub max_channels_per_connection: usize,
+
+    /// Direct messages kept per user for offline receivers and reconnects (0 = no inbox; at most 10000)
+    #[arg(long, env = "INBOX_SIZE", default_value_t = 0, value_name = "N")]
+    pub inbox_size: u32,
+
+    /// How long a user's inbox is kept after its last message
+    #[arg(
+        long,
+        env = "INBOX_TTL_SECS",
+        default_value_t = 86_400,
+        value_name = "SECS"
+    )]
+    pub inbox_ttl_secs: u64,
 }
 
 /// A string that is or may contain a secret (`JWT_SECRET`, a password in

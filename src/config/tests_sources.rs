@@ -9,7 +9,9 @@ use super::*;
 
 /// Every variable a setting is read from (the contract of `--help`, the docs
 /// and `.env.example`).
-const ALL_VARS: [&str; 37] = [
+const ALL_VARS: [&str; 39] = [
+    "INBOX_SIZE",
+    "INBOX_TTL_SECS",
     "CHANNELS_CONFIG",
     "MAX_CHANNELS_PER_CONNECTION",
     "WSS_HOST",

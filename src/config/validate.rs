@@ -9,6 +9,7 @@ use std::time::Duration;
 use super::cli::{Args, AuthMode};
 use super::error::{invalid, ConfigError};
 use super::{cloudwatch, redis, Config, ResolvedAuth};
+use crate::coordinator::Retention;
 use crate::ratelimit::RateLimit;
 use crate::settings::Settings;
 
@@ -73,6 +74,7 @@ pub(super) fn config(a: Args) -> Result<Config, ConfigError> {
             1,
             65_535,
         )?,
+        inbox: inbox(&a)?,
     };
     Ok(Config {
         auth,
@@ -312,4 +314,14 @@ fn log_filter(filter: &str) -> Result<String, ConfigError> {
         )
     })?;
     Ok(filter.to_owned())
+}
+
+/// `INBOX_SIZE` and `INBOX_TTL_SECS`: the inbox, when kept.
+fn inbox(a: &Args) -> Result<Option<Retention>, ConfigError> {
+    let size = range("INBOX_SIZE", a.inbox_size, 0, 10_000)?;
+    let ttl = range("INBOX_TTL_SECS", a.inbox_ttl_secs, 1, 30 * 86_400)?;
+    Ok((size > 0).then(|| Retention {
+        size,
+        ttl: Duration::from_secs(ttl),
+    }))
 }

@@ -45,6 +45,14 @@ pub enum Counter {
     PublicationsIn,
     /// Publications queued to a subscribed connection.
     PublicationDeliveries,
+    /// Publications numbered and kept in a channel's history.
+    PublicationsKept,
+    /// Recoveries that returned every missed publication (`recovered: true`).
+    RecoveriesSucceeded,
+    /// Recoveries that could not (`recovered: false`).
+    RecoveriesFailed,
+    /// Direct messages acked `stored`: kept in an offline receiver's inbox.
+    InboxStored,
 }
 
 /// Names and help text of one counter, the single source for every exporter.
@@ -81,7 +89,7 @@ const COUNT: Option<&str> = Some("Count");
 
 impl Counter {
     /// How many counters there are.
-    pub const COUNT: usize = 20;
+    pub const COUNT: usize = 24;
 
     /// Every counter, in index order.
     pub const ALL: [Counter; Counter::COUNT] = [
@@ -105,6 +113,10 @@ impl Counter {
         Counter::CloudWatchFailures,
         Counter::PublicationsIn,
         Counter::PublicationDeliveries,
+        Counter::PublicationsKept,
+        Counter::RecoveriesSucceeded,
+        Counter::RecoveriesFailed,
+        Counter::InboxStored,
     ];
 
     /// Position in the counter arrays.
@@ -235,6 +247,30 @@ impl Counter {
                 "PublicationDeliveries",
                 "wss_publication_deliveries_total",
                 "Channel publications queued to a subscribed connection.",
+                COUNT,
+            ),
+            PublicationsKept => info(
+                "PublicationsKept",
+                "wss_publications_kept_total",
+                "Publications numbered and kept in a channel's history (published from this instance).",
+                COUNT,
+            ),
+            RecoveriesSucceeded => info(
+                "RecoveriesSucceeded",
+                "wss_recoveries_succeeded_total",
+                "Subscriptions that recovered every missed publication.",
+                COUNT,
+            ),
+            RecoveriesFailed => info(
+                "RecoveriesFailed",
+                "wss_recoveries_failed_total",
+                "Subscriptions whose recovery could not be complete (recovered: false).",
+                COUNT,
+            ),
+            InboxStored => info(
+                "InboxStored",
+                "wss_inbox_stored_total",
+                "Direct messages acked stored: kept in an offline receiver's inbox.",
                 COUNT,
             ),
         }

@@ -13,7 +13,7 @@ use bytes::Bytes;
 use tokio::sync::mpsc::UnboundedSender;
 
 use crate::coordinator::Coordinator;
-use crate::coordinator::History;
+use crate::coordinator::{History, Retention, StreamKey, StreamQuery};
 use crate::protocol::channel::ChannelName;
 use crate::protocol::UserId;
 
@@ -118,6 +118,32 @@ impl Coordinator for RedisCoordinator {
             shard,
             token,
             sent_at_us,
+        });
+    }
+
+    fn read_stream(&self, key: &StreamKey, query: StreamQuery, shard: u16, token: u64) {
+        self.send(Command::ReadStream {
+            key: key.clone(),
+            query,
+            shard,
+            token,
+        });
+    }
+
+    fn append_inbox(
+        &self,
+        user: &UserId,
+        json: Bytes,
+        retention: Retention,
+        shard: u16,
+        token: u64,
+    ) {
+        self.send(Command::AppendInbox {
+            user: user.clone(),
+            json,
+            retention,
+            shard,
+            token,
         });
     }
 

@@ -22,7 +22,9 @@ use std::time::Duration;
 use redis::aio::MultiplexedConnection;
 use redis::cluster::ClusterClientBuilder;
 use redis::cluster_async::ClusterConnection;
-use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo, Slot};
+use redis::cluster_routing::{
+    MultipleNodeRoutingInfo, ResponsePolicy, RoutingInfo, SingleNodeRoutingInfo, Slot,
+};
 use redis::{
     AsyncConnectionConfig, Cmd, ConnectionInfo, ErrorKind, ProtocolVersion, PushInfo,
     ServerErrorKind, Value,
@@ -302,7 +304,8 @@ async fn run_cluster(
                 group.0.push(i);
                 group.1.push(cmd);
             }
-            Target::Node(node) => by_node.push((i, cmd, node.clone())),
+            Target::Node(node) => by_node.push((i, cmd, Some(node.clone()))),
+            Target::AllMasters => by_node.push((i, cmd, None)),
         }
     }
     let count = groups.values().map(|g| g.0.len()).sum::<usize>() + by_node.len();
@@ -313,16 +316,16 @@ async fn run_cluster(
     let singles = by_node.into_iter().map(|(i, cmd, node)| {
         let mut conn = conn.clone();
         let routing = match node {
-            Some((host, port)) => SingleNodeRoutingInfo::ByAddress { host, port },
-            None => SingleNodeRoutingInfo::Random,
+            Some(Some((host, port))) => {
+                RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress { host, port })
+            }
+            Some(None) => RoutingInfo::SingleNode(SingleNodeRoutingInfo::Random),
+            None => RoutingInfo::MultiNode((
+                MultipleNodeRoutingInfo::AllMasters,
+                Some(ResponsePolicy::AllSucceeded),
+            )),
         };
-        async move {
-            (
-                i,
-                conn.route_command(cmd, RoutingInfo::SingleNode(routing))
-                    .await,
-            )
-        }
+        async move { (i, conn.route_command(cmd, routing).await) }
     });
     let (pipelines, singles) = futures_util::future::join(
         futures_util::future::join_all(pipelines),

@@ -33,6 +33,7 @@
 pub mod channels;
 pub mod engine;
 pub mod envelope;
+pub mod functions;
 pub mod handle;
 pub mod inbound;
 pub mod keys;

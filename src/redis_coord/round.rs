@@ -21,6 +21,8 @@ pub enum Target {
     Key(String),
     /// A given node (`SCAN` walks each master in turn); `None` on standalone.
     Node(Option<(String, u16)>),
+    /// Every master (loading the function library).
+    AllMasters,
 }
 
 /// Whose answer a command's reply is.
@@ -67,6 +69,29 @@ pub enum Tag {
     Alive,
     /// A sweep `SCAN` page.
     SweepScan,
+    /// `FUNCTION LOAD` of the stream functions.
+    Functions,
+    /// `wss_append` of a publication to a channel's history (it publishes too).
+    PublishHistory {
+        /// The publishing shard.
+        shard: u16,
+        /// Its token (0: no answer).
+        token: u64,
+    },
+    /// `wss_read` of a stream.
+    StreamRead {
+        /// The reading shard.
+        shard: u16,
+        /// Its token.
+        token: u64,
+    },
+    /// `wss_append` of a direct message to its receiver's inbox.
+    InboxAppend {
+        /// The sending shard.
+        shard: u16,
+        /// Its token.
+        token: u64,
+    },
     /// `PUBLISH`/`SPUBLISH` of a channel publication.
     PublishChannel {
         /// The publishing shard.

@@ -133,10 +133,14 @@ impl Worker {
                 .run(handshake.cmds, &handshake.targets)
                 .await
                 .map_err(|e| e.to_string())?;
-            match replies.into_iter().next() {
-                Some(Ok(_)) => Ok((link, pushes)),
-                Some(Err(e)) => Err(e),
-                None => Err("no reply to the liveness write".to_owned()),
+            if replies.is_empty() {
+                return Err("no reply to the handshake".to_owned());
+            }
+            // Loading the stream functions and writing the liveness key
+            // must both succeed.
+            match replies.into_iter().find_map(Result::err) {
+                Some(e) => Err(e),
+                None => Ok((link, pushes)),
             }
         };
         // A panic inside the client (e.g. no TLS crypto provider) must not

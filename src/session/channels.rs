@@ -14,6 +14,7 @@ use crate::auth::may_subscribe;
 use crate::protocol::channel::ChannelName;
 use crate::protocol::envelope::server_v2::write_publication;
 use crate::protocol::envelope::{ClientMessage, ErrorCode, Timestamp};
+use crate::protocol::UserId;
 
 /// Handles a version 2 message (anything but version 1's types).
 pub(super) fn handle(
@@ -67,6 +68,7 @@ pub(super) fn handle(
         ClientMessage::Presence { channel, id } => presence(channel, false, id, from, rules),
         ClientMessage::PresenceStats { channel, id } => presence(channel, true, id, from, rules),
         ClientMessage::Inbox { since, limit, id } if rules.inbox => Outcome::Inbox {
+            user: UserId(from.user.into()),
             since: since.map(|p| p.into_owned()),
             limit,
             id: owned(id),

@@ -139,6 +139,8 @@ pub enum Outcome {
     },
     /// Version 2: read the user's inbox (the server keeps one).
     Inbox {
+        /// The user whose inbox it is (the sender).
+        user: UserId,
         /// Only messages after this position.
         since: Option<Position<'static>>,
         /// At most this many.
@@ -244,7 +246,13 @@ pub fn handle_text(
 
 /// The frame for an `ack`.
 pub fn ack_frame(id: &str, status: AckStatus) -> Bytes {
-    text_frame_with(|out| envelope::write_ack(out, id, status))
+    ack_frame_at(id, status, None)
+}
+
+/// The frame for an `ack` of a direct message kept at `offset` in the
+/// receiver's inbox.
+pub fn ack_frame_at(id: &str, status: AckStatus, offset: Option<u64>) -> Bytes {
+    text_frame_with(|out| envelope::write_ack(out, id, status, offset))
 }
 
 /// The frame for an `error`.

@@ -83,7 +83,7 @@ impl Shard {
             broadcast_enabled: settings.broadcast_enabled,
             rate_limit: settings.rate_limit,
             namespaces: &settings.namespaces,
-            inbox: false,
+            inbox: settings.inbox.is_some(),
         };
         let outcome = self.with_conn(key, |c| {
             let connection_id = self.connection_id(c.seq);

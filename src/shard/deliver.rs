@@ -58,7 +58,8 @@ impl Shard {
             Action::Welcome {
                 conn,
                 subscriptions,
-            } => self.welcome(conn, &subscriptions),
+                inbox,
+            } => self.welcome(conn, &subscriptions, inbox),
             Action::Close { conn, reason } => self.close_conn(conn, reason),
             Action::Coordinator(call) => self.call_coordinator(call),
         }
@@ -88,6 +89,19 @@ impl Shard {
                 shard,
                 token,
             } => coordinator.subscribe_channel(&channel, shard, token),
+            CoordinatorCall::ReadStream {
+                key,
+                query,
+                shard,
+                token,
+            } => coordinator.read_stream(&key, query, shard, token),
+            CoordinatorCall::AppendInbox {
+                user,
+                json,
+                retention,
+                shard,
+                token,
+            } => coordinator.append_inbox(&user, json, retention, shard, token),
             CoordinatorCall::UnsubscribeChannel { channel } => {
                 coordinator.unsubscribe_channel(&channel)
             }

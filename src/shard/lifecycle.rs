@@ -4,11 +4,13 @@
 use std::os::fd::OwnedFd;
 use std::rc::Rc;
 
+use std::sync::Arc;
+
 use crate::auth::Identity;
 use crate::close::CloseReason;
 use crate::metrics::Counter;
 use crate::protocol::channel::ChannelName;
-use crate::protocol::envelope::{self, Welcome};
+use crate::protocol::envelope::{self, InboxTop, Welcome};
 use crate::protocol::frame::text_frame_with;
 
 use super::conn::generation_of;
@@ -42,7 +44,12 @@ impl Shard {
     }
 
     /// Sends `welcome` first, then releases what was held behind it.
-    pub(super) fn welcome(&self, index: u32, subscriptions: &[ChannelName]) {
+    pub(super) fn welcome(
+        &self,
+        index: u32,
+        subscriptions: &[ChannelName],
+        inbox: Option<(u64, Arc<str>)>,
+    ) {
         let settings = &self.instance.settings;
         let mut conns = self.conns.borrow_mut();
         let Some(c) = conns.get_mut(index as usize) else {
@@ -61,6 +68,10 @@ impl Shard {
                 heartbeat_interval_ms: settings.heartbeat_interval.as_millis() as u64,
                 max_message_bytes: settings.max_message_bytes,
                 subscriptions: &names,
+                inbox: inbox.as_ref().map(|(offset, epoch)| InboxTop {
+                    offset: *offset,
+                    epoch,
+                }),
             };
             envelope::write_welcome(out, &w)
         });

@@ -2,7 +2,9 @@
 
 use bytes::Bytes;
 
-use crate::coordinator::{PublishOutcome, RemoteOutcome, ReplyTo};
+use crate::coordinator::{
+    Appended, PublishOutcome, RemoteOutcome, ReplyTo, Retention, StreamKey, StreamPage, StreamQuery,
+};
 use crate::protocol::channel::ChannelName;
 use crate::protocol::UserId;
 
@@ -165,6 +167,46 @@ pub enum ShardMsg {
         offset: Option<u64>,
         /// Unix micros when the publisher's instance received it.
         sent_at_us: u64,
+    },
+    /// To a stream's owner shard (embedded mode): read it, answer
+    /// `StreamRead` to `shard`.
+    ReadStream {
+        /// The stream.
+        key: StreamKey,
+        /// What to read.
+        query: StreamQuery,
+        /// The asking shard.
+        shard: u16,
+        /// Its token.
+        token: u64,
+    },
+    /// The answer to a stream read (`None`: it failed).
+    StreamRead {
+        /// The read's token.
+        token: u64,
+        /// What it found.
+        page: Option<StreamPage>,
+    },
+    /// To a user's owner shard (embedded mode): keep a direct message in the
+    /// user's inbox, answer `InboxAppended` to `shard`.
+    AppendInbox {
+        /// The receiver.
+        user: UserId,
+        /// The message's JSON without offset.
+        json: Bytes,
+        /// How the inbox keeps messages.
+        retention: Retention,
+        /// The asking shard.
+        shard: u16,
+        /// Its token.
+        token: u64,
+    },
+    /// Where a direct message landed in its receiver's inbox (`None`: not kept).
+    InboxAppended {
+        /// The append's token.
+        token: u64,
+        /// Its place.
+        at: Option<Appended>,
     },
     /// The outcome of a publish, for the publisher's pending ack.
     Published {

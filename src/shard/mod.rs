@@ -136,8 +136,12 @@ impl Shard {
             remote: instance.coordinator.is_remote(),
             delivery_timeout_ms: settings.delivery_timeout.as_millis() as u32,
             max_channels: settings.max_channels_per_connection,
+            inbox: settings.inbox,
+            max_recovery_bytes: settings.send_queue_bytes / 2,
         };
-        let core = ShardCore::new(cfg, metrics.clone());
+        let namespaces = settings.namespaces.clone();
+        let seed = instance.boot_id ^ (u64::from(index) << 48);
+        let core = ShardCore::new(cfg, metrics.clone(), namespaces, seed);
         Ok(Self {
             index,
             instance,

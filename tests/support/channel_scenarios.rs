@@ -125,3 +125,49 @@ pub fn killed_instance_leaves_channels_working(dep: &dyn Deployment) {
     assert_eq!(publications(&mut sa, "chat:k", 1), vec![5]);
     assert_eq!(publications(&mut sc, "chat:k", 1), vec![5]);
 }
+
+/// Two instances on `dep` for the history scenarios (`support::history`).
+pub fn two<'a>(dep: &'a dyn Deployment) -> impl Fn(&[(&str, &str)]) -> Vec<ServerProcess> + 'a {
+    move |env: &[(&str, &str)]| vec![instance_with(dep, "a", env), instance_with(dep, "b", env)]
+}
+
+/// History, recovery and the inbox across two instances.
+pub fn history_across_instances(dep: &dyn Deployment) {
+    use crate::support::history;
+    let setup = two(dep);
+    let (servers, _f) = history::start(&setup);
+    history::recovery_is_exact_or_refused(&servers);
+    history::history_pages(&servers);
+    history::inbox_keeps_what_an_offline_user_missed(&servers);
+    for seed in 0..2 {
+        history::recovery_storm_has_no_gap_or_duplicate(&servers, seed);
+    }
+}
+
+/// Redis restarts empty: the history is gone, its epoch changes, and an
+/// old position recovers nothing (never a wrong offset match).
+pub fn a_redis_restart_starts_a_new_epoch(dep: &mut dyn Deployment) {
+    use crate::support::history::{publish_at, start, subscribe_from};
+    let (servers, _f) = {
+        let setup = two(dep);
+        start(&setup)
+    };
+    let mut c = servers[0].user("p");
+    let first = subscribe_from(&mut c, "hist:e", None);
+    let epoch = first["epoch"].as_str().unwrap().to_owned();
+    publish_at(&mut c, "hist:e", 1);
+    dep.stop();
+    wait_ready(&servers[0], 503);
+    dep.start_again();
+    wait_ready(&servers[0], 200);
+    wait_ready(&servers[1], 200);
+    let mut back = servers[1].user("back");
+    let answer = subscribe_from(&mut back, "hist:e", Some((1, &epoch)));
+    assert_eq!(answer["recovered"], false, "{answer}");
+    assert_ne!(
+        answer["epoch"],
+        epoch.as_str(),
+        "a new epoch after the history was lost"
+    );
+    assert_eq!(answer["offset"], 0);
+}

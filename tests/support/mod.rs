@@ -4,6 +4,7 @@
 
 pub mod channels;
 pub mod client;
+pub mod history;
 pub mod redis;
 
 use std::io::{BufRead, BufReader, Read, Write};

@@ -17,7 +17,7 @@ use clap::ValueEnum;
 use serde_json::{json, Value};
 use websocket_app::config::{self, ClusterMode};
 use websocket_app::coordinator::{
-    Coordinator, LocalRouter, PublishOutcome, RemoteOutcome, ReplyTo,
+    Appended, Coordinator, LocalRouter, PublishOutcome, RemoteOutcome, ReplyTo, StreamPage,
 };
 use websocket_app::metrics::ShardMetrics;
 use websocket_app::protocol::channel::ChannelName;
@@ -127,6 +127,8 @@ pub enum Call {
     Publication(String, Vec<u8>, Option<u64>),
     /// `published(shard, token, outcome)`.
     Published(u16, u64, PublishOutcome),
+    StreamRead(u16, u64, Option<StreamPage>),
+    InboxAppended(u16, u64, Option<Appended>),
 }
 
 /// A router that records calls and lets a test wait for one.
@@ -190,6 +192,12 @@ impl LocalRouter for Recorder {
     }
     fn published(&self, shard: u16, token: u64, outcome: PublishOutcome) {
         self.push(Call::Published(shard, token, outcome));
+    }
+    fn stream_read(&self, shard: u16, token: u64, page: Option<StreamPage>) {
+        self.push(Call::StreamRead(shard, token, page));
+    }
+    fn inbox_appended(&self, shard: u16, token: u64, at: Option<Appended>) {
+        self.push(Call::InboxAppended(shard, token, at));
     }
 }
 

@@ -33,6 +33,18 @@ pub struct Welcome<'a> {
     /// Version 2: channels the token's `subs` claim subscribed at connect.
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
     pub subscriptions: &'a [&'a str],
+    /// Version 2: the user's inbox position (when the server keeps inboxes).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub inbox: Option<InboxTop<'a>>,
+}
+
+/// The newest message of a user's inbox, in `welcome`.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct InboxTop<'a> {
+    /// Its offset (0: empty).
+    pub offset: u64,
+    /// The inbox's epoch.
+    pub epoch: &'a str,
 }
 
 /// The outcome an `ack` reports for a client message with an id.
@@ -55,6 +67,12 @@ pub enum AckStatus {
         /// The publication's offset in its channel's history.
         offset: Option<u64>,
     },
+    /// Version 2: the receiver has no open connection; the message waits in
+    /// its inbox at this offset.
+    Stored {
+        /// The message's offset in the receiver's inbox.
+        offset: u64,
+    },
 }
 
 impl AckStatus {
@@ -66,6 +84,7 @@ impl AckStatus {
             AckStatus::Failed => "failed",
             AckStatus::RateLimited => "rate_limited",
             AckStatus::Published { .. } => "published",
+            AckStatus::Stored { .. } => "stored",
         }
     }
 }
@@ -200,14 +219,18 @@ pub fn write_heartbeat_ack(out: &mut Vec<u8>, timestamp: &str) {
     append(out, &HeartbeatAckOut { timestamp });
 }
 
-/// Appends an `ack`; `connections` only for `delivered`.
-pub fn write_ack(out: &mut Vec<u8>, id: &str, status: AckStatus) {
+/// Appends an `ack`; `connections` only for `delivered`; `offset` when the
+/// status carries one, or (for a `delivered` direct message kept in the
+/// receiver's inbox) as given.
+pub fn write_ack(out: &mut Vec<u8>, id: &str, status: AckStatus, offset: Option<u64>) {
     let connections = match status {
         AckStatus::Delivered { connections } => Some(connections),
         _ => None,
     };
     let offset = match status {
         AckStatus::Published { offset } => offset,
+        AckStatus::Stored { offset } => Some(offset),
+        AckStatus::Delivered { .. } => offset,
         _ => None,
     };
     append(

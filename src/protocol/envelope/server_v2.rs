@@ -66,6 +66,32 @@ struct UnsubscribedOut<'a> {
     reason: Option<&'static str>,
 }
 
+/// `history`.
+#[derive(Serialize)]
+#[serde(tag = "type", rename = "history")]
+struct HistoryOut<'a> {
+    channel: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<&'a str>,
+    publications: &'a [&'a RawValue],
+    offset: u64,
+    epoch: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    recovered: Option<bool>,
+}
+
+/// `inbox`.
+#[derive(Serialize)]
+#[serde(tag = "type", rename = "inbox")]
+struct InboxOut<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<&'a str>,
+    messages: &'a [&'a RawValue],
+    offset: u64,
+    epoch: &'a str,
+    recovered: bool,
+}
+
 /// `publication`, without its offset.
 #[derive(Serialize)]
 #[serde(tag = "type", rename = "publication")]
@@ -137,6 +163,50 @@ pub fn write_publication(
             sender,
             payload,
             timestamp,
+        },
+    );
+}
+
+/// Appends `history`: the publications (oldest first), the channel's
+/// position, and with `since` whether they are its complete continuation.
+pub fn write_history(
+    out: &mut Vec<u8>,
+    channel: &str,
+    id: Option<&str>,
+    publications: &[&RawValue],
+    top: StreamTop<'_>,
+    recovered: Option<bool>,
+) {
+    append(
+        out,
+        &HistoryOut {
+            channel,
+            id,
+            publications,
+            offset: top.offset,
+            epoch: top.epoch,
+            recovered,
+        },
+    );
+}
+
+/// Appends `inbox`: the messages after `since` (oldest first), the inbox's
+/// position, and whether they are the complete continuation.
+pub fn write_inbox(
+    out: &mut Vec<u8>,
+    id: Option<&str>,
+    messages: &[&RawValue],
+    top: StreamTop<'_>,
+    recovered: bool,
+) {
+    append(
+        out,
+        &InboxOut {
+            id,
+            messages,
+            offset: top.offset,
+            epoch: top.epoch,
+            recovered,
         },
     );
 }

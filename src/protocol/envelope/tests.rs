@@ -255,6 +255,7 @@ mod encode {
             heartbeat_interval_ms: 30_000,
             max_message_bytes: 65_536,
             subscriptions: &[],
+            inbox: None,
         };
         let want = json!({"type":"welcome","connectionId":"srv-1-0-7","userId":"alice",
             "serverId":"srv-1","heartbeatIntervalMs":30000,"maxMessageBytes":65536});
@@ -307,7 +308,7 @@ mod encode {
         let got = written(|o| write_heartbeat_ack(o, ts));
         assert_eq!(got, json!({"type":"heartbeat_ack","timestamp":ts}));
         let delivered = AckStatus::Delivered { connections: 2 };
-        let got = written(|o| write_ack(o, "m1", delivered));
+        let got = written(|o| write_ack(o, "m1", delivered, None));
         assert_eq!(
             got,
             json!({"type":"ack","id":"m1","status":"delivered","connections":2})
@@ -317,7 +318,7 @@ mod encode {
             (AckStatus::Failed, "failed"),
             (AckStatus::RateLimited, "rate_limited"),
         ] {
-            let got = written(|o| write_ack(o, "m1", status));
+            let got = written(|o| write_ack(o, "m1", status, None));
             assert_eq!(got, json!({"type":"ack","id":"m1","status":name}));
         }
         let got = written(|o| write_error(o, ErrorCode::BadJson, "bad \"quote\"\n", Some("m1")));

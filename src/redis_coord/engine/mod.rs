@@ -14,7 +14,9 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use crate::coordinator::{History, LocalRouter, PublishOutcome, RemoteOutcome, ReplyTo};
+use crate::coordinator::{
+    History, LocalRouter, PublishOutcome, RemoteOutcome, ReplyTo, Retention, StreamKey, StreamQuery,
+};
 use crate::metrics::{Counter, ShardMetrics};
 use crate::protocol::channel::ChannelName;
 use crate::protocol::frame::text_frame_with;
@@ -22,11 +24,12 @@ use crate::protocol::UserId;
 
 use super::channels::ChannelSubs;
 use super::envelope::{self, Envelope};
+use super::functions;
 use super::inbound::Inbound;
 use super::liveness::Liveness;
 use super::outbound::{Finish, Outbound};
 use super::publication;
-use super::round::{Round, Tag};
+use super::round::{Round, Tag, Target};
 use super::routes::Routes;
 use super::sweep::{self, Node, Sweep};
 
@@ -95,6 +98,30 @@ pub enum Command {
         token: u64,
         /// When the publisher's instance received it.
         sent_at_us: u64,
+    },
+    /// `Coordinator::read_stream`.
+    ReadStream {
+        /// The stream.
+        key: StreamKey,
+        /// What to read.
+        query: StreamQuery,
+        /// The reading shard.
+        shard: u16,
+        /// Its token.
+        token: u64,
+    },
+    /// `Coordinator::append_inbox`.
+    AppendInbox {
+        /// The receiver.
+        user: UserId,
+        /// The message's JSON without offset.
+        json: Bytes,
+        /// How the inbox keeps messages.
+        retention: Retention,
+        /// The sending shard.
+        shard: u16,
+        /// Its token.
+        token: u64,
     },
     /// `Coordinator::delivery_report`.
     Report {
@@ -167,6 +194,8 @@ pub struct Engine {
     channels: ChannelSubs,
     /// Channel publications for the next round.
     channel_publishes: Vec<ChannelPublish>,
+    /// Stream function calls for the next round: command, key, tag.
+    stream_calls: Vec<(redis::Cmd, String, Tag)>,
     /// The next outbound request id (never 0).
     next_id: u64,
     /// When the liveness key is refreshed next.
@@ -204,6 +233,7 @@ impl Engine {
             stale: Vec::new(),
             channels: ChannelSubs::default(),
             channel_publishes: Vec::new(),
+            stream_calls: Vec::new(),
             next_id: 1,
             next_alive: now,
             alive_value,
@@ -242,6 +272,34 @@ impl Engine {
                 }
             }
             Command::UnsubscribeChannel { channel } => self.channels.unsubscribe(channel),
+            Command::ReadStream {
+                key,
+                query,
+                shard,
+                token,
+            } => {
+                if !self.up {
+                    return self.down(|r| r.stream_read(shard, token, None));
+                }
+                let (cmd, list) = functions::read(&key, &query);
+                self.stream_calls
+                    .push((cmd, list, Tag::StreamRead { shard, token }));
+            }
+            Command::AppendInbox {
+                user,
+                json,
+                retention,
+                shard,
+                token,
+            } => {
+                if !self.up {
+                    return self.down(|r| r.inbox_appended(shard, token, None));
+                }
+                let (cmd, list) =
+                    functions::append_inbox(&StreamKey::Inbox(user), &json, retention);
+                self.stream_calls
+                    .push((cmd, list, Tag::InboxAppend { shard, token }));
+            }
             Command::Publish {
                 channel,
                 json,
@@ -308,9 +366,14 @@ impl Engine {
             }
             return;
         }
-        // Channels with history are numbered by a script (see `history`);
-        // without, the publication goes out as is.
-        let _ = history;
+        if let Some(retention) = history {
+            // Numbered, kept and published in one atomic step.
+            let (cmd, list) =
+                functions::append_publication(&channel, &json, retention, sent_at_us, self.sharded);
+            self.stream_calls
+                .push((cmd, list, Tag::PublishHistory { shard, token }));
+            return;
+        }
         self.channel_publishes.push(ChannelPublish {
             channel,
             json,
@@ -318,6 +381,13 @@ impl Engine {
             token,
             sent_at_us,
         });
+    }
+
+    /// Answers a command at once while the link is down (it fails).
+    fn down(&self, answer: impl FnOnce(&dyn LocalRouter)) -> bool {
+        self.metrics.incr(Counter::RedisErrors);
+        answer(&*self.router);
+        true
     }
 
     fn report(&mut self, key: u64, connections: u32, parts: u32) {
@@ -435,9 +505,11 @@ impl Engine {
         self.inbound.expire(now);
     }
 
-    /// The commands that make this instance known: its liveness key.
+    /// The commands that make this instance known (its liveness key) and
+    /// load the stream functions on every master.
     pub fn handshake_round(&self) -> Round {
         let mut round = Round::default();
+        round.push(functions::load(), Target::AllMasters, Tag::Functions);
         round.alive(
             &self.cfg.server_id,
             self.alive_value,
@@ -488,6 +560,9 @@ impl Engine {
             round.exists(&server);
         }
         round.channels = self.channels.take_changes();
+        for (cmd, list, tag) in self.stream_calls.drain(..) {
+            round.push(cmd, Target::Key(list), tag);
+        }
         for p in self.channel_publishes.drain(..) {
             let payload = publication::encode(p.sent_at_us, &p.json);
             let tag = Tag::PublishChannel {

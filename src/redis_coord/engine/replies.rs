@@ -12,6 +12,7 @@ use crate::metrics::Counter;
 use crate::protocol::UserId;
 
 use super::super::channels::Changes;
+use super::super::functions;
 use super::super::round::{as_int, as_scan_page, as_strings, Reply, Tag};
 use super::super::sweep::Removal;
 use super::Engine;
@@ -27,6 +28,20 @@ impl Engine {
         };
         for (shard, token) in answers {
             self.router.channel_subscribed(shard, token);
+        }
+    }
+
+    /// A call whose outcome is unknown (the link failed) is answered as failed.
+    pub(super) fn fail_stream_call(&self, tag: Tag) {
+        match tag {
+            Tag::PublishChannel { shard, token } | Tag::PublishHistory { shard, token }
+                if token != 0 =>
+            {
+                self.router.published(shard, token, PublishOutcome::Failed)
+            }
+            Tag::StreamRead { shard, token } => self.router.stream_read(shard, token, None),
+            Tag::InboxAppend { shard, token } => self.router.inbox_appended(shard, token, None),
+            _ => {}
         }
     }
 
@@ -76,7 +91,31 @@ impl Engine {
                     self.metrics.incr(Counter::PublishNoSubscriber);
                 }
             }
-            Tag::Alive => {}
+            Tag::Alive | Tag::Functions => {}
+            Tag::PublishHistory { shard, token } => {
+                let at = reply.ok().as_ref().and_then(functions::parse_appended);
+                if at.is_some() {
+                    self.metrics.incr(Counter::PublicationsKept);
+                }
+                let outcome = match at {
+                    Some(a) => PublishOutcome::Published {
+                        offset: Some(a.offset),
+                        epoch: Some(a.epoch),
+                    },
+                    None => PublishOutcome::Failed,
+                };
+                if token != 0 {
+                    self.router.published(shard, token, outcome);
+                }
+            }
+            Tag::StreamRead { shard, token } => {
+                let page = reply.ok().and_then(functions::parse_page);
+                self.router.stream_read(shard, token, page);
+            }
+            Tag::InboxAppend { shard, token } => {
+                let at = reply.ok().as_ref().and_then(functions::parse_appended);
+                self.router.inbox_appended(shard, token, at);
+            }
             Tag::PublishChannel { shard, token } => {
                 let outcome = match reply {
                     Ok(_) => PublishOutcome::Published {
@@ -159,10 +198,8 @@ impl Engine {
                 waiters
                     .into_iter()
                     .for_each(|(s, t)| self.router.route_added(s, t));
-            } else if let Tag::PublishChannel { shard, token } = tag {
-                if token != 0 {
-                    self.router.published(shard, token, PublishOutcome::Failed);
-                }
+            } else {
+                self.fail_stream_call(tag);
             }
         }
         self.disconnected();

@@ -6,7 +6,7 @@ use std::sync::Mutex;
 use redis::Value;
 
 use super::*;
-use crate::coordinator::LocalRouter;
+use crate::coordinator::{Appended, LocalRouter, StreamPage};
 
 /// What the engine asked of the router.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,6 +19,8 @@ enum Call {
     ChannelSubscribed(u16, u64),
     Publication(String, Vec<u8>, Option<u64>),
     Published(u16, u64, PublishOutcome),
+    StreamRead(u16, u64, Option<StreamPage>),
+    InboxAppended(u16, u64, Option<Appended>),
 }
 
 #[derive(Default)]
@@ -61,6 +63,12 @@ impl LocalRouter for Recorder {
     }
     fn published(&self, shard: u16, token: u64, outcome: PublishOutcome) {
         self.push(Call::Published(shard, token, outcome));
+    }
+    fn stream_read(&self, shard: u16, token: u64, page: Option<StreamPage>) {
+        self.push(Call::StreamRead(shard, token, page));
+    }
+    fn inbox_appended(&self, shard: u16, token: u64, at: Option<Appended>) {
+        self.push(Call::InboxAppended(shard, token, at));
     }
 }
 

@@ -16,6 +16,8 @@ use std::rc::Rc;
 use slab::Slab;
 use smallvec::SmallVec;
 
+use bytes::Bytes;
+
 use crate::protocol::channel::ChannelName;
 use crate::protocol::envelope::Position;
 
@@ -35,15 +37,40 @@ pub struct Joining {
     pub at_connect: bool,
 }
 
+/// A subscriber of a channel with history whose position (and, asked to
+/// recover, missed publications) is being read: live publications wait in
+/// its buffer until the read returns, so none is lost or sent twice.
+#[derive(Debug)]
+pub struct Recovering {
+    /// The subscribe request.
+    pub joining: Joining,
+    /// The read's token.
+    pub token: u64,
+    /// Live publications meanwhile: `(offset, frame)`, in channel order.
+    pub buffer: Vec<(u64, Bytes)>,
+    /// More arrived than [`MAX_BUFFERED`]: the recovery cannot be complete.
+    pub overflowed: bool,
+}
+
+/// Most live publications buffered per recovering subscriber.
+pub const MAX_BUFFERED: usize = 1_000;
+
 /// One channel's local state.
 #[derive(Debug)]
 pub struct LocalChannel {
     /// The channel.
     pub name: ChannelName,
+    /// Its namespace keeps history: a new subscriber first reads the position.
+    pub history: bool,
     /// Connections subscribed (answered), by slab index.
     pub members: Rc<Vec<u32>>,
     /// Connections waiting for `InterestReady`.
     pub joining: Vec<Joining>,
+    /// Subscribers whose position is being read.
+    pub recovering: Vec<Recovering>,
+    /// Members that already have every publication up to an offset (read
+    /// with their recovery; a live copy may still be on its way).
+    pub skips: Vec<(u32, u64)>,
     /// Token of this shard's `Interest` in flight or granted.
     pub token: u64,
     /// The owner answered: publications reach this shard.
@@ -52,12 +79,35 @@ pub struct LocalChannel {
 
 impl LocalChannel {
     fn is_empty(&self) -> bool {
-        self.members.is_empty() && self.joining.is_empty()
+        self.members.is_empty() && self.joining.is_empty() && self.recovering.is_empty()
     }
 
     fn has(&self, index: u32) -> bool {
-        self.members.contains(&index) || self.joining.iter().any(|j| j.conn.index == index)
+        self.members.contains(&index)
+            || self.joining.iter().any(|j| j.conn.index == index)
+            || self
+                .recovering
+                .iter()
+                .any(|r| r.joining.conn.index == index)
     }
+
+    fn forget(&mut self, index: u32) {
+        if let Some(pos) = self.members.iter().position(|&m| m == index) {
+            Rc::make_mut(&mut self.members).swap_remove(pos);
+        }
+        self.joining.retain(|j| j.conn.index != index);
+        self.recovering.retain(|r| r.joining.conn.index != index);
+        self.skips.retain(|(m, _)| *m != index);
+    }
+}
+
+/// Who gets a publication on this shard.
+#[derive(Debug)]
+pub enum Targets {
+    /// Every member: the channel's own list, shared.
+    Shared(Rc<Vec<u32>>),
+    /// These members (some already have it).
+    Some(Vec<u32>),
 }
 
 /// What a subscribe request leads to.
@@ -67,6 +117,8 @@ pub enum Joined {
     Already,
     /// It may join now (the channel's publications reach the shard).
     Now,
+    /// Its channel keeps history: read its position with this token first.
+    Read(u64),
     /// It waits; the shard must ask the owner with this token.
     AskOwner(u64),
     /// It waits for an answer already asked for.
@@ -134,14 +186,16 @@ impl Subscriptions {
     }
 
     /// Adds `joining` to `channel` (at most `max` per connection); `token`
-    /// is used if the shard must ask the owner. On [`Joined::Now`] the
-    /// connection is a member already.
+    /// is used if the shard must ask the owner, or read the position of a
+    /// channel with `history`. On [`Joined::Now`] the connection is a member
+    /// already.
     pub fn join(
         &mut self,
         channel: &ChannelName,
         joining: &Joining,
         max: usize,
         token: u64,
+        history: bool,
     ) -> Joined {
         let index = joining.conn.index;
         let slot = match self.by_name.get(channel) {
@@ -152,8 +206,11 @@ impl Subscriptions {
                 }
                 let slot = self.slots.insert(LocalChannel {
                     name: channel.clone(),
+                    history,
                     members: Rc::new(Vec::new()),
                     joining: Vec::new(),
+                    recovering: Vec::new(),
+                    skips: Vec::new(),
                     token,
                     ready: false,
                 }) as u32;
@@ -169,7 +226,17 @@ impl Subscriptions {
         if self.conn_count(index) >= max {
             return Joined::TooMany;
         }
-        if ch.ready {
+        if ch.ready && ch.history {
+            self.by_conn.entry(index).or_default().push(slot);
+            self.count += 1;
+            self.slots[slot as usize].recovering.push(Recovering {
+                joining: joining.clone(),
+                token,
+                buffer: Vec::new(),
+                overflowed: false,
+            });
+            Joined::Read(token)
+        } else if ch.ready {
             self.by_conn.entry(index).or_default().push(slot);
             Rc::make_mut(&mut self.slots[slot as usize].members).push(index);
             self.count += 1;
@@ -203,6 +270,83 @@ impl Subscriptions {
         std::mem::take(&mut ch.joining)
     }
 
+    /// The connections of `joined` read their position first (with these
+    /// tokens): from joining to recovering.
+    pub fn begin_reads(&mut self, channel: &str, joined: Vec<(Joining, u64)>) {
+        if let Some(&slot) = self.by_name.get(channel) {
+            let ch = &mut self.slots[slot as usize];
+            for (joining, token) in joined {
+                ch.recovering.push(Recovering {
+                    joining,
+                    token,
+                    buffer: Vec::new(),
+                    overflowed: false,
+                });
+            }
+        }
+    }
+
+    /// A live publication: every recovering subscriber buffers it. Returns
+    /// the members to deliver it to: the shared list, or (while a recovered
+    /// member may already have it) the list without those.
+    pub fn publication(
+        &mut self,
+        channel: &str,
+        offset: Option<u64>,
+        frame: &Bytes,
+    ) -> Option<Targets> {
+        let &slot = self.by_name.get(channel)?;
+        let ch = &mut self.slots[slot as usize];
+        if let Some(offset) = offset {
+            for r in &mut ch.recovering {
+                if r.buffer.len() >= MAX_BUFFERED {
+                    r.overflowed = true;
+                    r.buffer.clear();
+                } else if !r.overflowed {
+                    r.buffer.push((offset, frame.clone()));
+                }
+            }
+        }
+        if ch.skips.is_empty() || offset.is_none() {
+            return Some(Targets::Shared(ch.members.clone()));
+        }
+        let offset = offset.unwrap_or(0);
+        let skipped: Vec<u32> = ch
+            .skips
+            .iter()
+            .filter(|(_, upto)| offset <= *upto)
+            .map(|(m, _)| *m)
+            .collect();
+        ch.skips.retain(|(_, upto)| offset <= *upto);
+        let targets = ch
+            .members
+            .iter()
+            .copied()
+            .filter(|m| !skipped.contains(m))
+            .collect();
+        Some(Targets::Some(targets))
+    }
+
+    /// The read with `token` returned: the recovering subscriber leaves
+    /// recovery and becomes a member that skips publications up to `upto`.
+    pub fn finish_read(
+        &mut self,
+        channel: &str,
+        token: u64,
+        upto: Option<u64>,
+    ) -> Option<Recovering> {
+        let &slot = self.by_name.get(channel)?;
+        let ch = &mut self.slots[slot as usize];
+        let pos = ch.recovering.iter().position(|r| r.token == token)?;
+        let r = ch.recovering.swap_remove(pos);
+        let index = r.joining.conn.index;
+        Rc::make_mut(&mut ch.members).push(index);
+        if let Some(upto) = upto {
+            ch.skips.push((index, upto));
+        }
+        Some(r)
+    }
+
     /// Moves the connections of `joined` from joining to members (after
     /// their answers were queued).
     pub fn admit(&mut self, channel: &str, joined: &[Joining]) {
@@ -224,10 +368,7 @@ impl Subscriptions {
         if !ch.has(index) {
             return Left::NotSubscribed;
         }
-        if let Some(pos) = ch.members.iter().position(|&m| m == index) {
-            Rc::make_mut(&mut ch.members).swap_remove(pos);
-        }
-        ch.joining.retain(|j| j.conn.index != index);
+        ch.forget(index);
         self.count -= 1;
         if let Some(list) = self.by_conn.get_mut(&index) {
             list.retain(|s| *s != slot);
@@ -259,10 +400,7 @@ impl Subscriptions {
         let mut emptied = Vec::new();
         for slot in slots {
             let ch = &mut self.slots[slot as usize];
-            if let Some(pos) = ch.members.iter().position(|&m| m == index) {
-                Rc::make_mut(&mut ch.members).swap_remove(pos);
-            }
-            ch.joining.retain(|j| j.conn.index != index);
+            ch.forget(index);
             self.count -= 1;
             let name = ch.name.clone();
             if let Some(token) = self.drop_if_empty(slot) {
@@ -297,9 +435,9 @@ mod tests {
     fn the_first_subscriber_asks_the_owner_and_later_ones_wait_or_join() {
         let mut s = Subscriptions::default();
         let c = chan("room");
-        assert_eq!(s.join(&c, &joining(1), 8, 7), Joined::AskOwner(7));
-        assert_eq!(s.join(&c, &joining(2), 8, 8), Joined::Waiting);
-        assert_eq!(s.join(&c, &joining(1), 8, 9), Joined::Already);
+        assert_eq!(s.join(&c, &joining(1), 8, 7, false), Joined::AskOwner(7));
+        assert_eq!(s.join(&c, &joining(2), 8, 8, false), Joined::Waiting);
+        assert_eq!(s.join(&c, &joining(1), 8, 9, false), Joined::Already);
         assert!(
             s.ready("room", 99).is_empty(),
             "a stale answer joins nobody"
@@ -308,7 +446,7 @@ mod tests {
         assert_eq!(joined.len(), 2);
         s.admit("room", &joined);
         assert_eq!(*s.get("room").unwrap().members, vec![1, 2]);
-        assert_eq!(s.join(&c, &joining(3), 8, 10), Joined::Now);
+        assert_eq!(s.join(&c, &joining(3), 8, 10, false), Joined::Now);
         assert_eq!(*s.get("room").unwrap().members, vec![1, 2, 3]);
         assert_eq!(s.count(), 3);
     }
@@ -317,8 +455,8 @@ mod tests {
     fn the_last_subscriber_leaving_frees_the_channel() {
         let mut s = Subscriptions::default();
         let c = chan("room");
-        s.join(&c, &joining(1), 8, 7);
-        s.join(&c, &joining(2), 8, 7);
+        s.join(&c, &joining(1), 8, 7, false);
+        s.join(&c, &joining(2), 8, 7, false);
         assert_eq!(s.leave("room", 1), Left::Others);
         assert_eq!(
             s.leave("room", 1),
@@ -334,10 +472,16 @@ mod tests {
     fn a_closing_connection_leaves_every_channel_and_the_limit_holds() {
         let mut s = Subscriptions::default();
         for name in ["a", "b", "c"] {
-            assert_eq!(s.join(&chan(name), &joining(1), 3, 1), Joined::AskOwner(1));
+            assert_eq!(
+                s.join(&chan(name), &joining(1), 3, 1, false),
+                Joined::AskOwner(1)
+            );
         }
-        assert_eq!(s.join(&chan("d"), &joining(1), 3, 1), Joined::TooMany);
-        s.join(&chan("a"), &joining(2), 3, 1);
+        assert_eq!(
+            s.join(&chan("d"), &joining(1), 3, 1, false),
+            Joined::TooMany
+        );
+        s.join(&chan("a"), &joining(2), 3, 1, false);
         let mut emptied: Vec<_> = s.remove_conn(1).into_iter().map(|(c, _)| c).collect();
         emptied.sort();
         assert_eq!(emptied, vec![chan("b"), chan("c")]);

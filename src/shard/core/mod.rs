@@ -22,13 +22,19 @@
 //! - [`channels`]: this shard's channel subscriptions.
 //! - [`interest`]: the channel owner's view of which shards want a channel.
 //! - [`pubsub`]: subscribe, unsubscribe, publish and deliver through the core.
+//! - [`history`]: reading streams: recovery, `history`, `inbox`, welcome position.
+//! - [`inbox`]: direct messages kept in the receiver's inbox.
+//! - [`streams`]: the streams an owner keeps in memory in embedded mode.
 
 pub mod channels;
 pub mod directory;
+mod history;
+mod inbox;
 pub mod interest;
 pub mod pending;
 mod pubsub;
 mod routing;
+pub mod streams;
 mod users;
 
 #[cfg(test)]
@@ -45,17 +51,21 @@ use bytes::Bytes;
 use smallvec::SmallVec;
 
 use crate::close::CloseReason;
-use crate::coordinator::ReplyTo;
+use crate::coordinator::{ReplyTo, Retention, StreamKey, StreamQuery};
 use crate::metrics::ShardMetrics;
+use crate::namespaces::Namespaces;
 use crate::protocol::channel::ChannelName;
 use crate::protocol::UserId;
 
 use super::{ConnKey, ShardMsg};
 use channels::Subscriptions;
 use directory::Directory;
+use history::Read;
+use inbox::StoringMap;
 use interest::Interests;
 use pending::PendingAcks;
 use pubsub::PendingPublish;
+use streams::Streams;
 use users::WelcomeWait;
 
 pub use routing::unix_micros;
@@ -74,6 +84,11 @@ pub struct CoreConfig {
     pub delivery_timeout_ms: u32,
     /// Subscriptions per connection.
     pub max_channels: usize,
+    /// Users' inboxes, when kept (`INBOX_SIZE` > 0).
+    pub inbox: Option<Retention>,
+    /// Largest recovery (bytes of missed publications) sent in one
+    /// `subscribed`; more gives `recovered: false`.
+    pub max_recovery_bytes: usize,
 }
 
 /// The shard that keeps `user`'s directory entry (and its route in the
@@ -191,6 +206,31 @@ pub enum CoordinatorCall {
         /// Unix micros when this instance received it.
         sent_at_us: u64,
     },
+    /// Read a stream; `StreamRead { token }` answers to `shard`.
+    ReadStream {
+        /// The stream.
+        key: StreamKey,
+        /// What to read.
+        query: StreamQuery,
+        /// The asking shard.
+        shard: u16,
+        /// Its token.
+        token: u64,
+    },
+    /// Keep a direct message in its receiver's inbox; `InboxAppended { token }`
+    /// answers to `shard`.
+    AppendInbox {
+        /// The receiver.
+        user: UserId,
+        /// The message's JSON, without offset.
+        json: Bytes,
+        /// How the inbox keeps messages.
+        retention: Retention,
+        /// The asking shard.
+        shard: u16,
+        /// Its token.
+        token: u64,
+    },
     /// One shard's count for another instance's direct message.
     DeliveryReport {
         /// The coordinator's key.
@@ -231,6 +271,8 @@ pub enum Action {
         conn: u32,
         /// The channels its token's `subs` claim subscribed it to.
         subscriptions: Vec<ChannelName>,
+        /// Its user's inbox position, when the server keeps inboxes.
+        inbox: Option<(u64, Arc<str>)>,
     },
     /// Close a connection.
     Close {
@@ -263,8 +305,16 @@ pub struct ShardCore {
     interests: Interests,
     /// Publishes waiting for their answer, by token.
     publishes: HashMap<u64, PendingPublish>,
-    /// Connections whose welcome waits for their `subs` channels.
+    /// Connections whose welcome waits for their `subs` channels or inbox position.
     welcome_waits: HashMap<u32, WelcomeWait>,
+    /// Channel namespaces and their options.
+    namespaces: Arc<Namespaces>,
+    /// Streams this shard owns (embedded mode only).
+    streams: Streams,
+    /// Stream reads in flight, by token.
+    reads: HashMap<u64, Read>,
+    /// Direct messages being kept in their receiver's inbox, by token.
+    storing: StoringMap,
     /// Next token (registrations, routes, pending acks); never 0.
     next_token: u64,
     /// Actions not taken yet, oldest first.
@@ -276,8 +326,14 @@ pub struct ShardCore {
 }
 
 impl ShardCore {
-    /// A core with no users.
-    pub fn new(cfg: CoreConfig, metrics: Arc<ShardMetrics>) -> Self {
+    /// A core with no users; `seed` makes its streams' epochs unique to
+    /// this process.
+    pub fn new(
+        cfg: CoreConfig,
+        metrics: Arc<ShardMetrics>,
+        namespaces: Arc<Namespaces>,
+        seed: u64,
+    ) -> Self {
         Self {
             cfg,
             metrics,
@@ -289,6 +345,10 @@ impl ShardCore {
             interests: Interests::default(),
             publishes: HashMap::new(),
             welcome_waits: HashMap::new(),
+            namespaces,
+            streams: Streams::new(seed),
+            reads: HashMap::new(),
+            storing: StoringMap::new(),
             next_token: 1,
             actions: VecDeque::new(),
             local: VecDeque::new(),
@@ -364,10 +424,25 @@ impl ShardCore {
             ShardMsg::Publication {
                 channel,
                 frame,
+                offset,
                 sent_at_us,
-                ..
-            } => self.on_publication(&channel, frame, sent_at_us),
+            } => self.on_publication(&channel, frame, offset, sent_at_us),
             ShardMsg::Published { token, outcome } => self.on_published(token, outcome),
+            ShardMsg::ReadStream {
+                key,
+                query,
+                shard,
+                token,
+            } => self.on_read_stream(key, query, shard, token),
+            ShardMsg::StreamRead { token, page } => self.on_stream_read(token, page),
+            ShardMsg::AppendInbox {
+                user,
+                json,
+                retention,
+                shard,
+                token,
+            } => self.on_append_inbox(user, json, retention, shard, token),
+            ShardMsg::InboxAppended { token, at } => self.on_inbox_appended(token, at),
             ShardMsg::CloseAll(_) => {
                 debug_assert!(false, "CloseAll is handled by the I/O side");
             }
@@ -378,9 +453,10 @@ impl ShardCore {
     pub fn tick(&mut self, now_ms: u32) {
         self.now_ms = now_ms;
         for (ack, status) in self.pending.expire(now_ms) {
-            self.send_ack(ack.conn, &ack.id, status);
+            self.send_ack(&ack, status);
         }
         self.expire_publishes(now_ms);
+        self.streams.expire(now_ms);
     }
 
     /// Channels `conn` is subscribed to (or joining).

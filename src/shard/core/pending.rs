@@ -36,6 +36,9 @@ pub struct PendingAck {
     pub remote: Remote,
     /// Shard clock (ms) after which a missing remote answer counts as `failed`.
     pub deadline_ms: u32,
+    /// The receiver's inbox is on: the message's place in it (`None` while
+    /// it is being stored, or when storing it failed).
+    pub inbox: Option<Option<u64>>,
 }
 
 impl PendingAck {
@@ -63,7 +66,12 @@ impl PendingAck {
         {
             AckStatus::Failed
         } else {
-            AckStatus::Offline
+            match self.inbox {
+                None => AckStatus::Offline,
+                Some(Some(offset)) => AckStatus::Stored { offset },
+                // Nobody took it and it could not be kept: it is lost.
+                Some(None) => AckStatus::Failed,
+            }
         }
     }
 }
@@ -129,6 +137,13 @@ impl PendingAcks {
             .collect()
     }
 
+    /// Where the message landed in the receiver's inbox.
+    pub fn stored_at(&mut self, token: u64, offset: Option<u64>) {
+        if let Some(ack) = self.acks.get_mut(&token) {
+            ack.inbox = Some(offset);
+        }
+    }
+
     /// Number of acks waiting.
     pub fn len(&self) -> usize {
         self.acks.len()
@@ -156,6 +171,7 @@ mod tests {
             connections: 0,
             remote,
             deadline_ms: 1000,
+            inbox: None,
         }
     }
 
@@ -205,5 +221,19 @@ mod tests {
         let expired = p.expire(1000);
         assert_eq!(expired.len(), 1);
         assert_eq!(expired[0].1, AckStatus::Failed);
+    }
+
+    #[test]
+    fn an_offline_receiver_with_an_inbox_is_stored_or_failed() {
+        let mut p = PendingAcks::default();
+        let mut stored = pending(Remote::None);
+        stored.inbox = Some(Some(7));
+        p.insert(1, stored);
+        let (_, status) = p.report(1, 0, 1).unwrap();
+        assert_eq!(status, AckStatus::Stored { offset: 7 });
+        let mut lost = pending(Remote::None);
+        lost.inbox = Some(None);
+        p.insert(2, lost);
+        assert_eq!(p.report(2, 0, 1).unwrap().1, AckStatus::Failed);
     }
 }

@@ -5,7 +5,7 @@
 
 use bytes::Bytes;
 
-use crate::coordinator::PublishOutcome;
+use crate::coordinator::{PublishOutcome, Retention, StreamKey};
 use crate::metrics::Counter;
 use crate::protocol::channel::ChannelName;
 use crate::protocol::envelope::server_v2::{write_subscribed, write_unsubscribed};
@@ -13,7 +13,7 @@ use crate::protocol::envelope::{AckStatus, ErrorCode, Position};
 use crate::protocol::frame::text_frame_with;
 use crate::session::{ack_frame, error_frame};
 
-use super::channels::{Joined, Joining, Left};
+use super::channels::{Joined, Joining, Left, Targets};
 use super::interest::{Asker, InterestStep};
 use super::{Action, ConnKey, CoordinatorCall, ShardCore, ShardMsg, Target};
 
@@ -46,8 +46,10 @@ impl ShardCore {
         };
         let token = self.token();
         let max = self.cfg.max_channels;
-        match self.subs.join(&channel, &joining, max, token) {
+        let history = self.namespaces.options(&channel).has_history();
+        match self.subs.join(&channel, &joining, max, token, history) {
             Joined::Already | Joined::Now => self.joined(&channel, &joining),
+            Joined::Read(token) => self.read_position(&channel, &joining, token),
             Joined::AskOwner(token) => {
                 let owner = self.owner_of(&channel);
                 let shard = self.cfg.index;
@@ -152,10 +154,18 @@ impl ShardCore {
     /// The owner answered: the channel's publications reach this shard.
     pub(super) fn on_interest_ready(&mut self, channel: ChannelName, token: u64) {
         let joined = self.subs.ready(&channel, token);
-        self.subs.admit(&channel, &joined);
-        for j in &joined {
-            self.joined(&channel, j);
+        if !self.namespaces.options(&channel).has_history() {
+            self.subs.admit(&channel, &joined);
+            for j in &joined {
+                self.joined(&channel, j);
+            }
+            return;
         }
+        let reads: Vec<(Joining, u64)> = joined.into_iter().map(|j| (j, self.token())).collect();
+        for (j, token) in &reads {
+            self.read_position(&channel, j, *token);
+        }
+        self.subs.begin_reads(&channel, reads);
     }
 
     /// A connection publishes (permission and size already checked).
@@ -204,7 +214,8 @@ impl ShardCore {
         self.send(owner, msg);
     }
 
-    /// Owner (embedded mode): frame a publication once and fan it out.
+    /// Owner (embedded mode): number the publication when the channel
+    /// keeps history, frame it once and fan it out.
     pub(super) fn on_publish(
         &mut self,
         channel: ChannelName,
@@ -212,12 +223,23 @@ impl ShardCore {
         reply: Option<(u16, u64)>,
         sent_at_us: u64,
     ) {
+        let history = Retention::of(self.namespaces.options(&channel));
+        let (json, at) = match history {
+            Some(retention) => {
+                let key = StreamKey::Channel(channel.clone());
+                let (at, entry) = self.streams.append(&key, &json, retention, self.now_ms);
+                self.metrics.incr(Counter::PublicationsKept);
+                (entry, Some(at))
+            }
+            None => (json, None),
+        };
         let frame = text_frame_with(|out| out.extend_from_slice(&json));
-        self.fan_out(channel, frame, None, sent_at_us);
+        let offset = at.as_ref().map(|a| a.offset);
+        self.fan_out(channel, frame, offset, sent_at_us);
         if let Some((shard, token)) = reply {
             let outcome = PublishOutcome::Published {
-                offset: None,
-                epoch: None,
+                offset,
+                epoch: at.map(|a| a.epoch),
             };
             self.send(shard, ShardMsg::Published { token, outcome });
         }
@@ -244,14 +266,18 @@ impl ShardCore {
     }
 
     /// Deliver a publication to this shard's subscribers of the channel.
-    pub(super) fn on_publication(&mut self, channel: &str, frame: Bytes, sent_at_us: u64) {
-        let Some(ch) = self.subs.get(channel) else {
-            return;
+    pub(super) fn on_publication(
+        &mut self,
+        channel: &str,
+        frame: Bytes,
+        offset: Option<u64>,
+        sent_at_us: u64,
+    ) {
+        let to = match self.subs.publication(channel, offset, &frame) {
+            Some(Targets::Shared(members)) if !members.is_empty() => Target::Members(members),
+            Some(Targets::Some(indices)) if !indices.is_empty() => Target::Indices(indices.into()),
+            _ => return,
         };
-        if ch.members.is_empty() {
-            return;
-        }
-        let to = Target::Members(ch.members.clone());
         self.act(Action::Deliver {
             to,
             frame,

@@ -16,8 +16,9 @@ use crate::coordinator::{RemoteOutcome, ReplyTo};
 use crate::metrics::Counter;
 use crate::protocol::envelope::AckStatus;
 use crate::protocol::UserId;
-use crate::session::{ack_frame, Outcome};
+use crate::session::{ack_frame_at, Outcome};
 
+use super::inbox::Storing;
 use super::pending::{PendingAck, Remote};
 use super::{Action, ConnKey, CoordinatorCall, Report, ShardCore, ShardMsg, Target};
 
@@ -48,10 +49,19 @@ impl ShardCore {
             Outcome::Publish { channel, json, ack } => {
                 self.publish(from, channel, json, ack, sent_at_us)
             }
-            Outcome::History { id, .. }
-            | Outcome::Presence { id, .. }
-            | Outcome::Inbox { id, .. }
-            | Outcome::Refresh { id, .. } => {
+            Outcome::History {
+                channel,
+                since,
+                limit,
+                id,
+            } => self.history(from, channel, since, limit, id),
+            Outcome::Inbox {
+                user,
+                since,
+                limit,
+                id,
+            } => self.inbox(from, user, since, limit, id),
+            Outcome::Presence { id, .. } | Outcome::Refresh { id, .. } => {
                 let frame = crate::session::error_frame(
                     crate::protocol::envelope::ErrorCode::NotAvailable,
                     "not available on this server",
@@ -118,6 +128,7 @@ impl ShardCore {
             connections: 0,
             remote,
             deadline_ms,
+            inbox: None,
         };
         self.pending.insert(token, pending);
         ReplyTo::Shard {
@@ -140,6 +151,33 @@ impl ShardCore {
             Remote::None
         };
         let reply = ack.map(|id| self.pending_for(from, id, remote));
+        match self.cfg.inbox {
+            Some(retention) => {
+                if let Some(ReplyTo::Shard { token, .. }) = reply {
+                    self.pending.stored_at(token, None);
+                }
+                let storing = Storing {
+                    receiver,
+                    frame,
+                    reply,
+                    sent_at_us,
+                };
+                self.store_direct(retention, storing);
+            }
+            None => self.route_direct(receiver, frame, reply, sent_at_us),
+        }
+    }
+
+    /// Routes a framed direct message: to the receiver's owner (which
+    /// forwards it to the shards holding the receiver) and, with other
+    /// instances, through the coordination layer.
+    pub(super) fn route_direct(
+        &mut self,
+        receiver: UserId,
+        frame: Bytes,
+        reply: Option<ReplyTo>,
+        sent_at_us: u64,
+    ) {
         if self.cfg.remote {
             let token = match reply {
                 Some(ReplyTo::Shard { token, .. }) => token,
@@ -268,22 +306,26 @@ impl ShardCore {
     /// One part of a delivery count for a pending ack here.
     pub(super) fn on_delivery_report(&mut self, token: u64, connections: u32, parts: u32) {
         if let Some((p, status)) = self.pending.report(token, connections, parts) {
-            self.send_ack(p.conn, &p.id, status);
+            self.send_ack(&p, status);
         }
     }
 
     /// The coordination layer's answer for the remote part of a direct message.
     pub(super) fn on_remote_outcome(&mut self, token: u64, outcome: RemoteOutcome) {
         if let Some((p, status)) = self.pending.remote(token, outcome) {
-            self.send_ack(p.conn, &p.id, status);
+            self.send_ack(&p, status);
         }
     }
 
     /// Answers the sender with an ack.
-    pub(super) fn send_ack(&mut self, conn: ConnKey, id: &str, status: AckStatus) {
+    pub(super) fn send_ack(&mut self, p: &PendingAck, status: AckStatus) {
         if matches!(status, AckStatus::Failed) {
             self.metrics.incr(Counter::DeliveryFailed);
         }
-        self.reply(conn, ack_frame(id, status));
+        if matches!(status, AckStatus::Stored { .. }) {
+            self.metrics.incr(Counter::InboxStored);
+        }
+        let offset = p.inbox.flatten();
+        self.reply(p.conn, ack_frame_at(&p.id, status, offset));
     }
 }

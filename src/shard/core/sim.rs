@@ -81,8 +81,15 @@ impl Sim {
                     remote,
                     delivery_timeout_ms: 5_000,
                     max_channels: 8,
+                    inbox: None,
+                    max_recovery_bytes: 1 << 20,
                 };
-                ShardCore::new(cfg, registry.shard(usize::from(index)))
+                ShardCore::new(
+                    cfg,
+                    registry.shard(usize::from(index)),
+                    Default::default(),
+                    1,
+                )
             })
             .collect();
         Self {

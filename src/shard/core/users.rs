@@ -9,6 +9,8 @@
 //! or remove the route: all of a user's route changes pass through one
 //! shard in mailbox order.
 
+use std::sync::Arc;
+
 use crate::protocol::channel::ChannelName;
 use crate::protocol::UserId;
 
@@ -24,6 +26,8 @@ pub struct WelcomeWait {
     pub registered: bool,
     /// The channels, listed in the welcome.
     pub channels: Vec<ChannelName>,
+    /// The inbox's position, listed in the welcome (when the server keeps inboxes).
+    pub inbox: Option<(u64, Arc<str>)>,
 }
 
 impl ShardCore {
@@ -31,15 +35,20 @@ impl ShardCore {
     /// held until the core asks for its welcome). `subs` are the channels
     /// its token subscribes it to: the welcome waits for them too.
     pub fn conn_opened(&mut self, conn: ConnKey, user: &UserId, subs: &[ChannelName]) {
-        if !subs.is_empty() {
+        let inbox = self.cfg.inbox.is_some();
+        if !subs.is_empty() || inbox {
             let wait = WelcomeWait {
-                pending: subs.len(),
+                pending: subs.len() + usize::from(inbox),
                 registered: false,
                 channels: subs.to_vec(),
+                inbox: None,
             };
             self.welcome_waits.insert(conn.index, wait);
             for channel in subs {
                 self.subscribe(conn, channel.clone(), None, None, true);
+            }
+            if inbox {
+                self.read_welcome_inbox(conn.index, user);
             }
         }
         let local = self.users.entry(user.clone()).or_default();
@@ -110,7 +119,7 @@ impl ShardCore {
     /// The connection's route is in place: welcome it, unless channels of
     /// its token's `subs` claim are still being subscribed.
     fn welcome(&mut self, conn: u32) {
-        let subscriptions = match self.welcome_waits.get_mut(&conn) {
+        let (subscriptions, inbox) = match self.welcome_waits.get_mut(&conn) {
             Some(w) if w.pending > 0 => {
                 w.registered = true;
                 return;
@@ -118,17 +127,19 @@ impl ShardCore {
             Some(_) => self
                 .welcome_waits
                 .remove(&conn)
-                .map(|w| w.channels)
+                .map(|w| (w.channels, w.inbox))
                 .unwrap_or_default(),
-            None => Vec::new(),
+            None => (Vec::new(), None),
         };
         self.act(Action::Welcome {
             conn,
             subscriptions,
+            inbox,
         });
     }
 
-    /// One of the connection's `subs` channels is subscribed.
+    /// One thing the connection's welcome waits for is ready: a channel of
+    /// its token's `subs` claim, or the inbox position.
     pub(super) fn subscription_ready(&mut self, conn: u32) {
         let Some(w) = self.welcome_waits.get_mut(&conn) else {
             return;

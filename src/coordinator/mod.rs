@@ -12,10 +12,14 @@
 //! - `RedisCoordinator` (see `crate::redis_coord`): route table and pub/sub in
 //!   Redis, standalone or Cluster, run by a dedicated I/O thread.
 
+mod stream;
+
 use bytes::Bytes;
 
 use crate::protocol::channel::ChannelName;
 use crate::protocol::UserId;
+
+pub use stream::{Appended, Retention, StreamKey, StreamPage, StreamQuery};
 
 /// Where the outcome of a delivery goes once the receiving side has counted it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,18 +53,12 @@ pub enum RemoteOutcome {
 }
 
 /// How a channel keeps its publications (its namespace's options).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct History {
-    /// Publications kept.
-    pub size: u32,
-    /// How long an idle channel's history is kept.
-    pub ttl: std::time::Duration,
-}
+pub type History = Retention;
 
-impl History {
+impl Retention {
     /// The history a namespace keeps, if any.
-    pub fn of(options: &crate::namespaces::NamespaceOptions) -> Option<History> {
-        options.has_history().then_some(History {
+    pub fn of(options: &crate::namespaces::NamespaceOptions) -> Option<Retention> {
+        options.has_history().then_some(Retention {
             size: options.history_size,
             ttl: options.history_ttl,
         })
@@ -106,6 +104,10 @@ pub trait LocalRouter: Send + Sync + 'static {
     );
     /// The outcome of a [`Coordinator::publish`] with a token.
     fn published(&self, shard: u16, token: u64, outcome: PublishOutcome);
+    /// The answer to a [`Coordinator::read_stream`] (`None`: it failed).
+    fn stream_read(&self, shard: u16, token: u64, page: Option<StreamPage>);
+    /// The answer to a [`Coordinator::append_inbox`] (`None`: it failed).
+    fn inbox_appended(&self, shard: u16, token: u64, at: Option<Appended>);
 }
 
 /// What shards ask of the coordination layer. Every method must return at
@@ -148,6 +150,19 @@ pub trait Coordinator: Send + Sync + 'static {
         token: u64,
         sent_at_us: u64,
     );
+    /// Reads a stream (a channel's history, a user's inbox); the answer comes
+    /// through [`LocalRouter::stream_read`] with `(shard, token)`.
+    fn read_stream(&self, key: &StreamKey, query: StreamQuery, shard: u16, token: u64);
+    /// Appends a direct message (its JSON without `offset`) to `user`'s
+    /// inbox; the answer comes through [`LocalRouter::inbox_appended`].
+    fn append_inbox(
+        &self,
+        user: &UserId,
+        json: Bytes,
+        retention: Retention,
+        shard: u16,
+        token: u64,
+    );
     /// One shard's count for a remote instance's direct message (see
     /// [`ReplyTo::Coordinator`]); `parts` shards report for the same token.
     fn delivery_report(&self, token: u64, connections: u32, parts: u32);
@@ -179,6 +194,8 @@ impl Coordinator for Embedded {
     fn subscribe_channel(&self, _: &ChannelName, _: u16, _: u64) {}
     fn unsubscribe_channel(&self, _: &ChannelName) {}
     fn publish(&self, _: &ChannelName, _: Bytes, _: Option<History>, _: u16, _: u64, _: u64) {}
+    fn read_stream(&self, _: &StreamKey, _: StreamQuery, _: u16, _: u64) {}
+    fn append_inbox(&self, _: &UserId, _: Bytes, _: Retention, _: u16, _: u64) {}
     fn delivery_report(&self, _token: u64, _connections: u32, _parts: u32) {}
     fn is_ready(&self) -> bool {
         true
