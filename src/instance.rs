@@ -16,7 +16,8 @@ use bytes::Bytes;
 
 use crate::auth::Authenticator;
 use crate::coordinator::{
-    Appended, Coordinator, LocalRouter, PublishOutcome, RemoteOutcome, ReplyTo, StreamPage,
+    Appended, Coordinator, LocalRouter, PresencePage, PublishOutcome, RemoteOutcome, ReplyTo,
+    StreamPage,
 };
 use crate::metrics::MetricsRegistry;
 use crate::protocol::channel::ChannelName;
@@ -196,6 +197,10 @@ impl LocalRouter for MailboxRouter {
 
     fn inbox_appended(&self, shard: u16, token: u64, at: Option<Appended>) {
         self.send(shard, ShardMsg::InboxAppended { token, at });
+    }
+
+    fn presence_read(&self, shard: u16, token: u64, page: Option<PresencePage>) {
+        self.send(shard, ShardMsg::PresenceRead { token, page });
     }
 
     fn reregister_routes(&self) {

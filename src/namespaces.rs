@@ -10,6 +10,9 @@ use std::time::Duration;
 
 use crate::protocol::channel::namespace_of;
 
+/// Default most `join`/`leave` events per channel per second.
+pub const DEFAULT_JOIN_LEAVE_PER_SEC: u32 = 50;
+
 /// The options of one namespace.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NamespaceOptions {
@@ -25,6 +28,9 @@ pub struct NamespaceOptions {
     pub presence: bool,
     /// Subscribers are told when users join or leave.
     pub join_leave: bool,
+    /// Most `join`/`leave` events per channel per second (0: no limit);
+    /// beyond it events are dropped (and counted), so a big room stays cheap.
+    pub join_leave_per_sec: u32,
 }
 
 impl Default for NamespaceOptions {
@@ -38,6 +44,7 @@ impl Default for NamespaceOptions {
             history_ttl: Duration::ZERO,
             presence: false,
             join_leave: false,
+            join_leave_per_sec: DEFAULT_JOIN_LEAVE_PER_SEC,
         }
     }
 }

@@ -87,3 +87,18 @@ fn history_recovery_and_inbox_span_instances() {
 fn a_redis_restart_starts_a_new_history_epoch() {
     channel_scenarios::a_redis_restart_starts_a_new_epoch(&mut RedisServer::start());
 }
+
+#[test]
+fn presence_spans_instances_with_join_and_leave_once() {
+    channel_scenarios::presence_across_instances(&RedisServer::start());
+}
+
+#[test]
+fn a_killed_instances_members_leave_presence() {
+    channel_scenarios::a_killed_instances_members_leave(&RedisServer::start());
+}
+
+#[test]
+fn presence_is_rebuilt_after_a_redis_restart() {
+    channel_scenarios::presence_is_rebuilt_after_a_redis_restart(&mut RedisServer::start());
+}

@@ -11,6 +11,7 @@
 //! history_ttl_secs = 0
 //! presence = false
 //! join_leave = false
+//! join_leave_per_sec = 50   # most join/leave events per channel per second (0: no limit)
 //!
 //! [namespaces.chat]     # unlisted keys take the [default] value
 //! public = true
@@ -54,6 +55,7 @@ struct Options {
     history_ttl_secs: Option<u64>,
     presence: Option<bool>,
     join_leave: Option<bool>,
+    join_leave_per_sec: Option<u32>,
 }
 
 impl Options {
@@ -69,6 +71,7 @@ impl Options {
                 .unwrap_or(base.history_ttl),
             presence: self.presence.unwrap_or(base.presence),
             join_leave: self.join_leave.unwrap_or(base.join_leave),
+            join_leave_per_sec: self.join_leave_per_sec.unwrap_or(base.join_leave_per_sec),
         }
     }
 }

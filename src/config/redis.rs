@@ -4,6 +4,7 @@
 //! redaction that keeps passwords out of logs.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::ValueEnum;
@@ -12,6 +13,7 @@ use redis::{ConnectionInfo, IntoConnectionInfo};
 use super::cli::Args;
 use super::error::{invalid, ConfigError};
 use super::validate::millis;
+use crate::namespaces::Namespaces;
 
 /// `REDIS_CLUSTER`: whether the Redis deployment is a Cluster.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -47,6 +49,9 @@ pub struct RedisSettings {
     /// How long a remote delivery may take before its outcome is `Failed`
     /// (`DELIVERY_TIMEOUT_MS`).
     pub delivery_timeout: Duration,
+    /// Channel namespaces (their presence and join/leave options shape the
+    /// presence writes, also those the sweep makes for dead instances).
+    pub namespaces: Arc<Namespaces>,
 }
 
 impl RedisSettings {
@@ -79,6 +84,7 @@ pub(super) fn settings(
     a: &Args,
     server_id: &str,
     delivery_timeout: Duration,
+    namespaces: &Arc<Namespaces>,
 ) -> Result<Option<RedisSettings>, ConfigError> {
     let liveness_ttl = millis("LIVENESS_TTL_MS", a.liveness_ttl_ms, 1_000, 600_000)?;
     let sweep_interval = millis("ROUTE_SWEEP_MS", a.route_sweep_ms, 100, 86_400_000)?;
@@ -128,6 +134,7 @@ pub(super) fn settings(
         liveness_ttl,
         sweep_interval,
         delivery_timeout,
+        namespaces: namespaces.clone(),
     }))
 }
 

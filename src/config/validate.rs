@@ -80,7 +80,12 @@ pub(super) fn config(a: Args) -> Result<Config, ConfigError> {
         auth,
         allowed_origins: origins(a.allowed_origins.as_deref())?,
         environment: environment(&a.environment)?,
-        redis: redis::settings(&a, &settings.server_id, settings.delivery_timeout)?,
+        redis: redis::settings(
+            &a,
+            &settings.server_id,
+            settings.delivery_timeout,
+            &settings.namespaces,
+        )?,
         cloudwatch: cloudwatch::settings(&a, &settings.server_id)?,
         log: log_filter(&a.log)?,
         no_color: a.no_color,

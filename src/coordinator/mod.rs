@@ -19,7 +19,7 @@ use bytes::Bytes;
 use crate::protocol::channel::ChannelName;
 use crate::protocol::UserId;
 
-pub use stream::{Appended, Retention, StreamKey, StreamPage, StreamQuery};
+pub use stream::{Appended, PresencePage, Retention, StreamKey, StreamPage, StreamQuery};
 
 /// Where the outcome of a delivery goes once the receiving side has counted it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -108,6 +108,8 @@ pub trait LocalRouter: Send + Sync + 'static {
     fn stream_read(&self, shard: u16, token: u64, page: Option<StreamPage>);
     /// The answer to a [`Coordinator::append_inbox`] (`None`: it failed).
     fn inbox_appended(&self, shard: u16, token: u64, at: Option<Appended>);
+    /// The answer to a [`Coordinator::read_presence`] (`None`: it failed).
+    fn presence_read(&self, shard: u16, token: u64, page: Option<PresencePage>);
 }
 
 /// What shards ask of the coordination layer. Every method must return at
@@ -163,6 +165,13 @@ pub trait Coordinator: Send + Sync + 'static {
         shard: u16,
         token: u64,
     );
+    /// Changes of this instance's presence in a channel: `(user, delta)`.
+    fn presence_changes(&self, channel: &ChannelName, changes: Vec<(UserId, i32)>);
+    /// This instance's whole presence in a channel (the layer lost it).
+    fn presence_reset(&self, channel: &ChannelName, users: Vec<(UserId, u32)>);
+    /// Reads a channel's presence, at most `cap` users (0: counts only);
+    /// the answer comes through [`LocalRouter::presence_read`].
+    fn read_presence(&self, channel: &ChannelName, cap: u32, shard: u16, token: u64);
     /// One shard's count for a remote instance's direct message (see
     /// [`ReplyTo::Coordinator`]); `parts` shards report for the same token.
     fn delivery_report(&self, token: u64, connections: u32, parts: u32);
@@ -196,6 +205,9 @@ impl Coordinator for Embedded {
     fn publish(&self, _: &ChannelName, _: Bytes, _: Option<History>, _: u16, _: u64, _: u64) {}
     fn read_stream(&self, _: &StreamKey, _: StreamQuery, _: u16, _: u64) {}
     fn append_inbox(&self, _: &UserId, _: Bytes, _: Retention, _: u16, _: u64) {}
+    fn presence_changes(&self, _: &ChannelName, _: Vec<(UserId, i32)>) {}
+    fn presence_reset(&self, _: &ChannelName, _: Vec<(UserId, u32)>) {}
+    fn read_presence(&self, _: &ChannelName, _: u32, _: u16, _: u64) {}
     fn delivery_report(&self, _token: u64, _connections: u32, _parts: u32) {}
     fn is_ready(&self) -> bool {
         true

@@ -73,3 +73,16 @@ pub struct Appended {
     /// The stream's epoch.
     pub epoch: Arc<str>,
 }
+
+/// A channel's presence as read.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PresencePage {
+    /// Users with their connection counts (at most the asked cap).
+    pub users: Vec<(String, u32)>,
+    /// Users subscribed, in all.
+    pub user_count: u64,
+    /// Connections subscribed, in all.
+    pub connections: u64,
+    /// More users than listed.
+    pub truncated: bool,
+}

@@ -53,6 +53,8 @@ pub enum Counter {
     RecoveriesFailed,
     /// Direct messages acked `stored`: kept in an offline receiver's inbox.
     InboxStored,
+    /// `join`/`leave` events not sent: the channel's rate was exceeded.
+    JoinLeaveDropped,
 }
 
 /// Names and help text of one counter, the single source for every exporter.
@@ -89,7 +91,7 @@ const COUNT: Option<&str> = Some("Count");
 
 impl Counter {
     /// How many counters there are.
-    pub const COUNT: usize = 24;
+    pub const COUNT: usize = 25;
 
     /// Every counter, in index order.
     pub const ALL: [Counter; Counter::COUNT] = [
@@ -117,6 +119,7 @@ impl Counter {
         Counter::RecoveriesSucceeded,
         Counter::RecoveriesFailed,
         Counter::InboxStored,
+        Counter::JoinLeaveDropped,
     ];
 
     /// Position in the counter arrays.
@@ -266,6 +269,12 @@ impl Counter {
                 "wss_recoveries_failed_total",
                 "Subscriptions whose recovery could not be complete (recovered: false).",
                 COUNT,
+            ),
+            JoinLeaveDropped => info(
+                "JoinLeaveDropped",
+                "wss_join_leave_dropped_total",
+                "Join/leave events not sent because the channel's rate (join_leave_per_sec) was exceeded (embedded mode; with Redis, counted in the channel's presence meta).",
+                None,
             ),
             InboxStored => info(
                 "InboxStored",

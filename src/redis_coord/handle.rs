@@ -147,6 +147,29 @@ impl Coordinator for RedisCoordinator {
         });
     }
 
+    fn presence_changes(&self, channel: &ChannelName, changes: Vec<(UserId, i32)>) {
+        self.send(Command::PresenceChanges {
+            channel: channel.clone(),
+            changes,
+        });
+    }
+
+    fn presence_reset(&self, channel: &ChannelName, users: Vec<(UserId, u32)>) {
+        self.send(Command::PresenceReset {
+            channel: channel.clone(),
+            users,
+        });
+    }
+
+    fn read_presence(&self, channel: &ChannelName, cap: u32, shard: u16, token: u64) {
+        self.send(Command::ReadPresence {
+            channel: channel.clone(),
+            cap,
+            shard,
+            token,
+        });
+    }
+
     fn delivery_report(&self, token: u64, connections: u32, parts: u32) {
         self.send(Command::Report {
             key: token,

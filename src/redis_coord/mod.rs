@@ -40,6 +40,7 @@ pub mod keys;
 pub mod link;
 pub mod liveness;
 pub mod outbound;
+pub mod presence;
 pub mod publication;
 pub mod round;
 pub mod routes;
@@ -81,6 +82,7 @@ pub fn start(
         liveness_ttl: settings.liveness_ttl,
         sweep_interval: settings.sweep_interval,
         delivery_timeout: settings.delivery_timeout,
+        namespaces: settings.namespaces.clone(),
     };
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let ready = Arc::new(AtomicBool::new(false));

@@ -71,6 +71,29 @@ pub enum Tag {
     SweepScan,
     /// `FUNCTION LOAD` of the stream functions.
     Functions,
+    /// A presence write (only failures matter).
+    Presence,
+    /// `SMEMBERS presence_servers` (the presence sweep).
+    PresenceServers,
+    /// `EXISTS server_alive:<server>` for the presence sweep.
+    PresenceAlive {
+        /// The server.
+        server: String,
+    },
+    /// `SMEMBERS server_presence:<server>` of a dead server.
+    PresenceChannels {
+        /// The dead server.
+        server: String,
+    },
+    /// `wss_presence_list` for a shard's request.
+    PresenceList {
+        /// The asking shard.
+        shard: u16,
+        /// Its token.
+        token: u64,
+        /// Most users listed.
+        cap: u32,
+    },
     /// `wss_append` of a publication to a channel's history (it publishes too).
     PublishHistory {
         /// The publishing shard.

@@ -32,6 +32,7 @@ pub(super) fn handle(
         } => match allowed(&channel, from, rules, id.as_deref()) {
             Err(refused) => refused,
             Ok(()) => Outcome::Subscribe {
+                user: UserId(from.user.into()),
                 channel,
                 recover: recover.map(|p| p.into_owned()),
                 id: owned(id),

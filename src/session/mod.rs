@@ -93,6 +93,8 @@ pub enum Outcome {
     Close(CloseReason),
     /// Version 2: subscribe the connection (permission already checked).
     Subscribe {
+        /// The subscribing user (presence counts users).
+        user: UserId,
         /// The channel.
         channel: ChannelName,
         /// Where the client's last publication was, to recover from.

@@ -102,6 +102,18 @@ impl Shard {
                 shard,
                 token,
             } => coordinator.append_inbox(&user, json, retention, shard, token),
+            CoordinatorCall::PresenceChanges { channel, changes } => {
+                coordinator.presence_changes(&channel, changes)
+            }
+            CoordinatorCall::PresenceReset { channel, users } => {
+                coordinator.presence_reset(&channel, users)
+            }
+            CoordinatorCall::ReadPresence {
+                channel,
+                cap,
+                shard,
+                token,
+            } => coordinator.read_presence(&channel, cap, shard, token),
             CoordinatorCall::UnsubscribeChannel { channel } => {
                 coordinator.unsubscribe_channel(&channel)
             }

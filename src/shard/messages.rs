@@ -3,7 +3,8 @@
 use bytes::Bytes;
 
 use crate::coordinator::{
-    Appended, PublishOutcome, RemoteOutcome, ReplyTo, Retention, StreamKey, StreamPage, StreamQuery,
+    Appended, PresencePage, PublishOutcome, RemoteOutcome, ReplyTo, Retention, StreamKey,
+    StreamPage, StreamQuery,
 };
 use crate::protocol::channel::ChannelName;
 use crate::protocol::UserId;
@@ -207,6 +208,35 @@ pub enum ShardMsg {
         token: u64,
         /// Its place.
         at: Option<Appended>,
+    },
+    /// To a channel's owner shard: a member was counted in or out of the
+    /// channel's presence.
+    Presence {
+        /// The channel.
+        channel: ChannelName,
+        /// The member's user.
+        user: UserId,
+        /// +1 or -1.
+        delta: i32,
+    },
+    /// To a channel's owner shard (embedded mode): read its presence,
+    /// answer `PresenceRead` to `shard`.
+    ReadPresence {
+        /// The channel.
+        channel: ChannelName,
+        /// Most users listed (0: counts only).
+        cap: u32,
+        /// The asking shard.
+        shard: u16,
+        /// Its token.
+        token: u64,
+    },
+    /// The answer to a presence read (`None`: it failed).
+    PresenceRead {
+        /// The read's token.
+        token: u64,
+        /// What it found.
+        page: Option<PresencePage>,
     },
     /// The outcome of a publish, for the publisher's pending ack.
     Published {

@@ -171,3 +171,66 @@ pub fn a_redis_restart_starts_a_new_epoch(dep: &mut dyn Deployment) {
     );
     assert_eq!(answer["offset"], 0);
 }
+
+/// Presence across two instances, and what a crash or a Redis restart
+/// does to it.
+pub fn presence_across_instances(dep: &dyn Deployment) {
+    use crate::support::presence;
+    let setup = two(dep);
+    let (servers, _f) = presence::start(&setup);
+    presence::members_and_join_leave(&servers);
+}
+
+/// `kill -9` of the instance holding a member: the member leaves presence
+/// (with a `leave`) within the liveness TTL plus one sweep interval.
+pub fn a_killed_instances_members_leave(dep: &dyn Deployment) {
+    use crate::support::presence::{event, presence, start};
+    let setup = two(dep);
+    let (mut servers, _f) = start(&setup);
+    let mut watcher = servers[0].user("watcher");
+    subscribe(&mut watcher, "room:k");
+    assert_eq!(event(&mut watcher), ("join".into(), "watcher".into()));
+    let mut ghost = servers[1].user("ghost");
+    subscribe(&mut ghost, "room:k");
+    assert_eq!(event(&mut watcher), ("join".into(), "ghost".into()));
+    servers[1].signal(9);
+    servers[1].wait_exit(Duration::from_secs(5));
+    let killed = std::time::Instant::now();
+    assert_eq!(event(&mut watcher), ("leave".into(), "ghost".into()));
+    let bound = Duration::from_millis(crate::scenarios::TTL_MS + 3 * crate::scenarios::SWEEP_MS);
+    assert!(
+        killed.elapsed() < bound + Duration::from_secs(2),
+        "leave after {:?}",
+        killed.elapsed()
+    );
+    assert_eq!(
+        presence(&mut watcher, "room:k"),
+        vec![("watcher".to_owned(), 1)]
+    );
+}
+
+/// Redis restarts empty: the instances rebuild presence from their live
+/// subscriptions, without a client reconnecting.
+pub fn presence_is_rebuilt_after_a_redis_restart(dep: &mut dyn Deployment) {
+    use crate::support::presence::{presence, start};
+    let (servers, _f) = {
+        let setup = two(dep);
+        start(&setup)
+    };
+    let mut a = servers[0].user("ann");
+    let mut b = servers[1].user("ben");
+    subscribe(&mut a, "room:r");
+    subscribe(&mut b, "room:r");
+    let both = vec![("ann".to_owned(), 1), ("ben".to_owned(), 1)];
+    eventually("both listed", || {
+        (presence(&mut a, "room:r") == both).then_some(())
+    });
+    dep.stop();
+    wait_ready(&servers[0], 503);
+    dep.start_again();
+    wait_ready(&servers[0], 200);
+    wait_ready(&servers[1], 200);
+    eventually("presence rebuilt", || {
+        (presence(&mut b, "room:r") == both).then_some(())
+    });
+}

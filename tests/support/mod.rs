@@ -5,6 +5,7 @@
 pub mod channels;
 pub mod client;
 pub mod history;
+pub mod presence;
 pub mod redis;
 
 use std::io::{BufRead, BufReader, Read, Write};

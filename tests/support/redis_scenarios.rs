@@ -17,7 +17,8 @@ use clap::ValueEnum;
 use serde_json::{json, Value};
 use websocket_app::config::{self, ClusterMode};
 use websocket_app::coordinator::{
-    Appended, Coordinator, LocalRouter, PublishOutcome, RemoteOutcome, ReplyTo, StreamPage,
+    Appended, Coordinator, LocalRouter, PresencePage, PublishOutcome, RemoteOutcome, ReplyTo,
+    StreamPage,
 };
 use websocket_app::metrics::ShardMetrics;
 use websocket_app::protocol::channel::ChannelName;
@@ -129,6 +130,7 @@ pub enum Call {
     Published(u16, u64, PublishOutcome),
     StreamRead(u16, u64, Option<StreamPage>),
     InboxAppended(u16, u64, Option<Appended>),
+    PresenceRead(u16, u64, Option<PresencePage>),
 }
 
 /// A router that records calls and lets a test wait for one.
@@ -198,6 +200,9 @@ impl LocalRouter for Recorder {
     }
     fn inbox_appended(&self, shard: u16, token: u64, at: Option<Appended>) {
         self.push(Call::InboxAppended(shard, token, at));
+    }
+    fn presence_read(&self, shard: u16, token: u64, page: Option<PresencePage>) {
+        self.push(Call::PresenceRead(shard, token, page));
     }
 }
 

@@ -18,6 +18,7 @@ use crate::coordinator::{
     History, LocalRouter, PublishOutcome, RemoteOutcome, ReplyTo, Retention, StreamKey, StreamQuery,
 };
 use crate::metrics::{Counter, ShardMetrics};
+use crate::namespaces::Namespaces;
 use crate::protocol::channel::ChannelName;
 use crate::protocol::frame::text_frame_with;
 use crate::protocol::UserId;
@@ -28,6 +29,7 @@ use super::functions;
 use super::inbound::Inbound;
 use super::liveness::Liveness;
 use super::outbound::{Finish, Outbound};
+use super::presence::Presence;
 use super::publication;
 use super::round::{Round, Tag, Target};
 use super::routes::Routes;
@@ -123,6 +125,31 @@ pub enum Command {
         /// Its token.
         token: u64,
     },
+    /// `Coordinator::presence_changes`.
+    PresenceChanges {
+        /// The channel.
+        channel: ChannelName,
+        /// `(user, delta)`.
+        changes: Vec<(UserId, i32)>,
+    },
+    /// `Coordinator::presence_reset`.
+    PresenceReset {
+        /// The channel.
+        channel: ChannelName,
+        /// `(user, connections)`.
+        users: Vec<(UserId, u32)>,
+    },
+    /// `Coordinator::read_presence`.
+    ReadPresence {
+        /// The channel.
+        channel: ChannelName,
+        /// Most users listed (0: counts only).
+        cap: u32,
+        /// The asking shard.
+        shard: u16,
+        /// Its token.
+        token: u64,
+    },
     /// `Coordinator::delivery_report`.
     Report {
         /// Our key of the incoming direct.
@@ -162,6 +189,8 @@ pub struct EngineConfig {
     pub sweep_interval: Duration,
     /// How long a remote delivery may take before it counts as failed.
     pub delivery_timeout: Duration,
+    /// Channel namespaces (presence options).
+    pub namespaces: Arc<Namespaces>,
 }
 
 /// The coordinator state owned by the I/O thread.
@@ -196,6 +225,8 @@ pub struct Engine {
     channel_publishes: Vec<ChannelPublish>,
     /// Stream function calls for the next round: command, key, tag.
     stream_calls: Vec<(redis::Cmd, String, Tag)>,
+    /// Presence writes and the presence sweep.
+    presence: Presence,
     /// The next outbound request id (never 0).
     next_id: u64,
     /// When the liveness key is refreshed next.
@@ -219,6 +250,7 @@ impl Engine {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64);
         Self {
+            presence: Presence::new(cfg.sweep_interval, now),
             outbound: Outbound::new(outbound_timeout),
             inbound: Inbound::new(cfg.delivery_timeout),
             liveness: Liveness::new(cfg.liveness_ttl),
@@ -272,6 +304,28 @@ impl Engine {
                 }
             }
             Command::UnsubscribeChannel { channel } => self.channels.unsubscribe(channel),
+            // While down, changes are dropped: the owners' tables rebuild
+            // Redis's on reconnection.
+            Command::PresenceChanges { channel, changes } if self.up => {
+                self.presence.changes(channel, changes)
+            }
+            Command::PresenceReset { channel, users } if self.up => {
+                self.presence.reset(channel, users)
+            }
+            Command::PresenceChanges { .. } | Command::PresenceReset { .. } => {}
+            Command::ReadPresence {
+                channel,
+                cap,
+                shard,
+                token,
+            } => {
+                if !self.up {
+                    return self.down(|r| r.presence_read(shard, token, None));
+                }
+                let (cmd, key) = functions::presence::list(&channel, cap);
+                self.stream_calls
+                    .push((cmd, key, Tag::PresenceList { shard, token, cap }));
+            }
             Command::ReadStream {
                 key,
                 query,
@@ -471,6 +525,7 @@ impl Engine {
         for (shard, token) in self.channels.link_lost() {
             self.router.channel_subscribed(shard, token);
         }
+        self.presence.link_lost(Instant::now());
     }
 
     /// The link is down: everything in flight fails now.
@@ -492,9 +547,14 @@ impl Engine {
                     .published(p.shard, p.token, PublishOutcome::Failed);
             }
         }
+        for (_, _, tag) in std::mem::take(&mut self.stream_calls) {
+            self.metrics.incr(Counter::RedisErrors);
+            self.fail_stream_call(tag);
+        }
         for (shard, token) in self.channels.link_lost() {
             self.router.channel_subscribed(shard, token);
         }
+        self.presence.link_lost(Instant::now());
     }
 
     /// Expires what is past its deadline.
@@ -510,6 +570,11 @@ impl Engine {
     pub fn handshake_round(&self) -> Round {
         let mut round = Round::default();
         round.push(functions::load(), Target::AllMasters, Tag::Functions);
+        round.push(
+            functions::presence::load(),
+            Target::AllMasters,
+            Tag::Functions,
+        );
         round.alive(
             &self.cfg.server_id,
             self.alive_value,
@@ -563,6 +628,10 @@ impl Engine {
         for (cmd, list, tag) in self.stream_calls.drain(..) {
             round.push(cmd, Target::Key(list), tag);
         }
+        let sent_at_us = crate::shard::core::unix_micros(std::time::SystemTime::now());
+        let (ns, sharded) = (&*self.cfg.namespaces, self.sharded);
+        self.presence
+            .build(&mut round, &me, ns, sharded, sent_at_us, now);
         for p in self.channel_publishes.drain(..) {
             let payload = publication::encode(p.sent_at_us, &p.json);
             let tag = Tag::PublishChannel {

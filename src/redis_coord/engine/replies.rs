@@ -40,6 +40,7 @@ impl Engine {
                 self.router.published(shard, token, PublishOutcome::Failed)
             }
             Tag::StreamRead { shard, token } => self.router.stream_read(shard, token, None),
+            Tag::PresenceList { shard, token, .. } => self.router.presence_read(shard, token, None),
             Tag::InboxAppend { shard, token } => self.router.inbox_appended(shard, token, None),
             _ => {}
         }
@@ -91,7 +92,21 @@ impl Engine {
                     self.metrics.incr(Counter::PublishNoSubscriber);
                 }
             }
-            Tag::Alive | Tag::Functions => {}
+            Tag::Alive | Tag::Functions | Tag::Presence => {}
+            Tag::PresenceServers => self.presence.on_servers(reply.ok(), &self.cfg.server_id),
+            Tag::PresenceAlive { server } => self.presence.on_alive(server, reply.ok().as_ref()),
+            Tag::PresenceChannels { server } => {
+                let sent_at_us = crate::shard::core::unix_micros(std::time::SystemTime::now());
+                let ns = &*self.cfg.namespaces;
+                self.presence
+                    .on_dead_channels(server, reply.ok(), ns, self.sharded, sent_at_us)
+            }
+            Tag::PresenceList { shard, token, cap } => {
+                let page = reply
+                    .ok()
+                    .and_then(|v| functions::presence::parse_list(v, cap));
+                self.router.presence_read(shard, token, page);
+            }
             Tag::PublishHistory { shard, token } => {
                 let at = reply.ok().as_ref().and_then(functions::parse_appended);
                 if at.is_some() {

@@ -6,7 +6,7 @@ use std::sync::Mutex;
 use redis::Value;
 
 use super::*;
-use crate::coordinator::{Appended, LocalRouter, StreamPage};
+use crate::coordinator::{Appended, LocalRouter, PresencePage, StreamPage};
 
 /// What the engine asked of the router.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,6 +21,7 @@ enum Call {
     Published(u16, u64, PublishOutcome),
     StreamRead(u16, u64, Option<StreamPage>),
     InboxAppended(u16, u64, Option<Appended>),
+    PresenceRead(u16, u64, Option<PresencePage>),
 }
 
 #[derive(Default)]
@@ -70,6 +71,9 @@ impl LocalRouter for Recorder {
     fn inbox_appended(&self, shard: u16, token: u64, at: Option<Appended>) {
         self.push(Call::InboxAppended(shard, token, at));
     }
+    fn presence_read(&self, shard: u16, token: u64, page: Option<PresencePage>) {
+        self.push(Call::PresenceRead(shard, token, page));
+    }
 }
 
 fn user(s: &str) -> UserId {
@@ -85,6 +89,7 @@ fn engine() -> (Engine, Arc<Recorder>, Arc<ShardMetrics>, Instant) {
         liveness_ttl: Duration::from_secs(10),
         sweep_interval: Duration::from_secs(30),
         delivery_timeout: Duration::from_secs(5),
+        namespaces: Default::default(),
     };
     let mut e = Engine::new(cfg, rec.clone(), metrics.clone(), now);
     e.connected(vec![None], false, now);

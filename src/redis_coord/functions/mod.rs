@@ -31,6 +31,8 @@ use crate::coordinator::{Appended, Retention, StreamKey, StreamPage, StreamQuery
 
 use super::publication::redis_channel;
 
+pub mod presence;
+
 /// The library's source, loaded (`FUNCTION LOAD REPLACE`) on every master at
 /// each connection.
 pub const LIBRARY: &str = include_str!("streams.lua");

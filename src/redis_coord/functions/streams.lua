@@ -1,4 +1,4 @@
-#!lua name=wss
+#!lua name=wss_streams
 -- websocket-app streams: a channel's history or a user's inbox.
 -- KEYS[1] meta hash {offset, epoch, replid}, KEYS[2] list of JSON entries,
 -- KEYS[3] (append of a channel only) its pub/sub channel.

@@ -160,6 +160,7 @@ impl ShardCore {
             return;
         };
         let conn = r.joining.conn;
+        self.member_counted(channel, &r.joining);
         if r.joining.at_connect {
             self.subscription_ready(conn.index);
         } else {

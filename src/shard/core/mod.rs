@@ -25,13 +25,16 @@
 //! - [`history`]: reading streams: recovery, `history`, `inbox`, welcome position.
 //! - [`inbox`]: direct messages kept in the receiver's inbox.
 //! - [`streams`]: the streams an owner keeps in memory in embedded mode.
+//! - [`presence`]: who is subscribed: counting, the owner's tables, requests.
 
+mod action;
 pub mod channels;
 pub mod directory;
 mod history;
 mod inbox;
 pub mod interest;
 pub mod pending;
+pub mod presence;
 mod pubsub;
 mod routing;
 pub mod streams;
@@ -44,14 +47,11 @@ mod tests;
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
-use std::rc::Rc;
 use std::sync::Arc;
 
-use bytes::Bytes;
 use smallvec::SmallVec;
 
-use crate::close::CloseReason;
-use crate::coordinator::{ReplyTo, Retention, StreamKey, StreamQuery};
+use crate::coordinator::Retention;
 use crate::metrics::ShardMetrics;
 use crate::namespaces::Namespaces;
 use crate::protocol::channel::ChannelName;
@@ -68,6 +68,7 @@ use pubsub::PendingPublish;
 use streams::Streams;
 use users::WelcomeWait;
 
+pub use action::{Action, CoordinatorCall, Report, Target};
 pub use routing::unix_micros;
 
 /// What the core needs to know about its instance, fixed at start.
@@ -111,180 +112,6 @@ pub struct LocalUser {
     pub registering: u64,
 }
 
-/// Which connections a frame goes to.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Target {
-    /// One connection (an answer to its own message, an ack).
-    Conn(ConnKey),
-    /// Connections of one user on this shard, by slab index.
-    Indices(SmallVec<[u32; 2]>),
-    /// Every open protocol connection of the shard but `except`.
-    All {
-        /// The sender of a broadcast, which does not get its own.
-        except: Option<ConnKey>,
-    },
-    /// A channel's subscribers on this shard, by slab index (the channel's
-    /// own list, shared rather than copied).
-    Members(Rc<Vec<u32>>),
-}
-
-/// Where a delivery's count goes once the frame is queued.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Report {
-    /// Who waits for the count.
-    pub reply: ReplyTo,
-    /// How many parts (shards) count for the same message in all.
-    pub parts: u32,
-}
-
-/// What the shard asks of the coordination layer (see
-/// [`Coordinator`](crate::coordinator::Coordinator)); answers come back as
-/// [`ShardMsg`]s.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CoordinatorCall {
-    /// Store the user's route; `RouteAdded { token }` answers to `shard`.
-    AddRoute {
-        /// The user.
-        user: UserId,
-        /// The owner shard asking.
-        shard: u16,
-        /// Its token.
-        token: u64,
-    },
-    /// Remove the user's route.
-    RemoveRoute {
-        /// The user.
-        user: UserId,
-    },
-    /// Deliver to the user's connections on other instances; with a token,
-    /// a `RemoteOutcome` answers.
-    SendDirect {
-        /// The receiver.
-        user: UserId,
-        /// The framed message.
-        frame: Bytes,
-        /// The sending shard.
-        shard: u16,
-        /// Its pending-ack token (0: no answer wanted).
-        token: u64,
-        /// Unix micros when this instance received it.
-        sent_at_us: u64,
-    },
-    /// Deliver to every connection of every other instance.
-    Broadcast {
-        /// The framed message.
-        frame: Bytes,
-        /// Unix micros when this instance received it.
-        sent_at_us: u64,
-    },
-    /// Subscribe the instance to a channel; `ChannelSubscribed { token }`
-    /// answers to `shard` (the channel's owner).
-    SubscribeChannel {
-        /// The channel.
-        channel: ChannelName,
-        /// The owner shard asking.
-        shard: u16,
-        /// Its token.
-        token: u64,
-    },
-    /// The instance no longer wants the channel's publications.
-    UnsubscribeChannel {
-        /// The channel.
-        channel: ChannelName,
-    },
-    /// Publish to a channel on every instance (this one included, through
-    /// its subscription); with a token, `Published` answers to `shard`.
-    Publish {
-        /// The channel.
-        channel: ChannelName,
-        /// The `publication` JSON, without offset.
-        json: Bytes,
-        /// The publishing shard.
-        shard: u16,
-        /// Its token (0: no answer wanted).
-        token: u64,
-        /// Unix micros when this instance received it.
-        sent_at_us: u64,
-    },
-    /// Read a stream; `StreamRead { token }` answers to `shard`.
-    ReadStream {
-        /// The stream.
-        key: StreamKey,
-        /// What to read.
-        query: StreamQuery,
-        /// The asking shard.
-        shard: u16,
-        /// Its token.
-        token: u64,
-    },
-    /// Keep a direct message in its receiver's inbox; `InboxAppended { token }`
-    /// answers to `shard`.
-    AppendInbox {
-        /// The receiver.
-        user: UserId,
-        /// The message's JSON, without offset.
-        json: Bytes,
-        /// How the inbox keeps messages.
-        retention: Retention,
-        /// The asking shard.
-        shard: u16,
-        /// Its token.
-        token: u64,
-    },
-    /// One shard's count for another instance's direct message.
-    DeliveryReport {
-        /// The coordinator's key.
-        token: u64,
-        /// Connections that took it here.
-        connections: u32,
-        /// Shards reporting for it.
-        parts: u32,
-    },
-}
-
-/// One thing for the I/O side to do.
-#[derive(Debug)]
-pub enum Action {
-    /// Put `msg` in another shard's mailbox.
-    Send {
-        /// The receiving shard (never this one).
-        shard: u16,
-        /// The message.
-        msg: ShardMsg,
-    },
-    /// Queue `frame` on connections; with `report`, tell the core how many
-    /// took it ([`ShardCore::delivered`]).
-    Deliver {
-        /// The receivers.
-        to: Target,
-        /// The frame, shared by every receiver.
-        frame: Bytes,
-        /// Unix micros when the sender's instance received it (0: not a message).
-        sent_at_us: u64,
-        /// Where the count goes.
-        report: Option<Report>,
-    },
-    /// The connection's route is in place: send `welcome` first, then what
-    /// was held behind it.
-    Welcome {
-        /// Its slab index.
-        conn: u32,
-        /// The channels its token's `subs` claim subscribed it to.
-        subscriptions: Vec<ChannelName>,
-        /// Its user's inbox position, when the server keeps inboxes.
-        inbox: Option<(u64, Arc<str>)>,
-    },
-    /// Close a connection.
-    Close {
-        /// The connection.
-        conn: ConnKey,
-        /// Why.
-        reason: CloseReason,
-    },
-    /// Ask the coordination layer.
-    Coordinator(CoordinatorCall),
-}
-
 /// One shard's routing state.
 pub struct ShardCore {
     /// Fixed facts about the instance.
@@ -315,6 +142,10 @@ pub struct ShardCore {
     reads: HashMap<u64, Read>,
     /// Direct messages being kept in their receiver's inbox, by token.
     storing: StoringMap,
+    /// Presence of the channels this shard owns.
+    presence: presence::Tables,
+    /// Presence requests waiting for their answer, by token.
+    presence_asks: HashMap<u64, presence::Asking>,
     /// Next token (registrations, routes, pending acks); never 0.
     next_token: u64,
     /// Actions not taken yet, oldest first.
@@ -349,6 +180,8 @@ impl ShardCore {
             streams: Streams::new(seed),
             reads: HashMap::new(),
             storing: StoringMap::new(),
+            presence: presence::Tables::default(),
+            presence_asks: HashMap::new(),
             next_token: 1,
             actions: VecDeque::new(),
             local: VecDeque::new(),
@@ -375,7 +208,10 @@ impl ShardCore {
             ShardMsg::RouteAdded { token } => self.on_route_added(token),
             ShardMsg::Registered { token } => self.on_registered(token),
             ShardMsg::Unregister { user, shard } => self.on_unregister(user, shard),
-            ShardMsg::Reregister => self.reregister_routes(),
+            ShardMsg::Reregister => {
+                self.reregister_routes();
+                self.reset_presence();
+            }
             ShardMsg::Route {
                 user,
                 frame,
@@ -443,6 +279,18 @@ impl ShardCore {
                 token,
             } => self.on_append_inbox(user, json, retention, shard, token),
             ShardMsg::InboxAppended { token, at } => self.on_inbox_appended(token, at),
+            ShardMsg::Presence {
+                channel,
+                user,
+                delta,
+            } => self.on_presence(channel, user, delta),
+            ShardMsg::ReadPresence {
+                channel,
+                cap,
+                shard,
+                token,
+            } => self.on_read_presence(channel, cap, shard, token),
+            ShardMsg::PresenceRead { token, page } => self.on_presence_read(token, page),
             ShardMsg::CloseAll(_) => {
                 debug_assert!(false, "CloseAll is handled by the I/O side");
             }

@@ -9,11 +9,11 @@ use crate::coordinator::{PublishOutcome, Retention, StreamKey};
 use crate::metrics::Counter;
 use crate::protocol::channel::ChannelName;
 use crate::protocol::envelope::server_v2::{write_subscribed, write_unsubscribed};
-use crate::protocol::envelope::{AckStatus, ErrorCode, Position};
+use crate::protocol::envelope::{AckStatus, ErrorCode};
 use crate::protocol::frame::text_frame_with;
 use crate::session::{ack_frame, error_frame};
 
-use super::channels::{Joined, Joining, Left, Targets};
+use super::channels::{Joined, Joining, Kind, Leaving, Targets};
 use super::interest::{Asker, InterestStep};
 use super::{Action, ConnKey, CoordinatorCall, ShardCore, ShardMsg, Target};
 
@@ -30,24 +30,16 @@ pub struct PendingPublish {
 
 impl ShardCore {
     /// A connection asks to subscribe (permission already checked).
-    pub(super) fn subscribe(
-        &mut self,
-        conn: ConnKey,
-        channel: ChannelName,
-        recover: Option<Position<'static>>,
-        id: Option<String>,
-        at_connect: bool,
-    ) {
-        let joining = Joining {
-            conn,
-            id,
-            recover,
-            at_connect,
-        };
+    pub(super) fn subscribe(&mut self, joining: Joining, channel: ChannelName) {
+        let (conn, at_connect) = (joining.conn, joining.at_connect);
         let token = self.token();
         let max = self.cfg.max_channels;
-        let history = self.namespaces.options(&channel).has_history();
-        match self.subs.join(&channel, &joining, max, token, history) {
+        let options = self.namespaces.options(&channel);
+        let kind = Kind {
+            history: options.has_history(),
+            presence: options.presence,
+        };
+        match self.subs.join(&channel, &joining, max, token, kind) {
             Joined::Already | Joined::Now => self.joined(&channel, &joining),
             Joined::Read(token) => self.read_position(&channel, &joining, token),
             Joined::AskOwner(token) => {
@@ -77,6 +69,7 @@ impl ShardCore {
 
     /// A connection is subscribed: answer it (or count it toward its welcome).
     fn joined(&mut self, channel: &ChannelName, j: &Joining) {
+        self.member_counted(channel, j);
         if j.at_connect {
             self.subscription_ready(j.conn.index);
             return;
@@ -86,10 +79,28 @@ impl ShardCore {
         self.reply(j.conn, frame);
     }
 
+    /// A member joined: presence counts it (once).
+    pub(super) fn member_counted(&mut self, channel: &ChannelName, j: &Joining) {
+        if self.subs.count_in(channel, j.conn.index, &j.user) {
+            self.presence_delta(channel.clone(), j.user.clone(), 1);
+        }
+    }
+
+    /// A connection left a channel: the owner learns when it was the
+    /// shard's last subscriber, presence counts it out.
+    fn left(&mut self, leaving: Leaving) {
+        if let Some(user) = leaving.counted {
+            self.presence_delta(leaving.channel.clone(), user, -1);
+        }
+        if let Some(token) = leaving.emptied {
+            self.lost_interest(leaving.channel, token);
+        }
+    }
+
     /// A connection asks to unsubscribe; idempotent.
     pub(super) fn unsubscribe(&mut self, conn: ConnKey, channel: ChannelName, id: Option<String>) {
-        if let Left::Emptied(token) = self.subs.leave(&channel, conn.index) {
-            self.lost_interest(channel.clone(), token);
+        if let Some(leaving) = self.subs.leave(&channel, conn.index) {
+            self.left(leaving);
         }
         self.note_subscriptions();
         let frame = text_frame_with(|out| write_unsubscribed(out, &channel, id.as_deref(), None));
@@ -316,8 +327,8 @@ impl ShardCore {
 
     /// A closed connection leaves every channel.
     pub(super) fn drop_subscriptions(&mut self, conn: ConnKey) {
-        for (channel, token) in self.subs.remove_conn(conn.index) {
-            self.lost_interest(channel, token);
+        for leaving in self.subs.remove_conn(conn.index) {
+            self.left(leaving);
         }
         self.welcome_waits.remove(&conn.index);
         self.note_subscriptions();

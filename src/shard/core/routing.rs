@@ -18,6 +18,7 @@ use crate::protocol::envelope::AckStatus;
 use crate::protocol::UserId;
 use crate::session::{ack_frame_at, Outcome};
 
+use super::channels::Joining;
 use super::inbox::Storing;
 use super::pending::{PendingAck, Remote};
 use super::{Action, ConnKey, CoordinatorCall, Report, ShardCore, ShardMsg, Target};
@@ -44,7 +45,17 @@ impl ShardCore {
                 channel,
                 recover,
                 id,
-            } => self.subscribe(from, channel, recover, id, false),
+                user,
+            } => {
+                let joining = Joining {
+                    conn: from,
+                    id,
+                    recover,
+                    at_connect: false,
+                    user,
+                };
+                self.subscribe(joining, channel)
+            }
             Outcome::Unsubscribe { channel, id } => self.unsubscribe(from, channel, id),
             Outcome::Publish { channel, json, ack } => {
                 self.publish(from, channel, json, ack, sent_at_us)
@@ -61,7 +72,10 @@ impl ShardCore {
                 limit,
                 id,
             } => self.inbox(from, user, since, limit, id),
-            Outcome::Presence { id, .. } | Outcome::Refresh { id, .. } => {
+            Outcome::Presence { channel, stats, id } => {
+                self.presence_request(from, channel, stats, id)
+            }
+            Outcome::Refresh { id, .. } => {
                 let frame = crate::session::error_frame(
                     crate::protocol::envelope::ErrorCode::NotAvailable,
                     "not available on this server",

@@ -14,6 +14,7 @@ use std::sync::Arc;
 use crate::protocol::channel::ChannelName;
 use crate::protocol::UserId;
 
+use super::channels::Joining;
 use super::directory::{Registration, Waiter};
 use super::{Action, ConnKey, CoordinatorCall, ShardCore, ShardMsg};
 
@@ -45,7 +46,14 @@ impl ShardCore {
             };
             self.welcome_waits.insert(conn.index, wait);
             for channel in subs {
-                self.subscribe(conn, channel.clone(), None, None, true);
+                let joining = Joining {
+                    conn,
+                    id: None,
+                    recover: None,
+                    at_connect: true,
+                    user: user.clone(),
+                };
+                self.subscribe(joining, channel.clone());
             }
             if inbox {
                 self.read_welcome_inbox(conn.index, user);

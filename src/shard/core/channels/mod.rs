@@ -20,6 +20,7 @@ use bytes::Bytes;
 
 use crate::protocol::channel::ChannelName;
 use crate::protocol::envelope::Position;
+use crate::protocol::UserId;
 
 use crate::shard::ConnKey;
 
@@ -35,6 +36,8 @@ pub struct Joining {
     /// Subscribed by its token's `subs` claim: no `subscribed` answer (the
     /// welcome lists it).
     pub at_connect: bool,
+    /// Its user (presence counts users).
+    pub user: UserId,
 }
 
 /// A subscriber of a channel with history whose position (and, asked to
@@ -62,6 +65,8 @@ pub struct LocalChannel {
     pub name: ChannelName,
     /// Its namespace keeps history: a new subscriber first reads the position.
     pub history: bool,
+    /// Its namespace has presence: the members' users, by slab index.
+    pub presence: Option<HashMap<u32, UserId>>,
     /// Connections subscribed (answered), by slab index.
     pub members: Rc<Vec<u32>>,
     /// Connections waiting for `InterestReady`.
@@ -91,14 +96,25 @@ impl LocalChannel {
                 .any(|r| r.joining.conn.index == index)
     }
 
-    fn forget(&mut self, index: u32) {
+    /// Removes `index`; returns its user when presence counted it.
+    fn forget(&mut self, index: u32) -> Option<UserId> {
         if let Some(pos) = self.members.iter().position(|&m| m == index) {
             Rc::make_mut(&mut self.members).swap_remove(pos);
         }
         self.joining.retain(|j| j.conn.index != index);
         self.recovering.retain(|r| r.joining.conn.index != index);
         self.skips.retain(|(m, _)| *m != index);
+        self.presence.as_mut().and_then(|p| p.remove(&index))
     }
+}
+
+/// What a channel's namespace asks of its subscriptions.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Kind {
+    /// It keeps history.
+    pub history: bool,
+    /// It has presence.
+    pub presence: bool,
 }
 
 /// Who gets a publication on this shard.
@@ -127,15 +143,16 @@ pub enum Joined {
     TooMany,
 }
 
-/// What an unsubscribe left behind.
+/// A connection leaving a channel.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Left {
-    /// The connection was not subscribed.
-    NotSubscribed,
-    /// Other local subscribers remain.
-    Others,
-    /// It was the last local subscriber: tell the owner (this interest token).
-    Emptied(u64),
+pub struct Leaving {
+    /// The channel.
+    pub channel: ChannelName,
+    /// It was the channel's last local subscriber: tell the owner (this
+    /// interest token).
+    pub emptied: Option<u64>,
+    /// Presence counted it for this user: count it out.
+    pub counted: Option<UserId>,
 }
 
 /// Every channel with a local subscriber.
@@ -195,7 +212,7 @@ impl Subscriptions {
         joining: &Joining,
         max: usize,
         token: u64,
-        history: bool,
+        kind: Kind,
     ) -> Joined {
         let index = joining.conn.index;
         let slot = match self.by_name.get(channel) {
@@ -206,7 +223,8 @@ impl Subscriptions {
                 }
                 let slot = self.slots.insert(LocalChannel {
                     name: channel.clone(),
-                    history,
+                    history: kind.history,
+                    presence: kind.presence.then(HashMap::new),
                     members: Rc::new(Vec::new()),
                     joining: Vec::new(),
                     recovering: Vec::new(),
@@ -359,16 +377,15 @@ impl Subscriptions {
         }
     }
 
-    /// Removes `index` from `channel`.
-    pub fn leave(&mut self, channel: &str, index: u32) -> Left {
-        let Some(&slot) = self.by_name.get(channel) else {
-            return Left::NotSubscribed;
-        };
+    /// Removes `index` from `channel`; `None` when it was not subscribed.
+    pub fn leave(&mut self, channel: &str, index: u32) -> Option<Leaving> {
+        let &slot = self.by_name.get(channel)?;
         let ch = &mut self.slots[slot as usize];
         if !ch.has(index) {
-            return Left::NotSubscribed;
+            return None;
         }
-        ch.forget(index);
+        let counted = ch.forget(index);
+        let channel = ch.name.clone();
         self.count -= 1;
         if let Some(list) = self.by_conn.get_mut(&index) {
             list.retain(|s| *s != slot);
@@ -376,9 +393,23 @@ impl Subscriptions {
                 self.by_conn.remove(&index);
             }
         }
-        match self.drop_if_empty(slot) {
-            Some(token) => Left::Emptied(token),
-            None => Left::Others,
+        let emptied = self.drop_if_empty(slot);
+        Some(Leaving {
+            channel,
+            emptied,
+            counted,
+        })
+    }
+
+    /// Presence counts member `index` of `channel` for `user`: true when the
+    /// channel has presence and it was not counted yet.
+    pub fn count_in(&mut self, channel: &str, index: u32, user: &UserId) -> bool {
+        let Some(&slot) = self.by_name.get(channel) else {
+            return false;
+        };
+        match self.slots[slot as usize].presence.as_mut() {
+            Some(p) => p.insert(index, user.clone()).is_none(),
+            None => false,
         }
     }
 
@@ -391,102 +422,27 @@ impl Subscriptions {
         Some(ch.token)
     }
 
-    /// A connection closed: removes it everywhere. Returns the channels
-    /// left without a local subscriber (tell their owners), with tokens.
-    pub fn remove_conn(&mut self, index: u32) -> Vec<(ChannelName, u64)> {
+    /// A connection closed: removes it from every channel.
+    pub fn remove_conn(&mut self, index: u32) -> Vec<Leaving> {
         let Some(slots) = self.by_conn.remove(&index) else {
             return Vec::new();
         };
-        let mut emptied = Vec::new();
+        let mut left = Vec::new();
         for slot in slots {
             let ch = &mut self.slots[slot as usize];
-            ch.forget(index);
+            let counted = ch.forget(index);
+            let channel = ch.name.clone();
             self.count -= 1;
-            let name = ch.name.clone();
-            if let Some(token) = self.drop_if_empty(slot) {
-                emptied.push((name, token));
-            }
+            let emptied = self.drop_if_empty(slot);
+            left.push(Leaving {
+                channel,
+                emptied,
+                counted,
+            });
         }
-        emptied
+        left
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn joining(index: u32) -> Joining {
-        Joining {
-            conn: ConnKey {
-                index,
-                generation: 1,
-            },
-            id: None,
-            recover: None,
-            at_connect: false,
-        }
-    }
-
-    fn chan(s: &str) -> ChannelName {
-        ChannelName::parse(s).unwrap()
-    }
-
-    #[test]
-    fn the_first_subscriber_asks_the_owner_and_later_ones_wait_or_join() {
-        let mut s = Subscriptions::default();
-        let c = chan("room");
-        assert_eq!(s.join(&c, &joining(1), 8, 7, false), Joined::AskOwner(7));
-        assert_eq!(s.join(&c, &joining(2), 8, 8, false), Joined::Waiting);
-        assert_eq!(s.join(&c, &joining(1), 8, 9, false), Joined::Already);
-        assert!(
-            s.ready("room", 99).is_empty(),
-            "a stale answer joins nobody"
-        );
-        let joined = s.ready("room", 7);
-        assert_eq!(joined.len(), 2);
-        s.admit("room", &joined);
-        assert_eq!(*s.get("room").unwrap().members, vec![1, 2]);
-        assert_eq!(s.join(&c, &joining(3), 8, 10, false), Joined::Now);
-        assert_eq!(*s.get("room").unwrap().members, vec![1, 2, 3]);
-        assert_eq!(s.count(), 3);
-    }
-
-    #[test]
-    fn the_last_subscriber_leaving_frees_the_channel() {
-        let mut s = Subscriptions::default();
-        let c = chan("room");
-        s.join(&c, &joining(1), 8, 7, false);
-        s.join(&c, &joining(2), 8, 7, false);
-        assert_eq!(s.leave("room", 1), Left::Others);
-        assert_eq!(
-            s.leave("room", 1),
-            Left::NotSubscribed,
-            "not subscribed any more"
-        );
-        assert_eq!(s.leave("room", 2), Left::Emptied(7));
-        assert!(s.get("room").is_none());
-        assert_eq!((s.count(), s.channels()), (0, 0));
-    }
-
-    #[test]
-    fn a_closing_connection_leaves_every_channel_and_the_limit_holds() {
-        let mut s = Subscriptions::default();
-        for name in ["a", "b", "c"] {
-            assert_eq!(
-                s.join(&chan(name), &joining(1), 3, 1, false),
-                Joined::AskOwner(1)
-            );
-        }
-        assert_eq!(
-            s.join(&chan("d"), &joining(1), 3, 1, false),
-            Joined::TooMany
-        );
-        s.join(&chan("a"), &joining(2), 3, 1, false);
-        let mut emptied: Vec<_> = s.remove_conn(1).into_iter().map(|(c, _)| c).collect();
-        emptied.sort();
-        assert_eq!(emptied, vec![chan("b"), chan("c")]);
-        assert_eq!(s.count(), 1);
-        assert!(s.of_conn(1).is_empty());
-        assert_eq!(s.of_conn(2), vec![chan("a")]);
-    }
-}
+mod tests;
