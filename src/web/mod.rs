@@ -7,8 +7,15 @@
 //! weakens authentication), and the dashboard polls `GET /stats`.
 //! `DASHBOARD=readonly` serves the page without the chat demo's markup and
 //! script; `DASHBOARD=off` never gets here (the endpoints answer 404).
+//!
+//! The JavaScript client library is served from here too, at `GET /client.js`
+//! ([`library`]), in every `DASHBOARD` mode.
+
+mod library;
 
 use std::sync::OnceLock;
+
+pub use library::client_library_response;
 
 use crate::protocol::handshake::{http_response_with, json_error_response};
 use crate::settings::Dashboard;
