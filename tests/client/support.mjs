@@ -12,6 +12,12 @@ export const WAIT = 10_000;
 
 const BIN = process.env.WEBSOCKET_APP_BIN;
 
+/** Servers still running: killed if this process exits without stopping them. */
+const live = new Set();
+process.on('exit', () => {
+  for (const child of live) child.kill('SIGKILL');
+});
+
 /** A running server: `url` is its /ws URL; killed by `stop()`. */
 export class Server {
   constructor(child) {
@@ -34,6 +40,8 @@ export class Server {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     const server = new Server(child);
+    live.add(child);
+    child.on('exit', () => live.delete(child));
     const onData = (d) => { server.log += d; };
     child.stdout.on('data', onData);
     child.stderr.on('data', onData);
