@@ -35,6 +35,8 @@ impl Shard {
             Route::Index if instance.settings.dashboard != Dashboard::Off => {
                 crate::web::index_response(instance.settings.dashboard)
             }
+            // Served in every DASHBOARD mode: apps depend on it, not the demo.
+            Route::ClientLibrary => crate::web::client_library_response(&req.path),
             _ => json_error_response(404, "not_found", "no such endpoint"),
         }
     }

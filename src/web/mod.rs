@@ -1,14 +1,20 @@
-//! The demo page served at `GET /`: a chat demo and a live dashboard of this
-//! instance, in one static HTML page compiled into the binary (CSS and
-//! JavaScript inlined, no build step, no external resources).
+//! What the server serves to browsers, compiled into the binary: the demo
+//! page at `GET /` (a chat demo and a live dashboard of this instance), and
+//! the JavaScript client library at `GET /client.js` ([`library`]).
 //!
-//! The page talks to the server only through the public surface: the chat demo
-//! opens `ws(s)://<host>/ws?userId=…` or `?token=…` like any client (so it never
-//! weakens authentication), and the dashboard polls `GET /stats`.
+//! The page is one static HTML page (CSS and its own JavaScript inlined, no
+//! build step, nothing from another origin). It talks to the server only
+//! through the public surface: the chat demo imports `/client.js` and
+//! connects like any app (`?userId=…` or `?token=…`, so it never weakens
+//! authentication), and the dashboard polls `GET /stats`.
 //! `DASHBOARD=readonly` serves the page without the chat demo's markup and
-//! script; `DASHBOARD=off` never gets here (the endpoints answer 404).
+//! script; `DASHBOARD=off` answers 404 on `/` and `/stats` (the library stays).
+
+mod library;
 
 use std::sync::OnceLock;
+
+pub use library::client_library_response;
 
 use crate::protocol::handshake::{http_response_with, json_error_response};
 use crate::settings::Dashboard;
@@ -19,7 +25,7 @@ const TEMPLATE: &str = include_str!("index.html");
 const STYLE: &str = include_str!("style.css");
 /// The dashboard script (both modes).
 const DASHBOARD_JS: &str = include_str!("dashboard.js");
-/// The chat demo script (`DASHBOARD=on` only).
+/// The chat demo script (`DASHBOARD=on` only); it imports `/client.js`.
 const CHAT_JS: &str = include_str!("chat.js");
 
 const STYLE_MARK: &str = "/* @style */";
@@ -28,9 +34,11 @@ const MODE_MARK: &str = "@mode";
 const CHAT_START: &str = "<!-- @chat -->";
 const CHAT_END: &str = "<!-- @end-chat -->";
 
-/// The page may only run its own inline code, fetch and connect to its own
-/// origin (`'self'` covers `ws:`/`wss:` to the same host), and not be framed.
-const CSP: &str = "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; \
+/// The page may only run its own inline code and `/client.js`, fetch and
+/// connect to its own origin (`'self'` covers `ws:`/`wss:` to the same host),
+/// and not be framed.
+const CSP: &str =
+    "default-src 'none'; script-src 'self' 'unsafe-inline'; style-src 'unsafe-inline'; \
                    connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; \
                    frame-ancestors 'none'";
 
@@ -106,11 +114,11 @@ mod tests {
     #[test]
     fn read_only_has_no_chat() {
         let on = render(Dashboard::On);
-        assert!(on.contains("id=\"chat\"") && on.contains("new WebSocket("));
+        assert!(on.contains("id=\"chat\"") && on.contains("from '/client.js'"));
         assert!(on.contains("data-mode=\"on\""));
         let ro = render(Dashboard::ReadOnly);
         assert!(!ro.contains("id=\"chat\""));
-        assert!(!ro.contains("WebSocket"));
+        assert!(!ro.contains("WebSocket") && !ro.contains("client.js"));
         assert!(ro.contains("data-mode=\"readonly\""));
     }
 

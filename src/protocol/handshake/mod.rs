@@ -32,6 +32,8 @@ pub enum Route {
     Stats,
     /// `/`: the demo page.
     Index,
+    /// `/client.js` and `/client.d.ts`: the client library and its types.
+    ClientLibrary,
     /// Anything else: 404.
     NotFound,
 }
@@ -203,6 +205,7 @@ impl Request {
             "/metrics" => Route::Metrics,
             "/stats" => Route::Stats,
             "/" => Route::Index,
+            "/client.js" | "/client.d.ts" => Route::ClientLibrary,
             _ => Route::NotFound,
         }
     }
