@@ -6,13 +6,14 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use websocket_app::coordinator::Delivery;
 use websocket_app::protocol::UserId;
 use websocket_app::shard::{Mailbox, ShardMsg};
 
 fn deliver_msg(frame: &Bytes, user: &UserId) -> ShardMsg {
     ShardMsg::Deliver {
         user: user.clone(),
-        frame: frame.clone(),
+        what: Delivery::Frame(frame.clone()),
         reply: None,
         parts: 1,
         sent_at_us: 0,

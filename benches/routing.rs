@@ -43,6 +43,7 @@ impl Bus {
                     cfg,
                     registry.shard(usize::from(index)),
                     Default::default(),
+                    "bench".into(),
                     1,
                 )
             })
@@ -132,14 +133,14 @@ fn straight(to: u16, msg: ShardMsg) -> (u16, ShardMsg) {
     match msg {
         ShardMsg::Route {
             user,
-            frame,
+            what,
             reply: reply @ Some(ReplyTo::Shard { .. }),
             sent_at_us,
         } => (
             2,
             ShardMsg::Deliver {
                 user,
-                frame,
+                what,
                 reply,
                 parts: 1,
                 sent_at_us,

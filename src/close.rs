@@ -2,6 +2,8 @@
 //! the text sent with it, the counter it bumps and how the disconnect is
 //! counted, so no call site can count one reason and send another.
 
+use std::borrow::Cow;
+
 use crate::metrics::Counter;
 use crate::protocol::close;
 use crate::protocol::frame::ProtocolViolation;
@@ -13,12 +15,12 @@ pub const CLOSE_GRACE_MS: u32 = 2_000;
 pub const SLOW_CONSUMER_GRACE_MS: u32 = 5_000;
 
 /// One reason to close a connection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CloseReason {
     /// The close code sent to the client.
     pub code: u16,
     /// The text sent in the close frame.
-    pub text: &'static str,
+    pub text: Cow<'static, str>,
     /// The counter this close bumps, if any.
     pub counter: Option<Counter>,
     /// True when the disconnect counts as unexpected (`UnexpectedDisconnects`).
@@ -39,7 +41,7 @@ impl CloseReason {
     ) -> Self {
         Self {
             code,
-            text,
+            text: Cow::Borrowed(text),
             counter,
             unexpected,
             discard_queue: false,
@@ -66,14 +68,12 @@ impl CloseReason {
     /// The send queue overflowed (4008): what is queued is dropped, and the
     /// close frame waits longer behind the full socket buffer.
     pub const SLOW_CONSUMER: Self = Self {
+        code: close::SLOW_CONSUMER,
+        text: Cow::Borrowed("slow consumer"),
+        counter: Some(Counter::SlowConsumerCloses),
+        unexpected: true,
         discard_queue: true,
         grace_ms: SLOW_CONSUMER_GRACE_MS,
-        ..Self::new(
-            close::SLOW_CONSUMER,
-            "slow consumer",
-            Some(Counter::SlowConsumerCloses),
-            true,
-        )
     };
     /// Refused by the rate limit too many times in a row (4029).
     pub const RATE_LIMITED: Self = Self::new(
@@ -89,6 +89,23 @@ impl CloseReason {
         Some(Counter::ProtocolErrors),
         true,
     );
+
+    /// Disconnected through the server API (4010), with the API's reason.
+    pub fn disconnected(reason: &str) -> Self {
+        let text = if reason.is_empty() {
+            Cow::Borrowed("disconnected")
+        } else {
+            Cow::Owned(reason.to_owned())
+        };
+        Self {
+            code: close::DISCONNECTED,
+            text,
+            counter: None,
+            unexpected: false,
+            discard_queue: false,
+            grace_ms: CLOSE_GRACE_MS,
+        }
+    }
 
     /// A frame that broke the protocol (1002, 1007, 1009).
     pub fn violation(v: ProtocolViolation) -> Self {
@@ -125,7 +142,7 @@ mod tests {
             CloseReason::RATE_LIMITED,
             CloseReason::BINARY,
         ];
-        for r in all {
+        for r in &all {
             let slow = r.code == close::SLOW_CONSUMER;
             assert_eq!(r.discard_queue, slow, "{r:?}");
             let grace = if slow {

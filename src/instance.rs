@@ -16,13 +16,14 @@ use bytes::Bytes;
 
 use crate::auth::Authenticator;
 use crate::coordinator::{
-    Appended, Coordinator, LocalRouter, PresencePage, PublishOutcome, RemoteOutcome, ReplyTo,
-    StreamPage,
+    Appended, Coordinator, Delivery, IdempotencyAnswer, LocalRouter, PresencePage, PublishOutcome,
+    RemoteOutcome, ReplyTo, StreamPage, UserOp,
 };
 use crate::metrics::MetricsRegistry;
 use crate::protocol::channel::ChannelName;
 use crate::protocol::UserId;
 use crate::settings::Settings;
+use crate::shard::core::{ApiOutcome, Claimed};
 use crate::shard::{Mailbox, ShardMsg};
 
 /// The instance-wide context every shard holds an `Arc` of.
@@ -139,7 +140,7 @@ impl LocalRouter for MailboxRouter {
             owner,
             ShardMsg::Route {
                 user,
-                frame,
+                what: Delivery::Frame(frame),
                 reply,
                 sent_at_us,
             },
@@ -201,6 +202,32 @@ impl LocalRouter for MailboxRouter {
 
     fn presence_read(&self, shard: u16, token: u64, page: Option<PresencePage>) {
         self.send(shard, ShardMsg::PresenceRead { token, page });
+    }
+
+    fn deliver_user_op(&self, user: UserId, op: UserOp, reply: Option<ReplyTo>) {
+        let owner = self.owner_of(&user);
+        let msg = ShardMsg::Route {
+            user,
+            what: Delivery::Op(op),
+            reply,
+            sent_at_us: 0,
+        };
+        self.send(owner, msg);
+    }
+
+    fn user_servers(&self, shard: u16, token: u64, servers: Option<Vec<String>>) {
+        self.send(shard, ShardMsg::UserServers { token, servers });
+    }
+
+    fn idempotency_answer(&self, shard: u16, token: u64, answer: Option<IdempotencyAnswer>) {
+        let outcome = match answer {
+            None => ApiOutcome::Unavailable,
+            Some(IdempotencyAnswer::Settled) => ApiOutcome::Settled,
+            Some(IdempotencyAnswer::Fresh) => ApiOutcome::Claim(Claimed::Fresh),
+            Some(IdempotencyAnswer::InProgress) => ApiOutcome::Claim(Claimed::InProgress),
+            Some(IdempotencyAnswer::Replay(b)) => ApiOutcome::Claim(Claimed::Replay(b)),
+        };
+        self.send(shard, ShardMsg::ApiAnswer { token, outcome });
     }
 
     fn reregister_routes(&self) {

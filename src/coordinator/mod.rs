@@ -52,6 +52,43 @@ pub enum RemoteOutcome {
     Failed,
 }
 
+/// An operation on every connection of a user (server API), carried to
+/// every instance holding the user like a direct message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UserOp {
+    /// Close with 4010 and this reason.
+    Disconnect(std::sync::Arc<str>),
+    /// Subscribe to the channel (the backend decides: no permission check).
+    Subscribe(ChannelName),
+    /// Unsubscribe, telling the client `reason: server`.
+    Unsubscribe(ChannelName),
+}
+
+/// How long an idempotency key is remembered (the server API's 5 minutes).
+pub const IDEMPOTENCY_TTL_MS: u64 = 300_000;
+
+/// What claiming (or settling) an idempotency key found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IdempotencyAnswer {
+    /// The key is new and now claimed.
+    Fresh,
+    /// Its request was carried out: the answer to replay.
+    Replay(Bytes),
+    /// Its request is being carried out.
+    InProgress,
+    /// The answer is remembered.
+    Settled,
+}
+
+/// What a direct delivery carries: a frame, or an operation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Delivery {
+    /// A framed message, shared by every receiver.
+    Frame(Bytes),
+    /// An operation on each connection.
+    Op(UserOp),
+}
+
 /// How a channel keeps its publications (its namespace's options).
 pub type History = Retention;
 
@@ -110,6 +147,12 @@ pub trait LocalRouter: Send + Sync + 'static {
     fn inbox_appended(&self, shard: u16, token: u64, at: Option<Appended>);
     /// The answer to a [`Coordinator::read_presence`] (`None`: it failed).
     fn presence_read(&self, shard: u16, token: u64, page: Option<PresencePage>);
+    /// Carry out `op` on every local connection of `user`; the count goes to `reply`.
+    fn deliver_user_op(&self, user: UserId, op: UserOp, reply: Option<ReplyTo>);
+    /// The answer to a [`Coordinator::user_servers`] (`None`: it failed).
+    fn user_servers(&self, shard: u16, token: u64, servers: Option<Vec<String>>);
+    /// The answer to a [`Coordinator::idempotency`] (`None`: it failed).
+    fn idempotency_answer(&self, shard: u16, token: u64, answer: Option<IdempotencyAnswer>);
 }
 
 /// What shards ask of the coordination layer. Every method must return at
@@ -165,6 +208,16 @@ pub trait Coordinator: Send + Sync + 'static {
         shard: u16,
         token: u64,
     );
+    /// Carry out `op` on the user's connections on other instances; a
+    /// [`RemoteOutcome`] (the count) answers `(shard, token)`.
+    fn send_user_op(&self, user: &UserId, op: UserOp, shard: u16, token: u64);
+    /// The live servers holding `user`'s connections; the answer comes
+    /// through [`LocalRouter::user_servers`].
+    fn user_servers(&self, user: &UserId, shard: u16, token: u64);
+    /// Claims (`answer` `None`) or settles an idempotency key for
+    /// [`IDEMPOTENCY_TTL_MS`], cluster-wide; the answer comes through
+    /// [`LocalRouter::idempotency_answer`].
+    fn idempotency(&self, key: &str, answer: Option<Bytes>, shard: u16, token: u64);
     /// Changes of this instance's presence in a channel: `(user, delta)`.
     fn presence_changes(&self, channel: &ChannelName, changes: Vec<(UserId, i32)>);
     /// This instance's whole presence in a channel (the layer lost it).
@@ -206,6 +259,9 @@ impl Coordinator for Embedded {
     fn read_stream(&self, _: &StreamKey, _: StreamQuery, _: u16, _: u64) {}
     fn append_inbox(&self, _: &UserId, _: Bytes, _: Retention, _: u16, _: u64) {}
     fn presence_changes(&self, _: &ChannelName, _: Vec<(UserId, i32)>) {}
+    fn send_user_op(&self, _: &UserId, _: UserOp, _: u16, _: u64) {}
+    fn user_servers(&self, _: &UserId, _: u16, _: u64) {}
+    fn idempotency(&self, _: &str, _: Option<Bytes>, _: u16, _: u64) {}
     fn presence_reset(&self, _: &ChannelName, _: Vec<(UserId, u32)>) {}
     fn read_presence(&self, _: &ChannelName, _: u32, _: u16, _: u64) {}
     fn delivery_report(&self, _token: u64, _connections: u32, _parts: u32) {}

@@ -11,6 +11,8 @@
 //! kind 1 direct:    u64 token | u64 sent_at_us | str16 user | frame (rest)
 //! kind 2 confirm:   u64 token | u32 connections
 //! kind 3 broadcast: u64 sent_at_us | frame (rest)
+//! kind 4 user op:   u64 token | str16 user | u8 op | str16 argument
+//!                   (op 1 disconnect: reason; 2 subscribe, 3 unsubscribe: channel)
 //! ```
 //!
 //! `token` of a direct is the origin coordinator's key for the request
@@ -23,6 +25,8 @@
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use thiserror::Error;
 
+use crate::coordinator::UserOp;
+use crate::protocol::channel::ChannelName;
 use crate::protocol::UserId;
 
 /// The version this build writes and reads.
@@ -34,6 +38,8 @@ const KIND_DIRECT: u8 = 1;
 const KIND_CONFIRM: u8 = 2;
 /// Kind byte of a broadcast.
 const KIND_BROADCAST: u8 = 3;
+/// Kind byte of an operation on a user's connections (server API).
+const KIND_USER_OP: u8 = 4;
 
 /// One decoded message between instances.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,6 +65,17 @@ pub enum Envelope {
         token: u64,
         /// Receiver connections on the confirming instance that accepted it.
         connections: u32,
+    },
+    /// An operation on `user`'s connections on the receiving instance.
+    UserOp {
+        /// Server id of the sending instance (where the confirm goes).
+        origin: String,
+        /// The origin's request key; 0 when no confirmation is wanted.
+        token: u64,
+        /// The user.
+        user: UserId,
+        /// The operation.
+        op: UserOp,
     },
     /// A broadcast for every connection on every other instance.
     Broadcast {
@@ -89,6 +106,9 @@ pub enum EnvelopeError {
     /// The receiver is not a valid user id.
     #[error("envelope user id is invalid")]
     UserId,
+    /// An unknown operation, or its channel is invalid.
+    #[error("envelope operation is invalid")]
+    Op,
     /// Bytes left after a fixed-size body.
     #[error("trailing bytes after envelope")]
     Trailing,
@@ -101,6 +121,21 @@ pub fn encode_direct(origin: &str, token: u64, sent_at_us: u64, user: &str, fram
     out.put_u64(sent_at_us);
     put_str16(&mut out, user);
     out.put_slice(frame);
+    out.freeze()
+}
+
+/// Encodes an operation on a user's connections.
+pub fn encode_user_op(origin: &str, token: u64, user: &str, op: &UserOp) -> Bytes {
+    let (code, arg): (u8, &str) = match op {
+        UserOp::Disconnect(reason) => (1, reason),
+        UserOp::Subscribe(channel) => (2, channel),
+        UserOp::Unsubscribe(channel) => (3, channel),
+    };
+    let mut out = header(KIND_USER_OP, origin, 13 + user.len() + arg.len());
+    out.put_u64(token);
+    put_str16(&mut out, user);
+    out.put_u8(code);
+    put_str16(&mut out, arg);
     out.freeze()
 }
 
@@ -152,6 +187,28 @@ pub fn decode(payload: Bytes) -> Result<Envelope, EnvelopeError> {
                 origin,
                 token,
                 connections,
+            })
+        }
+        KIND_USER_OP => {
+            let token = get_u64(&mut buf)?;
+            let user = UserId::parse(&get_str16(&mut buf)?).ok_or(EnvelopeError::UserId)?;
+            let code = get_u8(&mut buf)?;
+            let arg = get_str16(&mut buf)?;
+            if buf.has_remaining() {
+                return Err(EnvelopeError::Trailing);
+            }
+            let channel = || ChannelName::parse(&arg).ok_or(EnvelopeError::Op);
+            let op = match code {
+                1 => UserOp::Disconnect(arg.as_str().into()),
+                2 => UserOp::Subscribe(channel()?),
+                3 => UserOp::Unsubscribe(channel()?),
+                _ => return Err(EnvelopeError::Op),
+            };
+            Ok(Envelope::UserOp {
+                origin,
+                token,
+                user,
+                op,
             })
         }
         KIND_BROADCAST => {
@@ -271,6 +328,34 @@ mod tests {
         let mut trailing = encode_confirm("o", 1, 2).to_vec();
         trailing.push(0);
         assert_eq!(decode(trailing.into()), Err(EnvelopeError::Trailing));
+    }
+
+    #[test]
+    fn user_ops_round_trip_and_bad_ones_are_refused() {
+        let chan = ChannelName::parse("room:1").unwrap();
+        for op in [
+            UserOp::Disconnect("banned".into()),
+            UserOp::Subscribe(chan.clone()),
+            UserOp::Unsubscribe(chan),
+        ] {
+            let got = decode(encode_user_op("s1", 5, "bob", &op)).unwrap();
+            let want = Envelope::UserOp {
+                origin: "s1".into(),
+                token: 5,
+                user: user("bob"),
+                op,
+            };
+            assert_eq!(got, want);
+        }
+        let bad = encode_user_op("s1", 5, "bob", &UserOp::Disconnect("a b".into()));
+        let mut bytes = bad.to_vec();
+        let code_at = bytes.len() - 2 - 3 - 1;
+        bytes[code_at] = 2;
+        assert_eq!(
+            decode(bytes.into()),
+            Err(EnvelopeError::Op),
+            "not a channel"
+        );
     }
 
     #[test]

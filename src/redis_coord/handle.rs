@@ -13,7 +13,7 @@ use bytes::Bytes;
 use tokio::sync::mpsc::UnboundedSender;
 
 use crate::coordinator::Coordinator;
-use crate::coordinator::{History, Retention, StreamKey, StreamQuery};
+use crate::coordinator::{History, Retention, StreamKey, StreamQuery, UserOp};
 use crate::protocol::channel::ChannelName;
 use crate::protocol::UserId;
 
@@ -165,6 +165,32 @@ impl Coordinator for RedisCoordinator {
         self.send(Command::ReadPresence {
             channel: channel.clone(),
             cap,
+            shard,
+            token,
+        });
+    }
+
+    fn send_user_op(&self, user: &UserId, op: UserOp, shard: u16, token: u64) {
+        self.send(Command::UserOp {
+            user: user.clone(),
+            op,
+            shard,
+            token,
+        });
+    }
+
+    fn user_servers(&self, user: &UserId, shard: u16, token: u64) {
+        self.send(Command::UserServers {
+            user: user.clone(),
+            shard,
+            token,
+        });
+    }
+
+    fn idempotency(&self, key: &str, answer: Option<Bytes>, shard: u16, token: u64) {
+        self.send(Command::Idempotency {
+            key: key.to_owned(),
+            answer,
             shard,
             token,
         });

@@ -44,6 +44,7 @@ pub mod presence;
 pub mod publication;
 pub mod round;
 pub mod routes;
+pub mod status;
 pub mod sweep;
 pub mod worker;
 

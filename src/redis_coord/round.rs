@@ -85,6 +85,27 @@ pub enum Tag {
         /// The dead server.
         server: String,
     },
+    /// An idempotency key's claim (`settle` false) or settling.
+    Idempotency {
+        /// The asking shard.
+        shard: u16,
+        /// Its token.
+        token: u64,
+        /// A settling (its reply is `OK`).
+        settle: bool,
+    },
+    /// `SMEMBERS` of a user's route set for a status read.
+    StatusMembers {
+        /// The read.
+        id: u64,
+    },
+    /// `EXISTS` of a server's liveness key for a status read.
+    StatusAlive {
+        /// The read.
+        id: u64,
+        /// The server.
+        server: String,
+    },
     /// `wss_presence_list` for a shard's request.
     PresenceList {
         /// The asking shard.

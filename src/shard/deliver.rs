@@ -62,6 +62,22 @@ impl Shard {
             } => self.welcome(conn, &subscriptions, inbox),
             Action::Close { conn, reason } => self.close_conn(conn, reason),
             Action::Coordinator(call) => self.call_coordinator(call),
+            Action::UserOp {
+                conns,
+                user,
+                op,
+                report,
+            } => {
+                let keys = self.keys_of(&conns);
+                let changed = keys
+                    .into_iter()
+                    .filter(|k| self.core.borrow_mut().apply_user_op(*k, &user, &op))
+                    .count() as u32;
+                if let Some(report) = report {
+                    self.core.borrow_mut().delivered(report, changed);
+                }
+            }
+            Action::ApiReply { token, outcome } => self.api_calls.answer(token, outcome),
         }
     }
 
@@ -114,6 +130,21 @@ impl Shard {
                 shard,
                 token,
             } => coordinator.read_presence(&channel, cap, shard, token),
+            CoordinatorCall::SendUserOp {
+                user,
+                op,
+                shard,
+                token,
+            } => coordinator.send_user_op(&user, op, shard, token),
+            CoordinatorCall::UserServers { user, shard, token } => {
+                coordinator.user_servers(&user, shard, token)
+            }
+            CoordinatorCall::Idempotency {
+                key,
+                answer,
+                shard,
+                token,
+            } => coordinator.idempotency(&key, answer, shard, token),
             CoordinatorCall::UnsubscribeChannel { channel } => {
                 coordinator.unsubscribe_channel(&channel)
             }
@@ -254,7 +285,7 @@ impl Shard {
                     Ending::Expected
                 };
             }
-            let frame = close_frame(reason.code, reason.text);
+            let frame = close_frame(reason.code, &reason.text);
             c.queued_bytes += frame.len() as u32;
             c.queue.push_back(OutFrame {
                 frame,

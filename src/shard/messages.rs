@@ -3,11 +3,12 @@
 use bytes::Bytes;
 
 use crate::coordinator::{
-    Appended, PresencePage, PublishOutcome, RemoteOutcome, ReplyTo, Retention, StreamKey,
+    Appended, Delivery, PresencePage, PublishOutcome, RemoteOutcome, ReplyTo, Retention, StreamKey,
     StreamPage, StreamQuery,
 };
 use crate::protocol::channel::ChannelName;
 use crate::protocol::UserId;
+use crate::shard::core::ApiOutcome;
 
 /// Why the server is closing every connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,8 +59,8 @@ pub enum ShardMsg {
     Route {
         /// The receiver.
         user: UserId,
-        /// The framed message, encoded once and shared.
-        frame: Bytes,
+        /// The framed message (encoded once and shared), or an operation.
+        what: Delivery,
         /// Who counts the receiving connections.
         reply: Option<ReplyTo>,
         /// Unix micros when the sender's instance received it (delivery latency).
@@ -69,8 +70,8 @@ pub enum ShardMsg {
     Deliver {
         /// The receiver.
         user: UserId,
-        /// The framed message.
-        frame: Bytes,
+        /// The framed message, or an operation.
+        what: Delivery,
         /// Who counts the receiving connections.
         reply: Option<ReplyTo>,
         /// How many shards answer `reply` for this message in all.
@@ -237,6 +238,42 @@ pub enum ShardMsg {
         token: u64,
         /// What it found.
         page: Option<PresencePage>,
+    },
+    /// To a user's owner shard (embedded mode): is the user connected here?
+    /// Answer `UserServers` to `shard`.
+    UserStatus {
+        /// The user.
+        user: UserId,
+        /// The asking shard.
+        shard: u16,
+        /// Its token.
+        token: u64,
+    },
+    /// The live servers holding a user (`None`: it could not be read).
+    UserServers {
+        /// The request's token.
+        token: u64,
+        /// Their ids.
+        servers: Option<Vec<String>>,
+    },
+    /// To an idempotency key's owner shard (embedded mode): claim or settle
+    /// it, answer `ApiAnswer` to `shard`.
+    Idempotency {
+        /// The key.
+        key: std::sync::Arc<str>,
+        /// The answer to remember (`None`: claim).
+        answer: Option<Bytes>,
+        /// The asking shard.
+        shard: u16,
+        /// Its API token.
+        token: u64,
+    },
+    /// An answer for a server API call of this shard.
+    ApiAnswer {
+        /// The call's token.
+        token: u64,
+        /// The answer.
+        outcome: ApiOutcome,
     },
     /// The outcome of a publish, for the publisher's pending ack.
     Published {

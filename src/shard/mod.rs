@@ -18,11 +18,15 @@
 //!   connections ([`conn`]), welcomes, closes, mailboxes, coordinator calls.
 //! - write → [`write`]: corked non-blocking `sendmsg` per turn.
 //!
+//! Server API requests come in through [`handshake`] too and reach the core
+//! through [`api_call`].
+//!
 //! Around them: [`lifecycle`] (a connection's insert and removal, shutdown
 //! and drain), [`sweep`] (one timer per shard: heartbeats, close deadlines,
 //! ack deadlines, drain pace), [`reclaim`] (memory back to the OS after a
 //! burst), [`mailbox`] and [`messages`] (cross-shard messages).
 
+mod api_call;
 mod conn;
 pub mod core;
 mod decode;
@@ -103,6 +107,8 @@ pub struct Shard {
     pub conns: RefCell<Slab<Conn>>,
     /// The routing core: local users, owned directory, pending acks.
     pub core: RefCell<ShardCore>,
+    /// Server API calls waiting for the core's answer.
+    pub api_calls: api_call::ApiCalls,
     /// Reusable read buffers: a connection borrows one only while reading.
     pub read_pool: RefCell<Vec<Vec<u8>>>,
     /// Every upgraded socket of the shard, watched for readability (and for
@@ -141,13 +147,15 @@ impl Shard {
         };
         let namespaces = settings.namespaces.clone();
         let seed = instance.boot_id ^ (u64::from(index) << 48);
-        let core = ShardCore::new(cfg, metrics.clone(), namespaces, seed);
+        let server_id = settings.server_id.as_str().into();
+        let core = ShardCore::new(cfg, metrics.clone(), namespaces, server_id, seed);
         Ok(Self {
             index,
             instance,
             metrics,
             conns: RefCell::new(Slab::new()),
             core: RefCell::new(core),
+            api_calls: api_call::ApiCalls::default(),
             read_pool: RefCell::new(Vec::new()),
             poller: Poller::new()?,
             flush_list: FlushList::default(),

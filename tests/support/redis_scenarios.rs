@@ -17,8 +17,8 @@ use clap::ValueEnum;
 use serde_json::{json, Value};
 use websocket_app::config::{self, ClusterMode};
 use websocket_app::coordinator::{
-    Appended, Coordinator, LocalRouter, PresencePage, PublishOutcome, RemoteOutcome, ReplyTo,
-    StreamPage,
+    Appended, Coordinator, IdempotencyAnswer, LocalRouter, PresencePage, PublishOutcome,
+    RemoteOutcome, ReplyTo, StreamPage, UserOp,
 };
 use websocket_app::metrics::ShardMetrics;
 use websocket_app::protocol::channel::ChannelName;
@@ -131,6 +131,9 @@ pub enum Call {
     StreamRead(u16, u64, Option<StreamPage>),
     InboxAppended(u16, u64, Option<Appended>),
     PresenceRead(u16, u64, Option<PresencePage>),
+    UserOp(String, UserOp, Option<ReplyTo>),
+    UserServers(u16, u64, Option<Vec<String>>),
+    Idempotency(u16, u64, Option<IdempotencyAnswer>),
 }
 
 /// A router that records calls and lets a test wait for one.
@@ -203,6 +206,15 @@ impl LocalRouter for Recorder {
     }
     fn presence_read(&self, shard: u16, token: u64, page: Option<PresencePage>) {
         self.push(Call::PresenceRead(shard, token, page));
+    }
+    fn deliver_user_op(&self, user: UserId, op: UserOp, reply: Option<ReplyTo>) {
+        self.push(Call::UserOp(user.to_string(), op, reply));
+    }
+    fn user_servers(&self, shard: u16, token: u64, servers: Option<Vec<String>>) {
+        self.push(Call::UserServers(shard, token, servers));
+    }
+    fn idempotency_answer(&self, shard: u16, token: u64, answer: Option<IdempotencyAnswer>) {
+        self.push(Call::Idempotency(shard, token, answer));
     }
 }
 

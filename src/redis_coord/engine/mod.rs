@@ -9,13 +9,15 @@
 //! goes out together in the next one: that is the batching. Keeping this
 //! I/O-free lets the unit tests drive it with a recording router.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
 use crate::coordinator::{
-    History, LocalRouter, PublishOutcome, RemoteOutcome, ReplyTo, Retention, StreamKey, StreamQuery,
+    History, LocalRouter, PublishOutcome, RemoteOutcome, ReplyTo, Retention, StreamKey,
+    StreamQuery, UserOp,
 };
 use crate::metrics::{Counter, ShardMetrics};
 use crate::namespaces::Namespaces;
@@ -27,12 +29,14 @@ use super::channels::ChannelSubs;
 use super::envelope::{self, Envelope};
 use super::functions;
 use super::inbound::Inbound;
+use super::keys;
 use super::liveness::Liveness;
 use super::outbound::{Finish, Outbound};
 use super::presence::Presence;
 use super::publication;
 use super::round::{Round, Tag, Target};
 use super::routes::Routes;
+use super::status;
 use super::sweep::{self, Node, Sweep};
 
 /// What shards ask, as queued for the I/O thread.
@@ -150,6 +154,37 @@ pub enum Command {
         /// Its token.
         token: u64,
     },
+    /// `Coordinator::send_user_op`.
+    UserOp {
+        /// The user.
+        user: UserId,
+        /// The operation.
+        op: UserOp,
+        /// The asking shard.
+        shard: u16,
+        /// Its token (0: no outcome wanted).
+        token: u64,
+    },
+    /// `Coordinator::user_servers`.
+    UserServers {
+        /// The user.
+        user: UserId,
+        /// The asking shard.
+        shard: u16,
+        /// Its token.
+        token: u64,
+    },
+    /// `Coordinator::idempotency`.
+    Idempotency {
+        /// The key.
+        key: String,
+        /// The answer to remember (`None`: claim).
+        answer: Option<Bytes>,
+        /// The asking shard.
+        shard: u16,
+        /// Its token.
+        token: u64,
+    },
     /// `Coordinator::delivery_report`.
     Report {
         /// Our key of the incoming direct.
@@ -227,6 +262,8 @@ pub struct Engine {
     stream_calls: Vec<(redis::Cmd, String, Tag)>,
     /// Presence writes and the presence sweep.
     presence: Presence,
+    /// User status reads: id → (shard, token, servers found so far).
+    status: HashMap<u64, status::Pending>,
     /// The next outbound request id (never 0).
     next_id: u64,
     /// When the liveness key is refreshed next.
@@ -266,6 +303,7 @@ impl Engine {
             channels: ChannelSubs::default(),
             channel_publishes: Vec::new(),
             stream_calls: Vec::new(),
+            status: HashMap::new(),
             next_id: 1,
             next_alive: now,
             alive_value,
@@ -292,6 +330,46 @@ impl Engine {
                 sent_at_us,
             } => self.begin_direct(user, &frame, shard, token, sent_at_us, now),
             Command::Broadcast { frame, sent_at_us } => self.broadcast(&frame, sent_at_us),
+            Command::UserOp {
+                user,
+                op,
+                shard,
+                token,
+            } => self.begin_user_op(user, &op, shard, token, now),
+            Command::Idempotency {
+                key,
+                answer,
+                shard,
+                token,
+            } => {
+                if !self.up {
+                    return self.down(|r| r.idempotency_answer(shard, token, None));
+                }
+                let ttl = crate::coordinator::IDEMPOTENCY_TTL_MS;
+                let settle = answer.is_some();
+                let (cmd, name) = match &answer {
+                    Some(a) => functions::settle(&key, a, ttl),
+                    None => functions::claim(&key, ttl),
+                };
+                let tag = Tag::Idempotency {
+                    shard,
+                    token,
+                    settle,
+                };
+                self.stream_calls.push((cmd, name, tag));
+            }
+            Command::UserServers { user, shard, token } => {
+                if !self.up {
+                    return self.down(|r| r.user_servers(shard, token, None));
+                }
+                let id = self.next_id();
+                self.status.insert(id, status::Pending::new(shard, token));
+                self.stream_calls.push((
+                    status::members(&user),
+                    keys::route_key(&user),
+                    Tag::StatusMembers { id },
+                ));
+            }
             Command::SubscribeChannel {
                 channel,
                 shard,
@@ -394,6 +472,24 @@ impl Engine {
         self.outbound.begin(id, shard, token, user, payload, now);
     }
 
+    fn begin_user_op(&mut self, user: UserId, op: &UserOp, shard: u16, token: u64, now: Instant) {
+        if !self.up {
+            self.metrics.incr(Counter::RedisErrors);
+            self.answer((shard, token, RemoteOutcome::Failed));
+            return;
+        }
+        let id = self.next_id();
+        let wire_token = if token == 0 { 0 } else { id };
+        let payload = envelope::encode_user_op(&self.cfg.server_id, wire_token, &user, op);
+        self.outbound.begin(id, shard, token, user, payload, now);
+    }
+
+    fn next_id(&mut self) -> u64 {
+        let id = self.next_id;
+        self.next_id = self.next_id.wrapping_add(1).max(1);
+        id
+    }
+
     fn broadcast(&mut self, frame: &[u8], sent_at_us: u64) {
         if !self.up {
             self.metrics.incr(Counter::RedisErrors);
@@ -489,6 +585,17 @@ impl Engine {
                     token: self.inbound.begin(origin, token, now),
                 });
                 self.router.deliver_direct(user, frame, reply, sent_at_us);
+            }
+            Ok(Envelope::UserOp {
+                origin,
+                token,
+                user,
+                op,
+            }) => {
+                let reply = (token != 0).then(|| ReplyTo::Coordinator {
+                    token: self.inbound.begin(origin, token, now),
+                });
+                self.router.deliver_user_op(user, op, reply);
             }
             Ok(Envelope::Confirm {
                 origin,

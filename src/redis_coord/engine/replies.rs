@@ -7,13 +7,15 @@
 
 use std::time::Instant;
 
-use crate::coordinator::PublishOutcome;
+use crate::coordinator::{IdempotencyAnswer, PublishOutcome};
 use crate::metrics::Counter;
 use crate::protocol::UserId;
 
 use super::super::channels::Changes;
 use super::super::functions;
+use super::super::round::Target;
 use super::super::round::{as_int, as_scan_page, as_strings, Reply, Tag};
+use super::super::status;
 use super::super::sweep::Removal;
 use super::Engine;
 
@@ -31,8 +33,17 @@ impl Engine {
         }
     }
 
+    /// Answers a finished (or failed) user status read.
+    fn status_done(&mut self, id: u64, ok: bool) {
+        if let Some(mut p) = self.status.remove(&id) {
+            p.live.sort();
+            let servers = ok.then_some(p.live);
+            self.router.user_servers(p.shard, p.token, servers);
+        }
+    }
+
     /// A call whose outcome is unknown (the link failed) is answered as failed.
-    pub(super) fn fail_stream_call(&self, tag: Tag) {
+    pub(super) fn fail_stream_call(&mut self, tag: Tag) {
         match tag {
             Tag::PublishChannel { shard, token } | Tag::PublishHistory { shard, token }
                 if token != 0 =>
@@ -41,6 +52,14 @@ impl Engine {
             }
             Tag::StreamRead { shard, token } => self.router.stream_read(shard, token, None),
             Tag::PresenceList { shard, token, .. } => self.router.presence_read(shard, token, None),
+            Tag::Idempotency { shard, token, .. } => {
+                self.router.idempotency_answer(shard, token, None)
+            }
+            Tag::StatusMembers { id } | Tag::StatusAlive { id, .. } => {
+                if let Some(p) = self.status.remove(&id) {
+                    self.router.user_servers(p.shard, p.token, None);
+                }
+            }
             Tag::InboxAppend { shard, token } => self.router.inbox_appended(shard, token, None),
             _ => {}
         }
@@ -100,6 +119,43 @@ impl Engine {
                 let ns = &*self.cfg.namespaces;
                 self.presence
                     .on_dead_channels(server, reply.ok(), ns, self.sharded, sent_at_us)
+            }
+            Tag::Idempotency {
+                shard,
+                token,
+                settle,
+            } => {
+                let answer = match (settle, reply) {
+                    (true, Ok(_)) => Some(IdempotencyAnswer::Settled),
+                    (false, Ok(v)) => functions::parse_claim(v),
+                    (_, Err(_)) => None,
+                };
+                self.router.idempotency_answer(shard, token, answer);
+            }
+            Tag::StatusMembers { id } => match status::on_members(id, reply.ok()) {
+                Some(checks) if checks.is_empty() => self.status_done(id, true),
+                Some(checks) => {
+                    if let Some(p) = self.status.get_mut(&id) {
+                        p.waiting = Some(checks.len());
+                    }
+                    self.stream_calls.extend(
+                        checks
+                            .into_iter()
+                            .map(|(cmd, target, tag)| (cmd, target_key(target), tag)),
+                    );
+                }
+                None => self.status_done(id, false),
+            },
+            Tag::StatusAlive { id, server } => {
+                let done = self
+                    .status
+                    .get_mut(&id)
+                    .map(|p| status::on_alive(p, server, reply.as_ref().ok()));
+                match done {
+                    Some(Some(true)) => self.status_done(id, true),
+                    Some(None) => self.status_done(id, false),
+                    _ => {}
+                }
             }
             Tag::PresenceList { shard, token, cap } => {
                 let page = reply
@@ -218,5 +274,13 @@ impl Engine {
             }
         }
         self.disconnected();
+    }
+}
+
+/// The key of a command's target (status reads target keys only).
+fn target_key(target: Target) -> String {
+    match target {
+        Target::Key(key) => key,
+        _ => String::new(),
     }
 }

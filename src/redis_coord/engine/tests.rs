@@ -6,7 +6,9 @@ use std::sync::Mutex;
 use redis::Value;
 
 use super::*;
-use crate::coordinator::{Appended, LocalRouter, PresencePage, StreamPage};
+use crate::coordinator::{
+    Appended, IdempotencyAnswer, LocalRouter, PresencePage, StreamPage, UserOp,
+};
 
 /// What the engine asked of the router.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,6 +24,9 @@ enum Call {
     StreamRead(u16, u64, Option<StreamPage>),
     InboxAppended(u16, u64, Option<Appended>),
     PresenceRead(u16, u64, Option<PresencePage>),
+    UserOp(String, UserOp, Option<ReplyTo>),
+    UserServers(u16, u64, Option<Vec<String>>),
+    Idempotency(u16, u64, Option<IdempotencyAnswer>),
 }
 
 #[derive(Default)]
@@ -73,6 +78,15 @@ impl LocalRouter for Recorder {
     }
     fn presence_read(&self, shard: u16, token: u64, page: Option<PresencePage>) {
         self.push(Call::PresenceRead(shard, token, page));
+    }
+    fn deliver_user_op(&self, user: UserId, op: UserOp, reply: Option<ReplyTo>) {
+        self.push(Call::UserOp(user.to_string(), op, reply));
+    }
+    fn user_servers(&self, shard: u16, token: u64, servers: Option<Vec<String>>) {
+        self.push(Call::UserServers(shard, token, servers));
+    }
+    fn idempotency_answer(&self, shard: u16, token: u64, answer: Option<IdempotencyAnswer>) {
+        self.push(Call::Idempotency(shard, token, answer));
     }
 }
 

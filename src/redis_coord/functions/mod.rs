@@ -180,6 +180,42 @@ fn text(v: &Value) -> Option<String> {
     }
 }
 
+/// The Redis key of an idempotency key.
+pub fn idempotency_key(key: &str) -> String {
+    format!("idem:{key}")
+}
+
+/// Claims an idempotency key for `ttl_ms` (see `wss_idem_claim`).
+pub fn claim(key: &str, ttl_ms: u64) -> (Cmd, String) {
+    let name = idempotency_key(key);
+    let mut cmd = redis::cmd("FCALL");
+    cmd.arg("wss_idem_claim").arg(1).arg(&name).arg(ttl_ms);
+    (cmd, name)
+}
+
+/// Remembers an idempotency key's answer for `ttl_ms`.
+pub fn settle(key: &str, answer: &[u8], ttl_ms: u64) -> (Cmd, String) {
+    let name = idempotency_key(key);
+    let mut cmd = redis::cmd("SET");
+    cmd.arg(&name).arg(answer).arg("PX").arg(ttl_ms);
+    (cmd, name)
+}
+
+/// `wss_idem_claim`'s reply: `[1]` (fresh) or `[0, value]` ('' = in progress).
+pub fn parse_claim(v: Value) -> Option<crate::coordinator::IdempotencyAnswer> {
+    use crate::coordinator::IdempotencyAnswer;
+    let Value::Array(items) = v else { return None };
+    let mut items = items.into_iter();
+    if int(&items.next()?)? == 1 {
+        return Some(IdempotencyAnswer::Fresh);
+    }
+    match items.next()? {
+        Value::BulkString(b) if b.is_empty() => Some(IdempotencyAnswer::InProgress),
+        Value::BulkString(b) => Some(IdempotencyAnswer::Replay(Bytes::from(b))),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

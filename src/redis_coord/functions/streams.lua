@@ -71,5 +71,16 @@ local function read(keys, args)
   return out
 end
 
+-- An idempotency key (KEYS[1]): claims it for ARGV[1] ms when new
+-- (returns {1}), else returns {0, value} (the answer, or '' while the
+-- first request is being carried out).
+local function claim(keys, args)
+  if redis.call('SET', keys[1], '', 'NX', 'PX', args[1]) then
+    return {1}
+  end
+  return {0, redis.call('GET', keys[1]) or ''}
+end
+
 redis.register_function('wss_append', append)
+redis.register_function('wss_idem_claim', claim)
 redis.register_function('wss_read', read)

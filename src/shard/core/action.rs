@@ -7,7 +7,9 @@ use bytes::Bytes;
 use smallvec::SmallVec;
 
 use crate::close::CloseReason;
-use crate::coordinator::{ReplyTo, Retention, StreamKey, StreamQuery};
+use crate::coordinator::{ReplyTo, Retention, StreamKey, StreamQuery, UserOp};
+
+use super::api::ApiOutcome;
 use crate::protocol::channel::ChannelName;
 use crate::protocol::UserId;
 
@@ -158,6 +160,39 @@ pub enum CoordinatorCall {
         /// Its token.
         token: u64,
     },
+    /// Carry out an operation on the user's connections on other
+    /// instances; with a token, a `RemoteOutcome` answers to `shard`.
+    SendUserOp {
+        /// The user.
+        user: UserId,
+        /// The operation.
+        op: UserOp,
+        /// The asking shard.
+        shard: u16,
+        /// Its pending ack's token (0: none).
+        token: u64,
+    },
+    /// The live servers holding a user; `UserServers { token }` answers.
+    UserServers {
+        /// The user.
+        user: UserId,
+        /// The asking shard.
+        shard: u16,
+        /// Its token.
+        token: u64,
+    },
+    /// Claim or settle an idempotency key cluster-wide; `ApiAnswer
+    /// { token }` answers to `shard`.
+    Idempotency {
+        /// The key.
+        key: Arc<str>,
+        /// The answer to remember (`None`: claim).
+        answer: Option<Bytes>,
+        /// The asking shard.
+        shard: u16,
+        /// Its API token.
+        token: u64,
+    },
     /// One shard's count for another instance's direct message.
     DeliveryReport {
         /// The coordinator's key.
@@ -210,4 +245,24 @@ pub enum Action {
     },
     /// Ask the coordination layer.
     Coordinator(CoordinatorCall),
+    /// Apply an operation to connections of `user` (by slab index), each
+    /// through [`ShardCore::apply_user_op`](super::ShardCore::apply_user_op);
+    /// with `report`, tell the core how many it changed.
+    UserOp {
+        /// The connections.
+        conns: SmallVec<[u32; 2]>,
+        /// Their user.
+        user: UserId,
+        /// The operation.
+        op: UserOp,
+        /// Where the count goes.
+        report: Option<Report>,
+    },
+    /// Answer a server API command.
+    ApiReply {
+        /// The command's token.
+        token: u64,
+        /// The answer.
+        outcome: ApiOutcome,
+    },
 }

@@ -25,6 +25,7 @@ use crate::protocol::envelope::{ErrorCode, Position};
 use crate::protocol::frame::text_frame_with;
 use crate::session::error_frame;
 
+use super::api::{ApiOutcome, Who};
 use super::channels::{Joining, Recovering};
 use super::{Action, ConnKey, CoordinatorCall, ShardCore, ShardMsg, Target};
 
@@ -40,14 +41,12 @@ pub enum Read {
         /// The channel.
         channel: ChannelName,
     },
-    /// A `history` request.
+    /// A `history` request (of a client or the server API).
     History {
-        /// The asking connection.
-        conn: ConnKey,
+        /// Who asked.
+        who: Who,
         /// The channel.
         channel: ChannelName,
-        /// Its id, echoed.
-        id: Option<String>,
         /// It gave `since` (the answer says whether it was `recovered`).
         since: bool,
     },
@@ -138,11 +137,10 @@ impl ShardCore {
         match self.reads.remove(&token) {
             Some(Read::Subscribe { channel }) => self.recovered(&channel, token, page),
             Some(Read::History {
-                conn,
+                who,
                 channel,
-                id,
                 since,
-            }) => self.answer_history(conn, &channel, id, since, page),
+            }) => self.answer_history(who, &channel, since, page),
             Some(Read::Inbox { conn, id }) => self.answer_inbox(conn, id, page),
             Some(Read::WelcomeInbox { conn }) => {
                 let at = page.map(|p| (p.top, p.epoch));
@@ -213,38 +211,39 @@ impl ShardCore {
     /// A `history` request (the namespace keeps history; permission checked).
     pub(super) fn history(
         &mut self,
-        conn: ConnKey,
+        who: Who,
         channel: ChannelName,
-        since: Option<Position<'static>>,
+        since: Option<(u64, Arc<str>)>,
         limit: u32,
-        id: Option<String>,
     ) {
         let Some(retention) = Retention::of(self.namespaces.options(&channel)) else {
+            if let Who::Api { token } = who {
+                self.api_reply(token, ApiOutcome::NotAvailable);
+            }
             return;
         };
+        let purpose = Read::History {
+            who,
+            channel: channel.clone(),
+            since: since.is_some(),
+        };
         let query = StreamQuery {
-            since: since.as_ref().map(|p| (p.offset, Arc::from(&*p.epoch))),
+            since,
             limit,
             retention,
         };
         let token = self.token();
-        let purpose = Read::History {
-            conn,
-            channel: channel.clone(),
-            id,
-            since: since.is_some(),
-        };
         self.read_stream(StreamKey::Channel(channel), query, token, purpose);
     }
 
-    fn answer_history(
-        &mut self,
-        conn: ConnKey,
-        channel: &str,
-        id: Option<String>,
-        since: bool,
-        page: Option<StreamPage>,
-    ) {
+    fn answer_history(&mut self, who: Who, channel: &str, since: bool, page: Option<StreamPage>) {
+        let (conn, id) = match who {
+            Who::Client { conn, id } => (conn, id),
+            Who::Api { token } => {
+                let outcome = page.map_or(ApiOutcome::Unavailable, ApiOutcome::History);
+                return self.api_reply(token, outcome);
+            }
+        };
         let Some(p) = page else {
             return self.unavailable(conn, id.as_deref(), "history could not be read now");
         };

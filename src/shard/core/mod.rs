@@ -26,8 +26,10 @@
 //! - [`inbox`]: direct messages kept in the receiver's inbox.
 //! - [`streams`]: the streams an owner keeps in memory in embedded mode.
 //! - [`presence`]: who is subscribed: counting, the owner's tables, requests.
+//! - [`api`]: server API commands, and operations on a user's connections.
 
 mod action;
+mod api;
 pub mod channels;
 pub mod directory;
 mod history;
@@ -49,6 +51,7 @@ use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
 use std::sync::Arc;
 
+use bytes::Bytes;
 use smallvec::SmallVec;
 
 use crate::coordinator::Retention;
@@ -69,6 +72,7 @@ use streams::Streams;
 use users::WelcomeWait;
 
 pub use action::{Action, CoordinatorCall, Report, Target};
+pub use api::{ApiCommand, ApiOutcome, Claimed, UserOp, IDEMPOTENCY_TTL};
 pub use routing::unix_micros;
 
 /// What the core needs to know about its instance, fixed at start.
@@ -142,6 +146,11 @@ pub struct ShardCore {
     reads: HashMap<u64, Read>,
     /// Direct messages being kept in their receiver's inbox, by token.
     storing: StoringMap,
+    /// This instance's server id (user status in embedded mode).
+    server_id: Arc<str>,
+    /// Idempotency keys this shard owns (embedded mode): answer (`None`
+    /// while in progress), expiry on the shard clock.
+    idempotency: HashMap<Arc<str>, (Option<Bytes>, u32)>,
     /// Presence of the channels this shard owns.
     presence: presence::Tables,
     /// Presence requests waiting for their answer, by token.
@@ -163,6 +172,7 @@ impl ShardCore {
         cfg: CoreConfig,
         metrics: Arc<ShardMetrics>,
         namespaces: Arc<Namespaces>,
+        server_id: Arc<str>,
         seed: u64,
     ) -> Self {
         Self {
@@ -180,6 +190,8 @@ impl ShardCore {
             streams: Streams::new(seed),
             reads: HashMap::new(),
             storing: StoringMap::new(),
+            server_id,
+            idempotency: HashMap::new(),
             presence: presence::Tables::default(),
             presence_asks: HashMap::new(),
             next_token: 1,
@@ -214,17 +226,26 @@ impl ShardCore {
             }
             ShardMsg::Route {
                 user,
-                frame,
+                what,
                 reply,
                 sent_at_us,
-            } => self.on_route(user, frame, reply, sent_at_us),
+            } => self.on_route(user, what, reply, sent_at_us),
             ShardMsg::Deliver {
                 user,
-                frame,
+                what,
                 reply,
                 parts,
                 sent_at_us,
-            } => self.deliver_to_user(&user, frame, sent_at_us, reply, parts),
+            } => self.deliver_to_user(&user, what, sent_at_us, reply, parts),
+            ShardMsg::UserStatus { user, shard, token } => self.on_user_status(user, shard, token),
+            ShardMsg::UserServers { token, servers } => self.on_user_servers(token, servers),
+            ShardMsg::Idempotency {
+                key,
+                answer,
+                shard,
+                token,
+            } => self.on_idempotency(key, answer, shard, token),
+            ShardMsg::ApiAnswer { token, outcome } => self.api_reply(token, outcome),
             ShardMsg::Broadcast {
                 frame,
                 reply,

@@ -19,13 +19,32 @@ pub enum Remote {
     Done(RemoteOutcome),
 }
 
+/// Who waits for an answer: a client (an `ack` with its message id) or a
+/// server API request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AckTarget {
+    /// A client connection.
+    Client {
+        /// The sending connection.
+        conn: ConnKey,
+        /// The client's message id.
+        id: String,
+    },
+    /// A server API request, by its token.
+    Api {
+        /// The request's token.
+        token: u64,
+        /// It counts connections changed (a user operation) rather than
+        /// reporting a delivery status.
+        counts: bool,
+    },
+}
+
 /// One message waiting for its ack.
 #[derive(Debug)]
 pub struct PendingAck {
-    /// The sending connection.
-    pub conn: ConnKey,
-    /// The client's message id.
-    pub id: String,
+    /// Who waits for it.
+    pub target: AckTarget,
     /// Parts (shards) expected; 0 until the first report says.
     pub parts: u32,
     /// Parts reported so far.
@@ -48,6 +67,24 @@ impl PendingAck {
             return None;
         }
         Some(self.final_status())
+    }
+
+    /// Connections that took it here and on other instances.
+    pub fn total(&self) -> u32 {
+        let remote = match self.remote {
+            Remote::Done(RemoteOutcome::Delivered { connections }) => connections,
+            _ => 0,
+        };
+        self.connections + remote
+    }
+
+    /// Every part answered and no instance failed.
+    pub fn is_complete(&self) -> bool {
+        let remote_ok = !matches!(
+            self.remote,
+            Remote::Waiting | Remote::Done(RemoteOutcome::Failed)
+        );
+        self.parts > 0 && self.reported >= self.parts && remote_ok
     }
 
     /// The status given what is known now (used at the deadline).
@@ -161,11 +198,13 @@ mod tests {
 
     fn pending(remote: Remote) -> PendingAck {
         PendingAck {
-            conn: ConnKey {
-                index: 0,
-                generation: 1,
+            target: AckTarget::Client {
+                conn: ConnKey {
+                    index: 0,
+                    generation: 1,
+                },
+                id: "m1".into(),
             },
-            id: "m1".into(),
             parts: 0,
             reported: 0,
             connections: 0,

@@ -26,7 +26,8 @@ use crate::protocol::frame::text_frame_with;
 use crate::protocol::UserId;
 use crate::session::error_frame;
 
-use super::{ConnKey, CoordinatorCall, ShardCore, ShardMsg};
+use super::api::{ApiOutcome, Who};
+use super::{CoordinatorCall, ShardCore, ShardMsg};
 
 /// Most users a `presence` answer lists.
 pub const PRESENCE_CAP: u32 = 1_000;
@@ -138,14 +139,12 @@ impl Tables {
 /// A `presence` or `presence_stats` request waiting for its answer.
 #[derive(Debug)]
 pub struct Asking {
-    /// The asking connection.
-    pub conn: ConnKey,
+    /// Who asked.
+    pub who: Who,
     /// The channel.
     pub channel: ChannelName,
     /// Counts only.
     pub stats: bool,
-    /// Its id, echoed.
-    pub id: Option<String>,
 }
 
 impl ShardCore {
@@ -187,21 +186,14 @@ impl ShardCore {
     }
 
     /// A `presence`/`presence_stats` request (the namespace has presence).
-    pub(super) fn presence_request(
-        &mut self,
-        conn: ConnKey,
-        channel: ChannelName,
-        stats: bool,
-        id: Option<String>,
-    ) {
+    pub(super) fn presence_request(&mut self, who: Who, channel: ChannelName, stats: bool) {
         let token = self.token();
         let cap = if stats { 0 } else { PRESENCE_CAP };
         let shard = self.cfg.index;
         let asking = Asking {
-            conn,
+            who,
             channel: channel.clone(),
             stats,
-            id,
         };
         self.presence_asks.insert(token, asking);
         if self.cfg.remote {
@@ -240,7 +232,14 @@ impl ShardCore {
         let Some(a) = self.presence_asks.remove(&token) else {
             return;
         };
-        let id = a.id.as_deref();
+        let (conn, id) = match a.who {
+            Who::Client { conn, id } => (conn, id),
+            Who::Api { token } => {
+                let outcome = page.map_or(ApiOutcome::Unavailable, ApiOutcome::Presence);
+                return self.api_reply(token, outcome);
+            }
+        };
+        let id = id.as_deref();
         let frame = match page {
             None => error_frame(
                 ErrorCode::NotAvailable,
@@ -254,7 +253,7 @@ impl ShardCore {
                 text_frame_with(|out| write_presence(out, &a.channel, id, &p.users, p.truncated))
             }
         };
-        self.reply(a.conn, frame);
+        self.reply(conn, frame);
     }
 
     /// The coordination layer lost its state: rebuild this instance's presence.

@@ -13,17 +13,17 @@ use crate::protocol::envelope::{AckStatus, ErrorCode};
 use crate::protocol::frame::text_frame_with;
 use crate::session::{ack_frame, error_frame};
 
+use super::api::ApiOutcome;
 use super::channels::{Joined, Joining, Kind, Leaving, Targets};
 use super::interest::{Asker, InterestStep};
+use super::pending::AckTarget;
 use super::{Action, ConnKey, CoordinatorCall, ShardCore, ShardMsg, Target};
 
 /// A publish waiting for the owner's or the coordination layer's answer.
 #[derive(Debug)]
 pub struct PendingPublish {
-    /// The publishing connection.
-    pub conn: ConnKey,
-    /// Its message id.
-    pub id: String,
+    /// Who waits for the answer.
+    pub target: AckTarget,
     /// Shard clock (ms) after which the ack says `failed`.
     pub deadline_ms: u32,
 }
@@ -88,7 +88,7 @@ impl ShardCore {
 
     /// A connection left a channel: the owner learns when it was the
     /// shard's last subscriber, presence counts it out.
-    fn left(&mut self, leaving: Leaving) {
+    pub(super) fn left(&mut self, leaving: Leaving) {
         if let Some(user) = leaving.counted {
             self.presence_delta(leaving.channel.clone(), user, -1);
         }
@@ -179,23 +179,22 @@ impl ShardCore {
         self.subs.begin_reads(&channel, reads);
     }
 
-    /// A connection publishes (permission and size already checked).
+    /// A connection (or the server API) publishes (permission and size
+    /// already checked).
     pub(super) fn publish(
         &mut self,
-        conn: ConnKey,
+        target: Option<AckTarget>,
         channel: ChannelName,
         json: Bytes,
-        ack: Option<String>,
         sent_at_us: u64,
     ) {
         self.metrics.incr(Counter::PublicationsIn);
-        let token = match ack {
-            Some(id) => {
+        let token = match target {
+            Some(target) => {
                 let token = self.token();
                 let deadline_ms = self.now_ms.wrapping_add(self.cfg.delivery_timeout_ms);
                 let pending = PendingPublish {
-                    conn,
-                    id,
+                    target,
                     deadline_ms,
                 };
                 self.publishes.insert(token, pending);
@@ -302,14 +301,27 @@ impl ShardCore {
         let Some(p) = self.publishes.remove(&token) else {
             return;
         };
-        let status = match outcome {
-            PublishOutcome::Published { offset, .. } => AckStatus::Published { offset },
-            PublishOutcome::Failed => {
-                self.metrics.incr(Counter::DeliveryFailed);
-                AckStatus::Failed
+        if outcome == PublishOutcome::Failed {
+            self.metrics.incr(Counter::DeliveryFailed);
+        }
+        match p.target {
+            AckTarget::Client { conn, id } => {
+                let status = match outcome {
+                    PublishOutcome::Published { offset, .. } => AckStatus::Published { offset },
+                    PublishOutcome::Failed => AckStatus::Failed,
+                };
+                self.reply(conn, ack_frame(&id, status));
             }
-        };
-        self.reply(p.conn, ack_frame(&p.id, status));
+            AckTarget::Api { token, .. } => {
+                let outcome = match outcome {
+                    PublishOutcome::Published { offset, epoch } => {
+                        ApiOutcome::Published { offset, epoch }
+                    }
+                    PublishOutcome::Failed => ApiOutcome::Unavailable,
+                };
+                self.api_reply(token, outcome);
+            }
+        }
     }
 
     /// Publishes whose answer is overdue are acked `failed`.
@@ -334,7 +346,7 @@ impl ShardCore {
         self.note_subscriptions();
     }
 
-    fn note_subscriptions(&self) {
+    pub(super) fn note_subscriptions(&self) {
         self.metrics.set_gauge(
             crate::metrics::Gauge::Subscriptions,
             self.subs.count() as i64,

@@ -12,15 +12,16 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 
-use crate::coordinator::{RemoteOutcome, ReplyTo};
+use crate::coordinator::{Delivery, RemoteOutcome, ReplyTo, UserOp};
 use crate::metrics::Counter;
 use crate::protocol::envelope::AckStatus;
 use crate::protocol::UserId;
 use crate::session::{ack_frame_at, Outcome};
 
+use super::api::{ApiOutcome, Who};
 use super::channels::Joining;
 use super::inbox::Storing;
-use super::pending::{PendingAck, Remote};
+use super::pending::{AckTarget, PendingAck, Remote};
 use super::{Action, ConnKey, CoordinatorCall, Report, ShardCore, ShardMsg, Target};
 
 /// Unix time in microseconds.
@@ -58,14 +59,18 @@ impl ShardCore {
             }
             Outcome::Unsubscribe { channel, id } => self.unsubscribe(from, channel, id),
             Outcome::Publish { channel, json, ack } => {
-                self.publish(from, channel, json, ack, sent_at_us)
+                let target = ack.map(|id| AckTarget::Client { conn: from, id });
+                self.publish(target, channel, json, sent_at_us)
             }
             Outcome::History {
                 channel,
                 since,
                 limit,
                 id,
-            } => self.history(from, channel, since, limit, id),
+            } => {
+                let since = since.map(|p| (p.offset, std::sync::Arc::from(&*p.epoch)));
+                self.history(Who::Client { conn: from, id }, channel, since, limit)
+            }
             Outcome::Inbox {
                 user,
                 since,
@@ -73,7 +78,7 @@ impl ShardCore {
                 id,
             } => self.inbox(from, user, since, limit, id),
             Outcome::Presence { channel, stats, id } => {
-                self.presence_request(from, channel, stats, id)
+                self.presence_request(Who::Client { conn: from, id }, channel, stats)
             }
             Outcome::Refresh { id, .. } => {
                 let frame = crate::session::error_frame(
@@ -95,7 +100,9 @@ impl ShardCore {
                 frame,
                 ack,
             } => self.send_direct(from, receiver, frame, ack, sent_at_us),
-            Outcome::Broadcast { frame, ack } => self.send_broadcast(from, frame, ack, sent_at_us),
+            Outcome::Broadcast { frame, ack } => {
+                self.send_broadcast(Some(from), frame, ack, sent_at_us)
+            }
         }
     }
 
@@ -131,12 +138,11 @@ impl ShardCore {
         });
     }
 
-    fn pending_for(&mut self, conn: ConnKey, id: String, remote: Remote) -> ReplyTo {
+    pub(super) fn pending_for(&mut self, target: AckTarget, remote: Remote) -> ReplyTo {
         let token = self.token();
         let deadline_ms = self.now_ms.wrapping_add(self.cfg.delivery_timeout_ms);
         let pending = PendingAck {
-            conn,
-            id,
+            target,
             parts: 0,
             reported: 0,
             connections: 0,
@@ -159,12 +165,25 @@ impl ShardCore {
         ack: Option<String>,
         sent_at_us: u64,
     ) {
-        let remote = if self.cfg.remote && ack.is_some() {
+        let target = ack.map(|id| AckTarget::Client { conn: from, id });
+        self.send_direct_to(target, receiver, frame, sent_at_us);
+    }
+
+    /// A direct message (from a client, or the server API's `send`) with
+    /// whoever waits for its outcome.
+    pub(super) fn send_direct_to(
+        &mut self,
+        target: Option<AckTarget>,
+        receiver: UserId,
+        frame: Bytes,
+        sent_at_us: u64,
+    ) {
+        let remote = if self.cfg.remote && target.is_some() {
             Remote::Waiting
         } else {
             Remote::None
         };
-        let reply = ack.map(|id| self.pending_for(from, id, remote));
+        let reply = target.map(|t| self.pending_for(t, remote));
         match self.cfg.inbox {
             Some(retention) => {
                 if let Some(ReplyTo::Shard { token, .. }) = reply {
@@ -208,21 +227,50 @@ impl ShardCore {
         let owner = self.owner_of(&receiver);
         let msg = ShardMsg::Route {
             user: receiver,
-            frame,
+            what: Delivery::Frame(frame),
             reply,
             sent_at_us,
         };
         self.send(owner, msg);
     }
 
-    fn send_broadcast(
+    /// Routes an operation on a user's connections like a direct message.
+    pub(super) fn route_op(&mut self, user: UserId, op: UserOp, reply: ReplyTo) {
+        if self.cfg.remote {
+            let token = match reply {
+                ReplyTo::Shard { token, .. } => token,
+                ReplyTo::Coordinator { .. } => 0,
+            };
+            let shard = self.cfg.index;
+            let call = CoordinatorCall::SendUserOp {
+                user: user.clone(),
+                op: op.clone(),
+                shard,
+                token,
+            };
+            self.coordinator(call);
+        }
+        let owner = self.owner_of(&user);
+        let msg = ShardMsg::Route {
+            user,
+            what: Delivery::Op(op),
+            reply: Some(reply),
+            sent_at_us: 0,
+        };
+        self.send(owner, msg);
+    }
+
+    pub(super) fn send_broadcast(
         &mut self,
-        from: ConnKey,
+        from: Option<ConnKey>,
         frame: Bytes,
         ack: Option<String>,
         sent_at_us: u64,
     ) {
-        let reply = ack.map(|id| self.pending_for(from, id, Remote::None));
+        let target = from
+            .zip(ack)
+            .map(|(conn, id)| AckTarget::Client { conn, id });
+        let reply = target.map(|t| self.pending_for(t, Remote::None));
         let parts = u32::from(self.cfg.shards);
         if self.cfg.remote {
             let frame = frame.clone();
@@ -239,14 +287,14 @@ impl ShardCore {
                 self.send(shard, msg);
             }
         }
-        self.deliver_to_all(frame, sent_at_us, Some(from), reply, parts);
+        self.deliver_to_all(frame, sent_at_us, from, reply, parts);
     }
 
     /// Owner: forward a direct message to every shard holding the receiver.
     pub(super) fn on_route(
         &mut self,
         user: UserId,
-        frame: Bytes,
+        what: Delivery,
         reply: Option<ReplyTo>,
         sent_at_us: u64,
     ) {
@@ -260,11 +308,11 @@ impl ShardCore {
         let parts = shards.len() as u32;
         for shard in shards {
             if shard == self.cfg.index {
-                self.deliver_to_user(&user, frame.clone(), sent_at_us, reply, parts);
+                self.deliver_to_user(&user, what.clone(), sent_at_us, reply, parts);
             } else {
                 let msg = ShardMsg::Deliver {
                     user: user.clone(),
-                    frame: frame.clone(),
+                    what: what.clone(),
                     reply,
                     parts,
                     sent_at_us,
@@ -274,29 +322,39 @@ impl ShardCore {
         }
     }
 
-    /// Queues `frame` on every local connection of `user`; the count goes to `reply`.
+    /// Queues a frame on (or applies an operation to) every local
+    /// connection of `user`; the count goes to `reply`.
     pub(super) fn deliver_to_user(
         &mut self,
-        user: &str,
-        frame: Bytes,
+        user: &UserId,
+        what: Delivery,
         sent_at_us: u64,
         reply: Option<ReplyTo>,
         parts: u32,
     ) {
         let report = reply.map(|reply| Report { reply, parts });
-        let Some(local) = self.users.get(user) else {
+        let Some(local) = self.users.get(&**user) else {
             if let Some(report) = report {
                 self.delivered(report, 0);
             }
             return;
         };
-        let to = Target::Indices(local.conns.clone());
-        self.act(Action::Deliver {
-            to,
-            frame,
-            sent_at_us,
-            report,
-        });
+        let conns = local.conns.clone();
+        let action = match what {
+            Delivery::Frame(frame) => Action::Deliver {
+                to: Target::Indices(conns),
+                frame,
+                sent_at_us,
+                report,
+            },
+            Delivery::Op(op) => Action::UserOp {
+                conns,
+                user: user.clone(),
+                op,
+                report,
+            },
+        };
+        self.act(action);
     }
 
     /// Queues `frame` on every connection of the shard but `except`.
@@ -340,6 +398,25 @@ impl ShardCore {
             self.metrics.incr(Counter::InboxStored);
         }
         let offset = p.inbox.flatten();
-        self.reply(p.conn, ack_frame_at(&p.id, status, offset));
+        match &p.target {
+            AckTarget::Client { conn, id } => self.reply(*conn, ack_frame_at(id, status, offset)),
+            AckTarget::Api {
+                token,
+                counts: false,
+            } => {
+                let outcome = ApiOutcome::Sent { status, offset };
+                self.api_reply(*token, outcome);
+            }
+            AckTarget::Api {
+                token,
+                counts: true,
+            } => {
+                let outcome = ApiOutcome::Connections {
+                    connections: p.total(),
+                    complete: p.is_complete(),
+                };
+                self.api_reply(*token, outcome);
+            }
+        }
     }
 }

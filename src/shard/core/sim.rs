@@ -88,6 +88,7 @@ impl Sim {
                     cfg,
                     registry.shard(usize::from(index)),
                     Default::default(),
+                    "sim".into(),
                     1,
                 )
             })
@@ -212,6 +213,7 @@ impl Sim {
                 }
             }
             Action::Coordinator(call) => self.coordinator.queue.push_back((shard, call)),
+            Action::UserOp { .. } | Action::ApiReply { .. } => {}
         }
     }
 
