@@ -5,7 +5,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use support::{http_get, Client, ServerProcess};
+use support::{http_get, http_request, Client, ServerProcess};
 use tungstenite::protocol::frame::coding::{Data, OpCode};
 use tungstenite::protocol::frame::Frame;
 use tungstenite::Message;
@@ -209,6 +209,36 @@ fn sigterm_closes_everyone_1001_and_exits_0() {
 fn sigusr1_drains_with_1012_paced_and_exits_0() {
     // One close per second: /ready is observably 503 during the drain.
     signal_closes_everyone_then_exits(&["--shards", "1", "--drain-rate", "1"], libc::SIGUSR1, 1012);
+}
+
+/// A complete `GET /health` request head of exactly `len` bytes.
+fn health_head_of(len: usize) -> String {
+    let (start, end) = ("GET /health HTTP/1.1\r\nHost: x\r\nX-Pad: ", "\r\n\r\n");
+    let head = format!("{start}{}{end}", "a".repeat(len - start.len() - end.len()));
+    assert_eq!(head.len(), len);
+    head
+}
+
+#[test]
+fn request_head_over_8192_bytes_or_64_headers_gets_431() {
+    let s = ServerProcess::start(&[], &[]);
+    let (status, answer) = http_request(s.addr, &health_head_of(8192));
+    assert_eq!(
+        status, 200,
+        "a head of exactly 8,192 bytes is fine: {answer}"
+    );
+    let (status, answer) = http_request(s.addr, &health_head_of(8193));
+    assert_eq!(status, 431, "one byte more: {answer}");
+    assert!(answer.contains(r#""error":"too_large""#), "{answer}");
+    let headers = |n: usize| -> String {
+        let extra: String = (1..n).map(|i| format!("X-{i}: v\r\n")).collect();
+        format!("GET /health HTTP/1.1\r\nHost: x\r\n{extra}\r\n")
+    };
+    assert_eq!(http_request(s.addr, &headers(64)).0, 200, "64 header lines");
+    let (status, answer) = http_request(s.addr, &headers(65));
+    assert_eq!(status, 431, "65 header lines: {answer}");
+    let (status, _) = http_request(s.addr, "GET /health HTTP/1.1\r\nBad Header\r\n\r\n");
+    assert_eq!(status, 400, "malformed stays 400");
 }
 
 /// A small and a large message (many reads in, partial writes out), a
