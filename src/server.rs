@@ -106,13 +106,20 @@ impl Server {
     }
 
     /// Blocks until SIGTERM/SIGINT (graceful shutdown) or SIGUSR1 (drain,
-    /// then shutdown), then stops the instance.
+    /// then shutdown), then stops the instance. A SIGTERM/SIGINT during a
+    /// drain cuts the drain short: the connections left get 1001 at once.
     pub fn run_until_signal(self) -> io::Result<()> {
         let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGUSR1])?;
+        tracing::info!("signals: SIGTERM/SIGINT shut down, SIGUSR1 drains");
         let signal = signals.forever().next().unwrap_or(SIGTERM);
         if signal == SIGUSR1 {
             tracing::info!("SIGUSR1: draining");
-            self.drain();
+            if let Some(signal) = self.drain_until(|| shutdown_signal_pending(&mut signals)) {
+                tracing::info!(
+                    signal,
+                    "shutdown signal during the drain: shutting down now"
+                );
+            }
         } else {
             tracing::info!(signal, "shutting down");
         }
@@ -122,6 +129,12 @@ impl Server {
     /// Closes every connection with 1012 at the configured pace, and waits
     /// until none is left (bounded by the pace plus the shutdown timeout).
     pub fn drain(&self) {
+        self.drain_until(|| None);
+    }
+
+    /// [`Server::drain`], polling `stop` while it waits: the drain ends early
+    /// with what `stop` returned (a signal number) as soon as it returns one.
+    fn drain_until(&self, mut stop: impl FnMut() -> Option<i32>) -> Option<i32> {
         let instance = &self.instance;
         instance.accepting.store(false, Ordering::Release);
         let shards = instance.shard_count() as u32;
@@ -134,8 +147,12 @@ impl Server {
             + instance.settings.shutdown_timeout;
         let started = Instant::now();
         while instance.connections.load(Ordering::Acquire) > 0 && started.elapsed() < bound {
+            if let Some(signal) = stop() {
+                return Some(signal);
+            }
             std::thread::sleep(Duration::from_millis(20));
         }
+        None
     }
 
     /// Graceful shutdown: stop accepting, close every connection with 1001,
@@ -157,6 +174,18 @@ impl Server {
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+/// The first SIGTERM/SIGINT among the signals received since the last look
+/// (a repeated SIGUSR1 is ignored).
+fn shutdown_signal_pending(signals: &mut signal_hook::iterator::Signals) -> Option<i32> {
+    for signal in signals.pending() {
+        match signal {
+            SIGTERM | SIGINT => return Some(signal),
+            _ => tracing::info!(signal, "already draining; signal ignored"),
+        }
+    }
+    None
 }
 
 fn check_driver(driver: IoDriver) -> Result<(), ServerError> {

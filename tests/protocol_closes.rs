@@ -181,6 +181,7 @@ fn rss_kib(pid: u32) -> u64 {
 fn signal_closes_everyone_then_exits(args: &[&str], signal: i32, code: u16) {
     let mut s = ServerProcess::start(args, &[]);
     let mut clients: Vec<_> = (0..3).map(|i| s.user(&format!("u{i}"))).collect();
+    s.wait_log("signals: ");
     s.signal(signal);
     support::eventually("/ready to turn 503", || {
         (http_get(s.addr, "/ready").0 == 503).then_some(())
@@ -209,6 +210,36 @@ fn sigterm_closes_everyone_1001_and_exits_0() {
 fn sigusr1_drains_with_1012_paced_and_exits_0() {
     // One close per second: /ready is observably 503 during the drain.
     signal_closes_everyone_then_exits(&["--shards", "1", "--drain-rate", "1"], libc::SIGUSR1, 1012);
+}
+
+#[test]
+fn sigterm_during_a_drain_switches_to_shutdown_at_once() {
+    // 20 connections at 1 close per second: the drain alone would take 20 s.
+    let mut s = ServerProcess::start(&["--shards", "1", "--drain-rate", "1"], &[]);
+    let mut clients: Vec<_> = (0..20).map(|i| s.user(&format!("d{i}"))).collect();
+    s.wait_log("signals: ");
+    s.signal(libc::SIGUSR1);
+    s.wait_log("SIGUSR1: draining");
+    s.signal(libc::SIGTERM);
+    s.wait_log("shutdown signal during the drain");
+    let codes: Vec<u16> = clients.iter_mut().map(|c| c.expect_close()).collect();
+    assert!(
+        codes.iter().all(|&c| c == 1001 || c == 1012),
+        "only drain or shutdown closes: {codes:?}"
+    );
+    let shutdown = codes.iter().filter(|&&c| c == 1001).count();
+    assert!(
+        shutdown >= 10,
+        "the connections left after SIGTERM get 1001, not the drain's 1012: {codes:?}"
+    );
+    drop(clients);
+    let exit = s.wait_exit(Duration::from_secs(8));
+    assert_eq!(
+        exit,
+        Some(0),
+        "did not exit before the drain's end; log:\n{}",
+        s.log_text()
+    );
 }
 
 /// A complete `GET /health` request head of exactly `len` bytes.
