@@ -12,7 +12,7 @@ use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use signal_hook::consts::{SIGINT, SIGTERM, SIGUSR1};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
 use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::auth::Authenticator;
@@ -106,22 +106,34 @@ impl Server {
     }
 
     /// Blocks until SIGTERM/SIGINT (graceful shutdown) or SIGUSR1 (drain,
-    /// then shutdown), then stops the instance. A SIGTERM/SIGINT during a
-    /// drain cuts the drain short: the connections left get 1001 at once.
+    /// then shutdown), then stops the instance. SIGHUP is logged and
+    /// ignored: every setting is read once at start, so there is nothing to
+    /// reload, and its default action (exit without close frames or route
+    /// clean-up) would be the worst answer. A SIGTERM/SIGINT during a drain
+    /// cuts the drain short: the connections left get 1001 at once.
     pub fn run_until_signal(self) -> io::Result<()> {
-        let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGUSR1])?;
-        tracing::info!("signals: SIGTERM/SIGINT shut down, SIGUSR1 drains");
-        let signal = signals.forever().next().unwrap_or(SIGTERM);
-        if signal == SIGUSR1 {
-            tracing::info!("SIGUSR1: draining");
-            if let Some(signal) = self.drain_until(|| shutdown_signal_pending(&mut signals)) {
-                tracing::info!(
-                    signal,
-                    "shutdown signal during the drain: shutting down now"
-                );
+        let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGUSR1, SIGHUP])?;
+        tracing::info!("signals: SIGTERM/SIGINT shut down, SIGUSR1 drains, SIGHUP is ignored");
+        loop {
+            let signal = signals.forever().next().unwrap_or(SIGTERM);
+            match signal {
+                SIGHUP => log_sighup(),
+                SIGUSR1 => {
+                    tracing::info!("SIGUSR1: draining");
+                    let stop = self.drain_until(|| shutdown_signal_pending(&mut signals));
+                    if let Some(signal) = stop {
+                        tracing::info!(
+                            signal,
+                            "shutdown signal during the drain: shutting down now"
+                        );
+                    }
+                    break;
+                }
+                _ => {
+                    tracing::info!(signal, "shutting down");
+                    break;
+                }
             }
-        } else {
-            tracing::info!(signal, "shutting down");
         }
         self.shutdown()
     }
@@ -176,12 +188,17 @@ impl Server {
     }
 }
 
-/// The first SIGTERM/SIGINT among the signals received since the last look
-/// (a repeated SIGUSR1 is ignored).
+fn log_sighup() {
+    tracing::info!("SIGHUP: ignored (settings are read once at start; restart to change them)");
+}
+
+/// The first SIGTERM/SIGINT among the signals received since the last look;
+/// others are handled on the way (SIGHUP logged, a repeated SIGUSR1 ignored).
 fn shutdown_signal_pending(signals: &mut signal_hook::iterator::Signals) -> Option<i32> {
     for signal in signals.pending() {
         match signal {
             SIGTERM | SIGINT => return Some(signal),
+            SIGHUP => log_sighup(),
             _ => tracing::info!(signal, "already draining; signal ignored"),
         }
     }

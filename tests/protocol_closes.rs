@@ -242,6 +242,27 @@ fn sigterm_during_a_drain_switches_to_shutdown_at_once() {
     );
 }
 
+#[test]
+fn sighup_is_logged_and_ignored() {
+    let mut s = ServerProcess::start(&["--shards", "1"], &[]);
+    let mut a = s.user("alice");
+    s.wait_log("signals: ");
+    s.signal(libc::SIGHUP);
+    s.wait_log("SIGHUP: ignored");
+    a.send(&json!({"type": "heartbeat"}));
+    a.recv_type("heartbeat_ack");
+    assert_eq!(http_get(s.addr, "/ready").0, 200, "still serving");
+    s.signal(libc::SIGTERM);
+    assert_eq!(a.expect_close(), 1001);
+    drop(a);
+    assert_eq!(
+        s.wait_exit(Duration::from_secs(15)),
+        Some(0),
+        "log:\n{}",
+        s.log_text()
+    );
+}
+
 /// A complete `GET /health` request head of exactly `len` bytes.
 fn health_head_of(len: usize) -> String {
     let (start, end) = ("GET /health HTTP/1.1\r\nHost: x\r\nX-Pad: ", "\r\n\r\n");
