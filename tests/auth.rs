@@ -127,6 +127,26 @@ fn origin_allow_list() {
 }
 
 #[test]
+fn origins_compare_case_insensitively_with_default_ports() {
+    let s = ServerProcess::start(&[], &[("ALLOWED_ORIGINS", "https://App.Example.com")]);
+    for same in [
+        "HTTPS://APP.EXAMPLE.COM",
+        "https://app.example.com",
+        "https://app.example.com:443",
+    ] {
+        let mut c = Client::connect_with(s.addr, "/ws?userId=a", &[("Origin", same)])
+            .unwrap_or_else(|r| panic!("{same} refused: {r:?}"));
+        c.recv_type("welcome");
+    }
+    for other in ["https://app.example.com:8443", "http://app.example.com"] {
+        let r = Client::connect_with(s.addr, "/ws?userId=a", &[("Origin", other)])
+            .err()
+            .unwrap_or_else(|| panic!("{other} accepted"));
+        assert_eq!(r.status, 403, "{other}");
+    }
+}
+
+#[test]
 fn insecure_mode_on_a_public_address_refuses_to_start() {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_websocket-app"))
         .args(["--host", "0.0.0.0", "--port", "0"])

@@ -9,6 +9,8 @@
 //! the system clock. No leeway: the issuer and this server are expected to
 //! run NTP; `exp` is exclusive (RFC 7519 §4.1.4), `nbf` inclusive.
 
+pub mod origin;
+
 use std::fmt;
 
 use jsonwebtoken::errors::ErrorKind;
@@ -60,8 +62,15 @@ struct Claims {
 pub struct Authenticator {
     /// Token or insecure mode.
     mode: AuthMode,
-    /// `ALLOWED_ORIGINS`: when set, the exact `Origin` values accepted.
+    /// `ALLOWED_ORIGINS`: when set, the accepted origins, serialized.
     allowed_origins: Option<Vec<String>>,
+}
+
+/// The allow-list in serialized form. The configuration has already
+/// refused entries that are not origins; any other caller's such entry
+/// could never match a request, so it is left out.
+fn serialized(list: Option<Vec<String>>) -> Option<Vec<String>> {
+    list.map(|l| l.iter().filter_map(|o| origin::serialize(o).ok()).collect())
 }
 
 impl Authenticator {
@@ -80,7 +89,7 @@ impl Authenticator {
         };
         Self {
             mode,
-            allowed_origins,
+            allowed_origins: serialized(allowed_origins),
         }
     }
 
@@ -88,7 +97,7 @@ impl Authenticator {
     pub fn insecure(allowed_origins: Option<Vec<String>>) -> Self {
         Self {
             mode: AuthMode::Insecure,
-            allowed_origins,
+            allowed_origins: serialized(allowed_origins),
         }
     }
 
@@ -107,13 +116,15 @@ impl Authenticator {
         }
     }
 
-    /// 403 unless no allow-list is set or `Origin` is listed exactly.
+    /// 403 unless no allow-list is set or `Origin` is a listed origin
+    /// (compared serialized: scheme and host case-insensitive, default
+    /// port implied; see [`origin`]).
     fn check_origin(&self, req: &Request) -> Result<(), Refusal> {
         let Some(allowed) = &self.allowed_origins else {
             return Ok(());
         };
-        match req.origin.as_deref() {
-            Some(origin) if allowed.iter().any(|a| a == origin) => Ok(()),
+        match req.origin.as_deref().map(origin::serialize) {
+            Some(Ok(origin)) if allowed.contains(&origin) => Ok(()),
             Some(_) => Err(Refusal::new(
                 403,
                 "origin_not_allowed",

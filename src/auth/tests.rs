@@ -203,14 +203,31 @@ fn origins() {
     assert!(auth
         .authenticate(&with_origin("http://localhost:3000"), NOW)
         .is_ok());
+    // RFC 6454: scheme and host are case-insensitive, the default port implied.
+    for same in [
+        "HTTPS://APP.EXAMPLE",
+        "https://App.Example:443",
+        "http://LOCALHOST:3000",
+    ] {
+        assert!(auth.authenticate(&with_origin(same), NOW).is_ok(), "{same}");
+    }
     for bad in [
         "https://evil.example",
         "https://app.example.evil",
-        "HTTPS://APP.EXAMPLE",
+        "https://app.example:8443",
+        "http://app.example",
+        "https://app.example/",
+        "http://localhost",
         "null",
+        "",
     ] {
         assert_eq!(refusal(&auth, &with_origin(bad)).0, 403, "{bad}");
     }
+    // An allow-list written in another case matches too.
+    let upper = Authenticator::insecure(Some(vec!["HTTPS://App.Example:443".to_owned()]));
+    assert!(upper
+        .authenticate(&with_origin("https://app.example"), NOW)
+        .is_ok());
     let (status, code, _) = refusal(&auth, &request("/ws?userId=u", ""));
     assert_eq!((status, code), (403, "origin_not_allowed"));
     // The origin is checked before identity, in token mode too.

@@ -59,7 +59,7 @@ pub struct Args {
     #[arg(long, env = "AUTH_MODE", value_enum, default_value_t = AuthModeArg::Auto)]
     pub auth_mode: AuthModeArg,
 
-    /// Comma-separated exact Origins allowed to connect (403 otherwise); unset = any origin
+    /// Comma-separated origins allowed to connect (403 otherwise; scheme and host case-insensitive); unset = any origin
     #[arg(long, env = "ALLOWED_ORIGINS", value_name = "ORIGINS")]
     pub allowed_origins: Option<String>,
 

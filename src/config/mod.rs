@@ -56,8 +56,9 @@ pub struct Config {
     /// How clients prove who they are, resolved from `JWT_SECRET`,
     /// `AUTH_MODE` and the host (see [`ResolvedAuth`]).
     pub auth: ResolvedAuth,
-    /// `ALLOWED_ORIGINS`: the exact `Origin` values accepted (lower-cased);
-    /// `None` accepts any origin.
+    /// `ALLOWED_ORIGINS`: the accepted origins, serialized (RFC 6454:
+    /// scheme and host lower-cased, default port left out); `None` accepts
+    /// any origin.
     pub allowed_origins: Option<Vec<String>>,
     /// `ENVIRONMENT`: the deployment's name, kept for logs and metrics.
     pub environment: String,

@@ -211,16 +211,18 @@ fn enums_and_switches_parse() {
 }
 
 #[test]
-fn origins_are_trimmed_and_lowercased() {
+fn origins_are_trimmed_and_serialized() {
     let c = flags(&[
         "--allowed-origins",
-        "https://App.example, http://localhost:3000,",
+        "HTTPS://App.example:443, http://localhost:3000,https://app.example",
     ])
     .unwrap();
     assert_eq!(
         c.allowed_origins.unwrap(),
         ["https://app.example", "http://localhost:3000"]
     );
+    let err = flags(&["--allowed-origins", "https://bücher.example"]).unwrap_err();
+    assert!(err.to_string().contains("xn--"), "{err}");
 }
 
 #[test]

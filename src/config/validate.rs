@@ -254,7 +254,9 @@ fn echo_path(path: Option<&str>, auth: &ResolvedAuth) -> Result<Option<String>, 
     Ok(Some(path.to_owned()))
 }
 
-/// `ALLOWED_ORIGINS` as lower-cased `scheme://host[:port]` entries.
+/// `ALLOWED_ORIGINS` as serialized origins (RFC 6454: `scheme://host[:port]`,
+/// scheme and host lower-cased, the scheme's default port left out), the
+/// form requests' `Origin` headers are compared in.
 fn origins(raw: Option<&str>) -> Result<Option<Vec<String>>, ConfigError> {
     let Some(raw) = raw.filter(|r| !r.trim().is_empty()) else {
         return Ok(None);
@@ -267,21 +269,15 @@ fn origins(raw: Option<&str>) -> Result<Option<Vec<String>>, ConfigError> {
                 "'*' is not an origin; leave ALLOWED_ORIGINS unset to accept any",
             ));
         }
-        let well_formed = origin.split_once("://").is_some_and(|(scheme, host)| {
-            !scheme.is_empty()
-                && scheme
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b))
-                && !host.is_empty()
-                && !host.contains(['/', '?', '#', '@', ' '])
-        });
-        if !well_formed {
-            return Err(invalid(
+        let serialized = crate::auth::origin::serialize(origin).map_err(|why| {
+            invalid(
                 "ALLOWED_ORIGINS",
-                format!("{origin:?} is not an origin like https://app.example.com[:port] (no path, no trailing slash)"),
-            ));
+                format!("{origin:?} is not an origin like https://app.example.com[:port]: {why}"),
+            )
+        })?;
+        if !list.contains(&serialized) {
+            list.push(serialized);
         }
-        list.push(origin.to_ascii_lowercase());
     }
     if list.is_empty() {
         return Err(invalid("ALLOWED_ORIGINS", "lists no origin"));
