@@ -64,4 +64,6 @@ pub struct Settings {
     pub dashboard: Dashboard,
     /// Drain pace: connections closed per second per instance.
     pub drain_rate: u32,
+    /// Deepest nesting of a chat or broadcast payload; deeper is `bad_json`.
+    pub max_json_depth: usize,
 }

@@ -260,6 +260,17 @@ pub struct Args {
     /// Log line format (json needs tracing-subscriber's json feature, not in this build)
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+
+    // ---- Hardening: what one client may make the server accept. Validated
+    // together in `super::hardening`; kept as one block at the end. ----
+    /// Deepest nesting of a chat or broadcast payload (1..=1000); deeper answers error bad_json
+    #[arg(
+        long,
+        env = "MAX_JSON_DEPTH",
+        default_value_t = 64,
+        value_name = "LEVELS"
+    )]
+    pub max_json_depth: usize,
 }
 
 /// A string that is or may contain a secret (`JWT_SECRET`, a password in

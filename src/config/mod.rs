@@ -22,6 +22,7 @@
 
 mod cli;
 mod error;
+mod hardening;
 mod load;
 mod redis;
 mod validate;
@@ -38,6 +39,7 @@ use std::time::Duration;
 
 pub use cli::{Args, AuthModeArg, DashboardArg, IoDriverArg, LogFormat, Secret, Switch};
 pub use error::ConfigError;
+pub use hardening::Hardening;
 pub use load::{
     command, env_names, export_env_file, load, load_from, merge_env_file, process_env,
     DEFAULT_ENV_FILE,
@@ -71,6 +73,8 @@ pub struct Config {
     pub log: String,
     /// `LOG_FORMAT`: how log lines look.
     pub log_format: LogFormat,
+    /// `MAX_JSON_DEPTH` (also in `settings`, where the shards read it).
+    pub hardening: Hardening,
 }
 
 /// How identity is established, resolved once from `JWT_SECRET`,
@@ -153,7 +157,8 @@ impl Config {
              environment={:?} coordination={coordination} max_message_bytes={} \
              send_queue_bytes={} max_connections={} rate_limit={}/s burst={} strikes={} \
              heartbeat={}ms timeout={}ms delivery_timeout={}ms shutdown_timeout={}ms \
-             drain_rate={}/s broadcast={} echo_path={} dashboard={} cloudwatch=({cloudwatch}) log={:?}",
+             drain_rate={}/s broadcast={} echo_path={} dashboard={} cloudwatch=({cloudwatch}) log={:?} \
+             max_json_depth={}",
             s.server_id,
             s.listen,
             s.shards,
@@ -174,6 +179,7 @@ impl Config {
             s.echo_path.as_deref().unwrap_or("off"),
             dashboard_name(s.dashboard),
             self.log,
+            self.hardening.max_json_depth,
         )
     }
 }

@@ -226,6 +226,25 @@ fn origins_are_trimmed_and_serialized() {
 }
 
 #[test]
+fn hardening_settings_default_and_bounds() {
+    let c = flags(&[]).unwrap();
+    assert_eq!(c.hardening.max_json_depth, 64);
+    assert_eq!(c.settings.max_json_depth, 64);
+    let c = load_with(&[], &[("MAX_JSON_DEPTH", "1000")]).unwrap();
+    assert_eq!(c.settings.max_json_depth, 1000);
+    for (args, setting) in [
+        (["--max-json-depth", "0"], "MAX_JSON_DEPTH"),
+        (["--max-json-depth", "1001"], "MAX_JSON_DEPTH"),
+    ] {
+        let err = flags(&args).unwrap_err();
+        assert_eq!(err.setting(), Some(setting), "{err}");
+    }
+    let err = load_with(&[], &[("MAX_JSON_DEPTH", "deep")]).unwrap_err();
+    assert_eq!(err.setting(), Some("MAX_JSON_DEPTH"), "{err}");
+    assert!(flags(&[]).unwrap().summary().contains("max_json_depth=64"));
+}
+
+#[test]
 fn redis_seeds_and_cluster() {
     let c = flags(&[
         "--redis-uri",

@@ -9,7 +9,7 @@ use super::*;
 
 /// Every variable a setting is read from (the contract of `--help`, the docs
 /// and `.env.example`).
-const ALL_VARS: [&str; 34] = [
+const ALL_VARS: [&str; 35] = [
     "WSS_HOST",
     "WSS_PORT",
     "WSS_SHARDS",
@@ -43,6 +43,7 @@ const ALL_VARS: [&str; 34] = [
     "DASHBOARD",
     "RUST_LOG",
     "LOG_FORMAT",
+    "MAX_JSON_DEPTH",
     // Not a variable: keeps the list honest about the flag-only setting.
     "--env-file",
 ];

@@ -28,6 +28,7 @@ pub(super) fn config(a: Args) -> Result<Config, ConfigError> {
         a.host,
     )?;
     let echo_path = echo_path(a.echo_path.as_deref(), &auth)?;
+    let hardening = super::hardening::settings(&a)?;
     let settings = Settings {
         listen: SocketAddr::new(a.host, a.port),
         shards: shards(a.shards)?,
@@ -73,6 +74,7 @@ pub(super) fn config(a: Args) -> Result<Config, ConfigError> {
             DashboardArg::Off => Dashboard::Off,
         },
         drain_rate: range("DRAIN_RATE", a.drain_rate, 1, u32::MAX)?,
+        max_json_depth: hardening.max_json_depth,
     };
     Ok(Config {
         auth,
@@ -83,6 +85,7 @@ pub(super) fn config(a: Args) -> Result<Config, ConfigError> {
         log: log_filter(&a.log)?,
         log_format: a.log_format,
         settings,
+        hardening,
     })
 }
 

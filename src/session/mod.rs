@@ -11,7 +11,9 @@ use std::time::SystemTime;
 use bytes::Bytes;
 
 use crate::close::CloseReason;
-use crate::protocol::envelope::{self, parse_client_message, AckStatus, ClientMessage, ErrorCode};
+use crate::protocol::envelope::{
+    self, parse_client_message_limited, AckStatus, ClientMessage, ErrorCode,
+};
 use crate::protocol::frame::text_frame_with;
 use crate::protocol::UserId;
 use crate::ratelimit::{RateLimit, TokenBucket, Verdict};
@@ -25,6 +27,8 @@ pub struct Rules {
     pub broadcast_enabled: bool,
     /// The rate limit.
     pub rate_limit: RateLimit,
+    /// Deepest payload nesting accepted (`MAX_JSON_DEPTH`).
+    pub max_json_depth: usize,
 }
 
 /// Who sent the message and the time it arrived.
@@ -83,7 +87,7 @@ pub fn handle_text(
     state: SessionState<'_>,
     rules: &Rules,
 ) -> Outcome {
-    let msg = match parse_client_message(text) {
+    let msg = match parse_client_message_limited(text, rules.max_json_depth) {
         Ok(msg) => msg,
         Err(rej) => return error(rej.code, &rej.message, rej.id.as_deref()),
     };

@@ -80,6 +80,7 @@ impl Shard {
             max_message_bytes: settings.max_message_bytes,
             broadcast_enabled: settings.broadcast_enabled,
             rate_limit: settings.rate_limit,
+            max_json_depth: settings.max_json_depth,
         };
         let outcome = self.with_conn(key, |c| {
             let connection_id = self.connection_id(c.seq);
