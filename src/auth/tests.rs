@@ -117,6 +117,62 @@ fn expiry_and_not_before() {
 }
 
 #[test]
+fn leeway_widens_exp_and_nbf_by_whole_seconds() {
+    let lenient = jwt().with_leeway(std::time::Duration::from_secs(5));
+    let at = |claims: Value| lenient.authenticate(&with_query_token(&mint(claims)), NOW);
+    assert!(at(json!({"sub": "a", "exp": NOW - 4})).is_ok());
+    assert!(at(json!({"sub": "a", "exp": NOW - 5})).is_err());
+    assert!(at(json!({"sub": "a", "nbf": NOW + 5})).is_ok());
+    assert!(at(json!({"sub": "a", "nbf": NOW + 6})).is_err());
+    assert_unauthorized(&mint(json!({"sub": "a", "exp": NOW})), "expired");
+}
+
+#[test]
+fn ambiguous_tokens_are_refused() {
+    let alice = mint(json!({"sub": "alice"}));
+    let bob = mint(json!({"sub": "bob"}));
+    let both = |query: &str, bearer: &str| {
+        request(
+            &format!("/ws?token={query}"),
+            &format!("Authorization: Bearer {bearer}\r\n"),
+        )
+    };
+    let (status, _, message) = refusal(&jwt(), &both(&alice, &bob));
+    assert_eq!(status, 401);
+    assert!(message.contains("ambiguous"), "{message}");
+    assert_eq!(
+        &*jwt().authenticate(&both(&alice, &alice), NOW).unwrap(),
+        "alice"
+    );
+    for twice in [
+        format!("/ws?token={alice}&token={bob}"),
+        format!("/ws?token={alice}&token={alice}"),
+        format!("/ws?token={alice}&%74oken="),
+    ] {
+        let (status, _, message) = refusal(&jwt(), &request(&twice, ""));
+        assert_eq!(status, 401, "{twice}");
+        assert!(message.contains("more than once"), "{message}");
+    }
+}
+
+#[test]
+fn a_crit_header_is_refused() {
+    // {"alg":"HS256","crit":["exp"]}: signed properly, with claims that pass.
+    const CRIT_HEADER: &str = "eyJhbGciOiJIUzI1NiIsImNyaXQiOlsiZXhwIl19";
+    let good = mint(json!({"sub": "alice", "exp": NOW + 60}));
+    let claims = good.split('.').nth(1).unwrap();
+    let signing_input = format!("{CRIT_HEADER}.{claims}");
+    let signature = jsonwebtoken::crypto::sign(
+        signing_input.as_bytes(),
+        &EncodingKey::from_secret(SECRET),
+        Algorithm::HS256,
+    )
+    .unwrap();
+    assert_unauthorized(&format!("{signing_input}.{signature}"), "crit");
+    assert!(jwt().authenticate(&with_query_token(&good), NOW).is_ok());
+}
+
+#[test]
 fn wrong_secret_is_refused() {
     assert_unauthorized(
         &mint_with(Algorithm::HS256, b"other", json!({"sub": "a"})),
@@ -177,6 +233,14 @@ fn insecure_mode() {
     assert_eq!(
         refusal(&auth, &request("/ws?userId=a%20b", "")).1,
         "bad_user_id"
+    );
+    assert_eq!(
+        refusal(&auth, &request("/ws?userId=alice&userId=bob", "")),
+        (
+            400,
+            "bad_user_id",
+            "userId is given more than once".to_owned()
+        )
     );
     let long = |n| request(&format!("/ws?userId={}", "u".repeat(n)), "");
     assert!(auth.authenticate(&long(128), NOW).is_ok());

@@ -263,6 +263,15 @@ pub struct Args {
 
     // ---- Hardening: what one client may make the server accept. Validated
     // together in `super::hardening`; kept as one block at the end. ----
+    /// Clock skew allowed on JWT exp and nbf, in seconds (0..=300)
+    #[arg(
+        long,
+        env = "JWT_LEEWAY_SECS",
+        default_value_t = 5,
+        value_name = "SECS"
+    )]
+    pub jwt_leeway_secs: u64,
+
     /// Deepest nesting of a chat or broadcast payload (1..=1000); deeper answers error bad_json
     #[arg(
         long,

@@ -73,7 +73,8 @@ pub struct Config {
     pub log: String,
     /// `LOG_FORMAT`: how log lines look.
     pub log_format: LogFormat,
-    /// `MAX_JSON_DEPTH` (also in `settings`, where the shards read it).
+    /// `JWT_LEEWAY_SECS`, `MAX_JSON_DEPTH` (the latter is also in
+    /// `settings`, where the shards read it).
     pub hardening: Hardening,
 }
 
@@ -158,7 +159,7 @@ impl Config {
              send_queue_bytes={} max_connections={} rate_limit={}/s burst={} strikes={} \
              heartbeat={}ms timeout={}ms delivery_timeout={}ms shutdown_timeout={}ms \
              drain_rate={}/s broadcast={} echo_path={} dashboard={} cloudwatch=({cloudwatch}) log={:?} \
-             max_json_depth={}",
+             jwt_leeway={}s max_json_depth={}",
             s.server_id,
             s.listen,
             s.shards,
@@ -179,6 +180,7 @@ impl Config {
             s.echo_path.as_deref().unwrap_or("off"),
             dashboard_name(s.dashboard),
             self.log,
+            self.hardening.jwt_leeway.as_secs(),
             self.hardening.max_json_depth,
         )
     }

@@ -228,11 +228,14 @@ fn origins_are_trimmed_and_serialized() {
 #[test]
 fn hardening_settings_default_and_bounds() {
     let c = flags(&[]).unwrap();
+    assert_eq!(c.hardening.jwt_leeway, Duration::from_secs(5));
     assert_eq!(c.hardening.max_json_depth, 64);
     assert_eq!(c.settings.max_json_depth, 64);
-    let c = load_with(&[], &[("MAX_JSON_DEPTH", "1000")]).unwrap();
+    let c = load_with(&[], &[("JWT_LEEWAY_SECS", "0"), ("MAX_JSON_DEPTH", "1000")]).unwrap();
+    assert_eq!(c.hardening.jwt_leeway, Duration::ZERO);
     assert_eq!(c.settings.max_json_depth, 1000);
     for (args, setting) in [
+        (["--jwt-leeway-secs", "301"], "JWT_LEEWAY_SECS"),
         (["--max-json-depth", "0"], "MAX_JSON_DEPTH"),
         (["--max-json-depth", "1001"], "MAX_JSON_DEPTH"),
     ] {

@@ -9,7 +9,7 @@ use super::*;
 
 /// Every variable a setting is read from (the contract of `--help`, the docs
 /// and `.env.example`).
-const ALL_VARS: [&str; 35] = [
+const ALL_VARS: [&str; 36] = [
     "WSS_HOST",
     "WSS_PORT",
     "WSS_SHARDS",
@@ -43,6 +43,7 @@ const ALL_VARS: [&str; 35] = [
     "DASHBOARD",
     "RUST_LOG",
     "LOG_FORMAT",
+    "JWT_LEEWAY_SECS",
     "MAX_JSON_DEPTH",
     // Not a variable: keeps the list honest about the flag-only setting.
     "--env-file",
