@@ -60,3 +60,21 @@ fn redis_outage_degrades_then_recovers() {
 fn direct_message_is_published_only_to_the_receivers_instance() {
     scenarios::publish_only_to_receiver_instances(&RedisServer::start());
 }
+
+#[test]
+fn a_duplicate_server_id_is_refused_at_start() {
+    scenarios::duplicate_server_id_is_refused(&RedisServer::start());
+}
+
+#[test]
+fn a_crashed_instance_restarts_under_its_id() {
+    scenarios::crashed_instance_restarts_under_its_id(&RedisServer::start());
+}
+
+#[test]
+fn coordinator_never_refreshes_or_deletes_another_holders_key() {
+    scenarios::coordinator_never_touches_another_holders_key(
+        &RedisServer::start(),
+        ClusterMode::Off,
+    );
+}

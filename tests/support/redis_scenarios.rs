@@ -316,3 +316,7 @@ pub fn received(c: &mut Client, id: &str) {
 #[path = "redis_scenarios_app.rs"]
 mod app;
 pub use app::*;
+
+#[path = "redis_scenarios_identity.rs"]
+mod identity;
+pub use identity::*;

@@ -87,6 +87,9 @@ pub struct EngineConfig {
     pub sweep_interval: Duration,
     /// How long a remote delivery may take before it counts as failed.
     pub delivery_timeout: Duration,
+    /// This process's boot id: the value of our liveness key, unique per
+    /// process, so that another process with our server id is told apart.
+    pub boot_id: String,
 }
 
 /// The coordinator state owned by the I/O thread.
@@ -119,8 +122,8 @@ pub struct Engine {
     next_id: u64,
     /// When the liveness key is refreshed next.
     next_alive: Instant,
-    /// The liveness key's value: this process's start, Unix ms (for operators).
-    alive_value: u64,
+    /// Set when a refresh found our liveness key held by another process.
+    conflict: Option<String>,
 }
 
 impl Engine {
@@ -134,9 +137,6 @@ impl Engine {
         let outbound_timeout = cfg
             .delivery_timeout
             .saturating_sub((cfg.delivery_timeout / 10).min(Duration::from_millis(250)));
-        let alive_value = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64);
         Self {
             outbound: Outbound::new(outbound_timeout),
             inbound: Inbound::new(cfg.delivery_timeout),
@@ -152,7 +152,7 @@ impl Engine {
             stale: Vec::new(),
             next_id: 1,
             next_alive: now,
-            alive_value,
+            conflict: None,
         }
     }
 
@@ -300,27 +300,14 @@ impl Engine {
         self.inbound.expire(now);
     }
 
-    /// The commands that make this instance known: its liveness key.
-    pub fn handshake_round(&self) -> Round {
-        let mut round = Round::default();
-        round.alive(
-            &self.cfg.server_id,
-            self.alive_value,
-            self.cfg.liveness_ttl.as_millis() as u64,
-        );
-        round
-    }
-
-    /// The commands of a graceful exit: our routes and liveness key removed.
+    /// The commands of a graceful exit: our routes and liveness key removed
+    /// (the key only if it is still ours).
     pub fn shutdown_round(&self) -> Round {
         let mut round = Round::default();
         for user in self.routes.local_users() {
             round.route_write(user, &self.cfg.server_id, false, Tag::StaleRemove);
         }
-        let mut del = redis::cmd("DEL");
-        let key = super::keys::alive_key(&self.cfg.server_id);
-        del.arg(&key);
-        round.push(del, super::round::Target::Key(key), Tag::Alive);
+        round.release(&self.cfg.server_id, &self.cfg.boot_id);
         round
     }
 
@@ -360,11 +347,7 @@ impl Engine {
         }
         if now >= self.next_alive {
             self.next_alive = now + self.cfg.liveness_ttl / 3;
-            round.alive(
-                &me,
-                self.alive_value,
-                self.cfg.liveness_ttl.as_millis() as u64,
-            );
+            self.identity_commands(&mut round);
         }
         if let Some((node, cursor)) = self.sweep.next_scan(now) {
             round.scan(node, cursor, sweep::SCAN_COUNT);
@@ -386,7 +369,10 @@ impl Engine {
     }
 }
 
+mod identity;
 mod replies;
+
+pub use identity::Refused;
 
 #[cfg(test)]
 mod tests;

@@ -61,7 +61,8 @@ impl Engine {
                     self.metrics.incr(Counter::PublishNoSubscriber);
                 }
             }
-            Tag::Alive => {}
+            Tag::Alive => self.on_claim_reply(reply),
+            Tag::Release => {}
             Tag::SweepScan => self.sweep.on_scan(reply.ok().and_then(as_scan_page)),
             Tag::SweepMembers { user } => {
                 self.sweep.on_members(user, reply.ok().and_then(as_strings))

@@ -61,6 +61,7 @@ fn engine() -> (Engine, Arc<Recorder>, Arc<ShardMetrics>, Instant) {
         liveness_ttl: Duration::from_secs(10),
         sweep_interval: Duration::from_secs(30),
         delivery_timeout: Duration::from_secs(5),
+        boot_id: "boot-me".into(),
     };
     let mut e = Engine::new(cfg, rec.clone(), metrics.clone(), now);
     e.connected(vec![None], false, now);
@@ -121,8 +122,8 @@ fn queued_work_goes_out_as_one_round() {
     let later = now + Duration::from_secs(4);
     assert_eq!(
         names(&e.build_round(later)),
-        vec!["SET"],
-        "liveness refresh after ttl/3"
+        vec!["EVAL"],
+        "liveness claim after ttl/3"
     );
     e.on_command(
         Command::AddRoute {
@@ -336,5 +337,57 @@ fn shutdown_removes_local_routes_and_liveness() {
         now,
     );
     assert!(!e.on_command(Command::Shutdown, now));
-    assert_eq!(names(&e.shutdown_round()), vec!["SREM", "DEL"]);
+    let round = e.shutdown_round();
+    assert_eq!(names(&round), vec!["SREM", "EVAL"]);
+    assert_eq!(round.tags[1], Tag::Release);
+    assert_eq!(
+        &arg(&round, 1, 1)[..],
+        super::super::scripts::RELEASE.as_bytes()
+    );
+    assert_eq!(&arg(&round, 1, 3)[..], b"server_alive:me");
+    assert_eq!(
+        &arg(&round, 1, 4)[..],
+        b"boot-me",
+        "deletes only our own key"
+    );
+}
+
+fn bulk(s: &str) -> Value {
+    Value::BulkString(s.as_bytes().to_vec())
+}
+
+#[test]
+fn the_handshake_claims_our_key_and_refuses_a_held_one() {
+    let (mut e, _, _, now) = engine();
+    let round = e.handshake_round();
+    assert_eq!(round.tags, vec![Tag::Alive]);
+    assert_eq!(&arg(&round, 0, 3)[..], b"server_alive:me");
+    assert_eq!(&arg(&round, 0, 4)[..], b"boot-me");
+    assert_eq!(&arg(&round, 0, 5)[..], b"10000", "PX = the liveness TTL");
+    let held = Value::Array(vec![bulk("boot-other"), Value::Int(8000)]);
+    assert_eq!(
+        e.on_handshake(vec![Ok(held)], now),
+        Err(Refused::Held {
+            holder: "boot-other".into(),
+            pttl_ms: 8000
+        })
+    );
+    assert!(matches!(
+        e.on_handshake(vec![Err("NOSCRIPT".into())], now),
+        Err(Refused::Error(_))
+    ));
+    assert_eq!(e.on_handshake(vec![Ok(Value::Int(1))], now), Ok(()));
+}
+
+#[test]
+fn a_refresh_that_finds_another_holder_is_a_conflict() {
+    let (mut e, _, _, now) = engine();
+    let refresh = e.build_round(now + Duration::from_secs(4));
+    assert!(refresh.tags.contains(&Tag::Alive));
+    answer(&mut e, refresh, now, |t| match t {
+        Tag::Alive => Value::Array(vec![bulk("boot-other"), Value::Int(9000)]),
+        _ => Value::Array(vec![bulk("0"), Value::Array(vec![])]),
+    });
+    assert_eq!(e.take_conflict().as_deref(), Some("boot-other"));
+    assert_eq!(e.take_conflict(), None, "reported once");
 }
