@@ -86,3 +86,8 @@ fn a_crashed_instance_restarts_under_its_id() {
 fn coordinator_never_refreshes_or_deletes_another_holders_key() {
     scenarios::coordinator_never_touches_another_holders_key(&cluster(), ClusterMode::On);
 }
+
+#[test]
+fn redis_restarting_empty_never_acks_a_connected_user_offline() {
+    scenarios::redis_restart_empty_never_acks_a_connected_user_offline(&mut cluster());
+}

@@ -78,3 +78,8 @@ fn coordinator_never_refreshes_or_deletes_another_holders_key() {
         ClusterMode::Off,
     );
 }
+
+#[test]
+fn redis_restarting_empty_never_acks_a_connected_user_offline() {
+    scenarios::redis_restart_empty_never_acks_a_connected_user_offline(&mut RedisServer::start());
+}

@@ -22,9 +22,11 @@
 //!   local users (`is_ready` false, remote sends `Failed`, new users are
 //!   welcomed at once); on reconnection it claims its liveness key,
 //!   re-subscribes and asks the shards to re-register every route.
-//! - **Identity** ([`claim`], [`scripts`], `engine::identity`): the
-//!   liveness key holds a per-process boot id, claimed and deleted only
-//!   while ours (a duplicate `SERVER_ID` is refused at start).
+//! - **Identity and epoch** ([`claim`], [`scripts`], `engine::identity`):
+//!   the liveness key holds a per-process boot id, claimed and deleted only
+//!   while ours (a duplicate `SERVER_ID` is refused at start); the
+//!   route-table epoch marker turns "no route" answers into `Failed` while
+//!   Redis may have lost routes that instances have not put back yet.
 //!
 //! Keys, channels, the envelope, liveness and the sweep's bounds are
 //! documented for operators in `docs/REDIS.md`.
@@ -171,6 +173,9 @@ pub fn start(
         sweep_interval: cfg.sweep_interval.max(Duration::from_millis(100)),
         delivery_timeout: cfg.delivery_timeout,
         boot_id: boot_id(),
+        // docs/REDIS.md, "Redis restarted empty": every live instance retries
+        // within MAX_RETRY_DELAY, then has a liveness TTL to register again.
+        table_grace: liveness_ttl + worker::MAX_RETRY_DELAY,
     };
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let ready = Arc::new(AtomicBool::new(false));

@@ -64,6 +64,8 @@ pub enum Tag {
     },
     /// Claiming (or refreshing) our liveness key: compare-and-set.
     Alive,
+    /// Reading (or creating) the route-table epoch marker.
+    Epoch,
     /// Deleting our liveness key at shutdown: compare-and-delete.
     Release,
     /// A sweep `SCAN` page.
@@ -155,6 +157,15 @@ impl Round {
         let mut cmd = redis::cmd("EVAL");
         cmd.arg(scripts::RELEASE).arg(1).arg(&key).arg(boot);
         self.push(cmd, Target::Key(key), Tag::Release);
+    }
+
+    /// Reads (creating when missing) the route-table epoch marker
+    /// ([`scripts::EPOCH`]); `boot` makes a new marker unique.
+    pub fn epoch(&mut self, boot: &str) {
+        let key = keys::EPOCH_KEY.to_owned();
+        let mut cmd = redis::cmd("EVAL");
+        cmd.arg(scripts::EPOCH).arg(1).arg(&key).arg(boot);
+        self.push(cmd, Target::Key(key), Tag::Epoch);
     }
 
     /// Publishes `payload` on a server's channel: `SPUBLISH` on a Cluster

@@ -10,6 +10,9 @@
 //!   overwritten.
 //! - [`RELEASE`]: delete it only while it is ours (compare-and-delete), so
 //!   a stopping duplicate cannot remove the live holder's key.
+//! - [`EPOCH`]: read the route-table epoch marker, creating it (`SET NX`
+//!   semantics) with Redis's own clock when it is missing. A missing marker
+//!   means the data set was lost (or is new): see `docs/REDIS.md`.
 
 use redis::Value;
 
@@ -31,6 +34,20 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
   return redis.call('DEL', KEYS[1])
 end
 return 0
+"#;
+
+/// `KEYS[1]` = the epoch marker, `ARGV[1]` = our boot id (makes a marker
+/// created in the same millisecond by two instances still unique).
+/// Returns `{marker, redis_now_ms}`; a new marker is `<redis_now_ms>:<boot id>`.
+pub const EPOCH: &str = r#"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local v = redis.call('GET', KEYS[1])
+if v == false then
+  v = string.format('%.0f', now) .. ':' .. ARGV[1]
+  redis.call('SET', KEYS[1], v)
+end
+return {v, now}
 "#;
 
 /// What the claim script said.
@@ -60,6 +77,22 @@ pub fn parse_claim(value: &Value) -> Option<Claim> {
         }
         _ => None,
     }
+}
+
+/// The epoch script's reply: `(marker, redis_now_ms)`.
+pub fn parse_epoch(value: &Value) -> Option<(String, u64)> {
+    let Value::Array(parts) = value else {
+        return None;
+    };
+    match parts.as_slice() {
+        [marker, Value::Int(now)] => Some((text(marker)?, u64::try_from(*now).ok()?)),
+        _ => None,
+    }
+}
+
+/// When the epoch `marker` was created, in Redis's clock (Unix ms).
+pub fn epoch_created_ms(marker: &str) -> Option<u64> {
+    marker.split(':').next()?.parse().ok()
 }
 
 fn text(value: &Value) -> Option<String> {
@@ -97,5 +130,25 @@ mod tests {
         ] {
             assert_eq!(parse_claim(&garbage), None, "{garbage:?}");
         }
+    }
+
+    #[test]
+    fn epoch_replies_parse() {
+        let reply = Value::Array(vec![
+            bulk("1700000000123:9-ff"),
+            Value::Int(1_700_000_000_500),
+        ]);
+        let (marker, now) = parse_epoch(&reply).unwrap();
+        assert_eq!(
+            (marker.as_str(), now),
+            ("1700000000123:9-ff", 1_700_000_000_500)
+        );
+        assert_eq!(epoch_created_ms(&marker), Some(1_700_000_000_123));
+        assert_eq!(epoch_created_ms("junk"), None);
+        assert_eq!(
+            parse_epoch(&Value::Array(vec![bulk("m"), Value::Int(-1)])),
+            None
+        );
+        assert_eq!(parse_epoch(&Value::Int(3)), None);
     }
 }

@@ -8,8 +8,8 @@
 //! feed the replies back; when idle, sleep until a command, a push or the
 //! housekeeping tick. Any link failure (error, timeout, disconnection push)
 //! goes back to Down; the next Up claims the liveness key (compare-and-set:
-//! never another process's), re-subscribes and asks the shards to
-//! re-register their routes. While another process holds
+//! never another process's), reads the route-table epoch, re-subscribes and
+//! asks the shards to re-register their routes. While another process holds
 //! our liveness key the instance stays Down: at start that is a duplicate
 //! `SERVER_ID` and refuses the start, unless the holder turns out dead (its
 //! key expires, see [`super::claim`]).
@@ -41,6 +41,9 @@ const MIN_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
 /// Delays are spread by ± this fraction, so instances do not retry in step.
 const JITTER: f64 = 0.2;
+/// The longest time between two connection attempts: [`MAX_BACKOFF`] with
+/// the largest jitter. A live instance that lost Redis tries again within it.
+pub const MAX_RETRY_DELAY: Duration = Duration::from_millis(2_400);
 /// Delay between attempts while our liveness key is held by a process not
 /// (yet) known to be alive: short, to take the key over as it expires.
 const HELD_RETRY: Duration = Duration::from_millis(100);
@@ -448,7 +451,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn held_retries_are_quicker_than_any_backoff() {
+    fn the_retry_bound_is_the_largest_jittered_backoff() {
+        let bound = MAX_BACKOFF.mul_f64(1.0 + JITTER);
+        assert!(bound.abs_diff(MAX_RETRY_DELAY) < Duration::from_millis(1));
         assert!(HELD_RETRY <= MIN_BACKOFF);
     }
 }

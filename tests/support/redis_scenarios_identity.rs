@@ -1,6 +1,7 @@
-//! Scenarios about who an instance is in Redis (part of
-//! `redis_scenarios.rs`): a duplicate `SERVER_ID`, and a crashed instance
-//! restarting under its id.
+//! Scenarios about who an instance is in Redis and whether Redis still
+//! knows every route (part of `redis_scenarios.rs`): a duplicate
+//! `SERVER_ID`, a crashed instance restarting under its id, and Redis
+//! restarting empty while a receiver stays connected.
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -8,9 +9,10 @@ use std::time::{Duration, Instant};
 use websocket_app::redis_coord::ClusterMode;
 
 use super::{
-    ack, assert_delivered, chat, coordinator, instance, received, Deployment, SWEEP_MS, TTL_MS,
+    ack, assert_delivered, chat, coordinator, instance, received, settled, wait_ready, Deployment,
+    SWEEP_MS, TTL_MS,
 };
-use crate::support::{eventually, WAIT};
+use crate::support::{eventually, Client, WAIT};
 
 /// What a server process that was expected to refuse to start did.
 pub struct Refused {
@@ -111,6 +113,7 @@ pub fn crashed_instance_restarts_under_its_id(dep: &dyn Deployment) {
 /// id: once another process holds it, this one neither overwrites it nor
 /// deletes it at shutdown (and reports not ready meanwhile).
 pub fn coordinator_never_touches_another_holders_key(dep: &dyn Deployment, mode: ClusterMode) {
+    settled(dep);
     let (a, _rec) = coordinator(&dep.uri(), mode, "cd");
     let key = "server_alive:cd";
     assert!(!dep.cli(&["GET", key]).is_empty());
@@ -126,4 +129,60 @@ pub fn coordinator_never_touches_another_holders_key(dep: &dyn Deployment, mode:
         "someone-else",
         "not deleted at shutdown"
     );
+}
+
+/// Redis restarts empty while bob's instance has not registered him again
+/// (it is frozen): a message to bob is `failed`, never `offline`, since bob
+/// is connected. Once his instance is back, messages reach him; after the
+/// grace period a user with no connection anywhere is `offline` again.
+pub fn redis_restart_empty_never_acks_a_connected_user_offline(dep: &mut dyn Deployment) {
+    let a = instance(dep, "a");
+    let b = instance(dep, "b");
+    let mut alice = a.user("alice");
+    let mut bob = b.user("bob");
+    b.signal(libc::SIGSTOP);
+    let resume = Resume(b.pid());
+    dep.stop();
+    wait_ready(&a, 503);
+    dep.start_again();
+    wait_ready(&a, 200);
+    chat(&mut alice, "bob", "r1");
+    let first = ack(&mut alice, "r1");
+    assert_eq!(
+        first["status"], "failed",
+        "bob is connected, his route is just not back yet: {first}"
+    );
+    drop(resume);
+    eventually(
+        "delivery to bob once his instance registered him again",
+        || {
+            chat(&mut alice, "bob", "r2");
+            let a = ack(&mut alice, "r2");
+            assert_ne!(a["status"], "offline", "bob is connected: {a}");
+            (a["status"] == "delivered").then_some(())
+        },
+    );
+    received(&mut bob, "r2");
+    eventually("offline again for a user connected nowhere", || {
+        chat(&mut alice, "nobody", "r3");
+        (ack(&mut alice, "r3")["status"] == "offline").then_some(())
+    });
+    keep(&mut bob);
+}
+
+/// Sends SIGCONT to a stopped process when dropped (also when the test
+/// fails), so that no frozen server outlives it.
+struct Resume(u32);
+
+impl Drop for Resume {
+    fn drop(&mut self) {
+        // SAFETY: kill(2) with our own child's pid; no memory is involved.
+        unsafe { libc::kill(self.0 as i32, libc::SIGCONT) };
+    }
+}
+
+/// Bob's connection must stay open to the end (he is "connected").
+fn keep(bob: &mut Client) {
+    bob.send(&serde_json::json!({"type": "heartbeat"}));
+    bob.recv_type("heartbeat_ack");
 }

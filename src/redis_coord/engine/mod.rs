@@ -90,6 +90,9 @@ pub struct EngineConfig {
     /// This process's boot id: the value of our liveness key, unique per
     /// process, so that another process with our server id is told apart.
     pub boot_id: String,
+    /// How long after the route-table epoch marker was created "no live
+    /// route" still answers `Failed` (see `engine::identity`).
+    pub table_grace: Duration,
 }
 
 /// The coordinator state owned by the I/O thread.
@@ -122,6 +125,8 @@ pub struct Engine {
     next_id: u64,
     /// When the liveness key is refreshed next.
     next_alive: Instant,
+    /// The route-table epoch marker last seen (`None` before the first).
+    epoch: Option<String>,
     /// Set when a refresh found our liveness key held by another process.
     conflict: Option<String>,
 }
@@ -152,6 +157,7 @@ impl Engine {
             stale: Vec::new(),
             next_id: 1,
             next_alive: now,
+            epoch: None,
             conflict: None,
         }
     }

@@ -62,6 +62,7 @@ impl Engine {
                 }
             }
             Tag::Alive => self.on_claim_reply(reply),
+            Tag::Epoch => self.on_epoch_reply(reply, now),
             Tag::Release => {}
             Tag::SweepScan => self.sweep.on_scan(reply.ok().and_then(as_scan_page)),
             Tag::SweepMembers { user } => {
