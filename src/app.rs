@@ -63,7 +63,9 @@ pub fn run(config: Config) -> Result<(), ServerError> {
 fn authenticator(config: &Config) -> Authenticator {
     let origins = config.allowed_origins.clone();
     match &config.auth {
-        ResolvedAuth::Token { secret } => Authenticator::token(secret, origins),
+        ResolvedAuth::Token { secret } => {
+            Authenticator::token(secret, origins).with_leeway(config.hardening.jwt_leeway)
+        }
         ResolvedAuth::Insecure { explicit } => {
             if *explicit {
                 tracing::warn!("INSECURE MODE (AUTH_MODE=insecure): clients choose their identity with ?userId=; anyone can read anyone's messages. Set JWT_SECRET for production.");

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use signal_hook::consts::{SIGINT, SIGTERM, SIGUSR1};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
 use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::auth::Authenticator;
@@ -100,15 +100,34 @@ impl Server {
     }
 
     /// Blocks until SIGTERM/SIGINT (graceful shutdown) or SIGUSR1 (drain,
-    /// then shutdown), then stops the instance.
+    /// then shutdown), then stops the instance. SIGHUP is logged and
+    /// ignored: every setting is read once at start, so there is nothing to
+    /// reload, and its default action (exit without close frames or route
+    /// clean-up) would be the worst answer. A SIGTERM/SIGINT during a drain
+    /// cuts the drain short: the connections left get 1001 at once.
     pub fn run_until_signal(self) -> io::Result<()> {
-        let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGUSR1])?;
-        let signal = signals.forever().next().unwrap_or(SIGTERM);
-        if signal == SIGUSR1 {
-            tracing::info!("SIGUSR1: draining");
-            self.drain();
-        } else {
-            tracing::info!(signal, "shutting down");
+        let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGUSR1, SIGHUP])?;
+        tracing::info!("signals: SIGTERM/SIGINT shut down, SIGUSR1 drains, SIGHUP is ignored");
+        loop {
+            let signal = signals.forever().next().unwrap_or(SIGTERM);
+            match signal {
+                SIGHUP => log_sighup(),
+                SIGUSR1 => {
+                    tracing::info!("SIGUSR1: draining");
+                    let stop = self.drain_until(|| shutdown_signal_pending(&mut signals));
+                    if let Some(signal) = stop {
+                        tracing::info!(
+                            signal,
+                            "shutdown signal during the drain: shutting down now"
+                        );
+                    }
+                    break;
+                }
+                _ => {
+                    tracing::info!(signal, "shutting down");
+                    break;
+                }
+            }
         }
         self.shutdown()
     }
@@ -116,6 +135,12 @@ impl Server {
     /// Closes every connection with 1012 at the configured pace, and waits
     /// until none is left (bounded by the pace plus the shutdown timeout).
     pub fn drain(&self) {
+        self.drain_until(|| None);
+    }
+
+    /// [`Server::drain`], polling `stop` while it waits: the drain ends early
+    /// with what `stop` returned (a signal number) as soon as it returns one.
+    fn drain_until(&self, mut stop: impl FnMut() -> Option<i32>) -> Option<i32> {
         let instance = &self.instance;
         instance.accepting.store(false, Ordering::Release);
         let shards = instance.shard_count() as u32;
@@ -128,8 +153,12 @@ impl Server {
             + instance.settings.shutdown_timeout;
         let started = Instant::now();
         while instance.connections.load(Ordering::Acquire) > 0 && started.elapsed() < bound {
+            if let Some(signal) = stop() {
+                return Some(signal);
+            }
             std::thread::sleep(Duration::from_millis(20));
         }
+        None
     }
 
     /// Graceful shutdown: stop accepting, close every connection with 1001,
@@ -169,6 +198,23 @@ fn start_coordinator(
         mailboxes.clone(),
         metrics.coordinator(),
     )?)
+}
+
+fn log_sighup() {
+    tracing::info!("SIGHUP: ignored (settings are read once at start; restart to change them)");
+}
+
+/// The first SIGTERM/SIGINT among the signals received since the last look;
+/// others are handled on the way (SIGHUP logged, a repeated SIGUSR1 ignored).
+fn shutdown_signal_pending(signals: &mut signal_hook::iterator::Signals) -> Option<i32> {
+    for signal in signals.pending() {
+        match signal {
+            SIGTERM | SIGINT => return Some(signal),
+            SIGHUP => log_sighup(),
+            _ => tracing::info!(signal, "already draining; signal ignored"),
+        }
+    }
+    None
 }
 
 fn check_driver(driver: IoDriver) -> Result<(), ServerError> {

@@ -79,4 +79,6 @@ pub struct Settings {
     pub max_channels_per_connection: usize,
     /// Users' inboxes of direct messages, when kept (`INBOX_SIZE` > 0).
     pub inbox: Option<Retention>,
+    /// Deepest nesting of a chat or broadcast payload; deeper is `bad_json`.
+    pub max_json_depth: usize,
 }

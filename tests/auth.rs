@@ -94,6 +94,80 @@ fn refused_tokens_get_401() {
 }
 
 #[test]
+fn ambiguous_or_critical_tokens_are_refused() {
+    let s = token_server();
+    let alice = token(json!({"sub": "alice", "exp": now() + 60}), SECRET);
+    let bob = token(json!({"sub": "bob", "exp": now() + 60}), SECRET);
+    let bearer = |t: &str| format!("Bearer {t}");
+    // A different token in the query and the header: neither wins.
+    let r = Client::connect_with(
+        s.addr,
+        &format!("/ws?token={alice}"),
+        &[("Authorization", &bearer(&bob))],
+    )
+    .err()
+    .expect("query and header disagree");
+    assert_eq!(r.status, 401);
+    assert!(r.body.contains("ambiguous"), "{}", r.body);
+    // The same token in both is one token.
+    let mut c = Client::connect_with(
+        s.addr,
+        &format!("/ws?token={alice}"),
+        &[("Authorization", &bearer(&alice))],
+    )
+    .unwrap();
+    assert_eq!(c.recv_type("welcome")["userId"], "alice");
+    for twice in [
+        format!("/ws?token={alice}&token={bob}"),
+        format!("/ws?token={alice}&token={alice}"),
+    ] {
+        let (status, body) = refused(&s, &twice);
+        assert_eq!(status, 401, "{twice}");
+        assert!(body.contains("more than once"), "{body}");
+    }
+    // A validly signed token whose header lists a critical extension.
+    let claims = alice.split('.').nth(1).unwrap();
+    let header = base64_like::b64(br#"{"alg":"HS256","typ":"JWT","crit":["exp"]}"#);
+    let input = format!("{header}.{claims}");
+    let sig = jsonwebtoken::crypto::sign(
+        input.as_bytes(),
+        &EncodingKey::from_secret(SECRET.as_bytes()),
+        Algorithm::HS256,
+    )
+    .unwrap();
+    let (status, body) = refused(&s, &format!("/ws?token={input}.{sig}"));
+    assert_eq!(status, 401);
+    assert!(body.contains("crit"), "{body}");
+    // Insecure mode: a repeated userId.
+    let insecure = ServerProcess::start(&[], &[]);
+    let (status, body) = refused(&insecure, "/ws?userId=alice&userId=bob");
+    assert_eq!(status, 400);
+    assert!(body.contains("bad_user_id"), "{body}");
+}
+
+#[test]
+fn clock_skew_within_the_leeway_is_tolerated() {
+    // Default JWT_LEEWAY_SECS is 5: a token expired 2 s ago, or valid from
+    // 2 s on, passes; beyond the leeway it does not.
+    let s = token_server();
+    for claims in [
+        json!({"sub": "alice", "exp": now() - 2}),
+        json!({"sub": "alice", "nbf": now() + 2}),
+    ] {
+        let t = token(claims.clone(), SECRET);
+        let mut c = Client::connect(s.addr, &format!("/ws?token={t}"))
+            .unwrap_or_else(|r| panic!("{claims} refused: {r:?}"));
+        c.recv_type("welcome");
+    }
+    let late = token(json!({"sub": "alice", "exp": now() - 30}), SECRET);
+    assert_eq!(refused(&s, &format!("/ws?token={late}")).0, 401);
+    // JWT_LEEWAY_SECS=0: no skew at all.
+    let strict = ServerProcess::start(&[], &[("JWT_SECRET", SECRET), ("JWT_LEEWAY_SECS", "0")]);
+    let t = token(json!({"sub": "alice", "exp": now() - 2}), SECRET);
+    assert_eq!(refused(&strict, &format!("/ws?token={t}")).0, 401);
+}
+
+#[test]
 fn insecure_mode_refusals() {
     let s = ServerProcess::start(&[], &[]);
     let (status, body) = refused(&s, "/ws");
@@ -124,6 +198,26 @@ fn origin_allow_list() {
     let mut c =
         Client::connect_with(s.addr, "/ws?userId=a", &[("Origin", "https://app.example")]).unwrap();
     c.recv_type("welcome");
+}
+
+#[test]
+fn origins_compare_case_insensitively_with_default_ports() {
+    let s = ServerProcess::start(&[], &[("ALLOWED_ORIGINS", "https://App.Example.com")]);
+    for same in [
+        "HTTPS://APP.EXAMPLE.COM",
+        "https://app.example.com",
+        "https://app.example.com:443",
+    ] {
+        let mut c = Client::connect_with(s.addr, "/ws?userId=a", &[("Origin", same)])
+            .unwrap_or_else(|r| panic!("{same} refused: {r:?}"));
+        c.recv_type("welcome");
+    }
+    for other in ["https://app.example.com:8443", "http://app.example.com"] {
+        let r = Client::connect_with(s.addr, "/ws?userId=a", &[("Origin", other)])
+            .err()
+            .unwrap_or_else(|| panic!("{other} accepted"));
+        assert_eq!(r.status, 403, "{other}");
+    }
 }
 
 #[test]

@@ -5,7 +5,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use support::{http_get, Client, ServerProcess};
+use support::{http_get, http_request, Client, ServerProcess};
 use tungstenite::protocol::frame::coding::{Data, OpCode};
 use tungstenite::protocol::frame::Frame;
 use tungstenite::Message;
@@ -181,6 +181,7 @@ fn rss_kib(pid: u32) -> u64 {
 fn signal_closes_everyone_then_exits(args: &[&str], signal: i32, code: u16) {
     let mut s = ServerProcess::start(args, &[]);
     let mut clients: Vec<_> = (0..3).map(|i| s.user(&format!("u{i}"))).collect();
+    s.wait_log("signals: ");
     s.signal(signal);
     support::eventually("/ready to turn 503", || {
         (http_get(s.addr, "/ready").0 == 503).then_some(())
@@ -209,6 +210,87 @@ fn sigterm_closes_everyone_1001_and_exits_0() {
 fn sigusr1_drains_with_1012_paced_and_exits_0() {
     // One close per second: /ready is observably 503 during the drain.
     signal_closes_everyone_then_exits(&["--shards", "1", "--drain-rate", "1"], libc::SIGUSR1, 1012);
+}
+
+#[test]
+fn sigterm_during_a_drain_switches_to_shutdown_at_once() {
+    // 20 connections at 1 close per second: the drain alone would take 20 s.
+    let mut s = ServerProcess::start(&["--shards", "1", "--drain-rate", "1"], &[]);
+    let mut clients: Vec<_> = (0..20).map(|i| s.user(&format!("d{i}"))).collect();
+    s.wait_log("signals: ");
+    s.signal(libc::SIGUSR1);
+    s.wait_log("SIGUSR1: draining");
+    s.signal(libc::SIGTERM);
+    s.wait_log("shutdown signal during the drain");
+    let codes: Vec<u16> = clients.iter_mut().map(|c| c.expect_close()).collect();
+    assert!(
+        codes.iter().all(|&c| c == 1001 || c == 1012),
+        "only drain or shutdown closes: {codes:?}"
+    );
+    let shutdown = codes.iter().filter(|&&c| c == 1001).count();
+    assert!(
+        shutdown >= 10,
+        "the connections left after SIGTERM get 1001, not the drain's 1012: {codes:?}"
+    );
+    drop(clients);
+    let exit = s.wait_exit(Duration::from_secs(8));
+    assert_eq!(
+        exit,
+        Some(0),
+        "did not exit before the drain's end; log:\n{}",
+        s.log_text()
+    );
+}
+
+#[test]
+fn sighup_is_logged_and_ignored() {
+    let mut s = ServerProcess::start(&["--shards", "1"], &[]);
+    let mut a = s.user("alice");
+    s.wait_log("signals: ");
+    s.signal(libc::SIGHUP);
+    s.wait_log("SIGHUP: ignored");
+    a.send(&json!({"type": "heartbeat"}));
+    a.recv_type("heartbeat_ack");
+    assert_eq!(http_get(s.addr, "/ready").0, 200, "still serving");
+    s.signal(libc::SIGTERM);
+    assert_eq!(a.expect_close(), 1001);
+    drop(a);
+    assert_eq!(
+        s.wait_exit(Duration::from_secs(15)),
+        Some(0),
+        "log:\n{}",
+        s.log_text()
+    );
+}
+
+/// A complete `GET /health` request head of exactly `len` bytes.
+fn health_head_of(len: usize) -> String {
+    let (start, end) = ("GET /health HTTP/1.1\r\nHost: x\r\nX-Pad: ", "\r\n\r\n");
+    let head = format!("{start}{}{end}", "a".repeat(len - start.len() - end.len()));
+    assert_eq!(head.len(), len);
+    head
+}
+
+#[test]
+fn request_head_over_8192_bytes_or_64_headers_gets_431() {
+    let s = ServerProcess::start(&[], &[]);
+    let (status, answer) = http_request(s.addr, &health_head_of(8192));
+    assert_eq!(
+        status, 200,
+        "a head of exactly 8,192 bytes is fine: {answer}"
+    );
+    let (status, answer) = http_request(s.addr, &health_head_of(8193));
+    assert_eq!(status, 431, "one byte more: {answer}");
+    assert!(answer.contains(r#""error":"too_large""#), "{answer}");
+    let headers = |n: usize| -> String {
+        let extra: String = (1..n).map(|i| format!("X-{i}: v\r\n")).collect();
+        format!("GET /health HTTP/1.1\r\nHost: x\r\n{extra}\r\n")
+    };
+    assert_eq!(http_request(s.addr, &headers(64)).0, 200, "64 header lines");
+    let (status, answer) = http_request(s.addr, &headers(65));
+    assert_eq!(status, 431, "65 header lines: {answer}");
+    let (status, _) = http_request(s.addr, "GET /health HTTP/1.1\r\nBad Header\r\n\r\n");
+    assert_eq!(status, 400, "malformed stays 400");
 }
 
 /// A small and a large message (many reads in, partial writes out), a

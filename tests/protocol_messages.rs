@@ -240,6 +240,52 @@ fn errors_answer_one_message_and_keep_the_connection() {
 }
 
 #[test]
+fn payloads_nested_deeper_than_max_json_depth_are_refused() {
+    let s = server();
+    let mut alice = s.user("alice");
+    let mut bob = s.user("bob");
+    let nested = |n: usize| format!("{}1{}", "[".repeat(n), "]".repeat(n));
+    let chat = |n: usize, id: &str| {
+        format!(
+            r#"{{"type":"chat_message","receiverID":"bob","payload":{},"id":"{id}"}}"#,
+            nested(n)
+        )
+    };
+    // The default limit, 64 levels: one more is refused, nothing delivered.
+    alice.send_text(&chat(65, "deep"));
+    let e = alice.recv_type("error");
+    assert_eq!(
+        (e["code"].as_str(), e["id"].as_str()),
+        (Some("bad_json"), Some("deep")),
+        "{e}"
+    );
+    alice.send_text(&format!(
+        r#"{{"type":"broadcast","payload":{}}}"#,
+        nested(5_000)
+    ));
+    assert_eq!(alice.recv_type("error")["code"], "bad_json");
+    alice.send_text(&chat(64, "ok"));
+    let m = bob.recv_type("chat_message");
+    assert_eq!(m["id"], "ok", "the deep ones never reached bob: {m}");
+    assert_eq!(alice.recv_type("ack")["status"], "delivered");
+}
+
+#[test]
+fn max_json_depth_is_configurable() {
+    let s = ServerProcess::start(&[], &[("MAX_JSON_DEPTH", "2")]);
+    let mut alice = s.user("alice");
+    alice.send(&json!({"type": "broadcast", "payload": [[1]], "id": "b2"}));
+    alice.recv_type("ack");
+    alice.send(&json!({"type": "broadcast", "payload": [[[1]]], "id": "b3"}));
+    let e = alice.recv_type("error");
+    assert_eq!(
+        (e["code"].as_str(), e["id"].as_str()),
+        (Some("bad_json"), Some("b3")),
+        "{e}"
+    );
+}
+
+#[test]
 fn rate_limit_acks_rate_limited_then_closes_4029() {
     let s = ServerProcess::start(
         &[

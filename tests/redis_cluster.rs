@@ -113,3 +113,23 @@ fn a_killed_instances_members_leave_presence() {
 fn presence_is_rebuilt_after_a_redis_restart() {
     channel_scenarios::presence_is_rebuilt_after_a_redis_restart(&mut cluster());
 }
+
+#[test]
+fn a_duplicate_server_id_is_refused_at_start() {
+    scenarios::duplicate_server_id_is_refused(&cluster());
+}
+
+#[test]
+fn a_crashed_instance_restarts_under_its_id() {
+    scenarios::crashed_instance_restarts_under_its_id(&cluster());
+}
+
+#[test]
+fn coordinator_never_refreshes_or_deletes_another_holders_key() {
+    scenarios::coordinator_never_touches_another_holders_key(&cluster(), ClusterMode::On);
+}
+
+#[test]
+fn redis_restarting_empty_never_acks_a_connected_user_offline() {
+    scenarios::redis_restart_empty_never_acks_a_connected_user_offline(&mut cluster());
+}

@@ -1,11 +1,13 @@
 //! Fuzzes the envelope parser: arbitrary bytes must never panic, every
 //! rejection must be encodable, and whatever parses must survive a round
-//! trip through the writers (same receiver, same id, byte-exact payload).
+//! trip through the writers (same receiver, same id, byte-exact payload),
+//! and a payload that passed is within the depth limit by the depth scan,
+//! whose verdict matches the limit it is given at every level.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use websocket_app::protocol::envelope::{
-    parse_client_message, write_broadcast, write_chat, write_error, write_heartbeat_ack,
+    depth, parse_client_message, parse_client_message_limited, write_broadcast, write_chat, write_error, write_heartbeat_ack,
     ClientMessage, ErrorCode, Rejection, MAX_ID_BYTES,
 };
 
@@ -23,6 +25,9 @@ fuzz_target!(|data: &[u8]| {
 
 /// Writes what parsed and parses the output again.
 fn round_trip(msg: &ClientMessage<'_>) {
+    if let ClientMessage::Chat { payload, .. } | ClientMessage::Broadcast { payload, .. } = msg {
+        check_depth(payload.get());
+    }
     let mut out = Vec::new();
     match msg {
         ClientMessage::Chat {
@@ -68,6 +73,17 @@ fn round_trip(msg: &ClientMessage<'_>) {
                 other => panic!("latency did not round-trip: {other:?}"),
             }
         }
+    }
+}
+
+/// The scan agrees with itself and with the parser's limit at each level.
+fn check_depth(payload: &str) {
+    let d = depth::scan(payload.as_bytes(), usize::MAX).expect("no limit");
+    assert!(d <= depth::DEFAULT_MAX_DEPTH, "passed at depth {d}");
+    let text = format!(r#"{{"type":"broadcast","payload":{payload}}}"#);
+    for max in d.saturating_sub(1)..=d + 1 {
+        assert_eq!(depth::deeper_than(payload.as_bytes(), max), d > max);
+        assert_eq!(parse_client_message_limited(&text, max).is_ok(), d <= max);
     }
 }
 

@@ -6,8 +6,17 @@
 //!
 //! I/O-free and deterministic: the current time is passed in, so `exp` and
 //! `nbf` are checked here against it rather than by `jsonwebtoken` against
-//! the system clock. No leeway: the issuer and this server are expected to
-//! run NTP; `exp` is exclusive (RFC 7519 §4.1.4), `nbf` inclusive.
+//! the system clock, with the configured clock-skew leeway
+//! (`JWT_LEEWAY_SECS`): `exp` is exclusive (RFC 7519 §4.1.4), `nbf`
+//! inclusive, each widened by the leeway.
+//!
+//! Ambiguity is refused rather than resolved: a request whose `?token=` and
+//! `Authorization: Bearer` differ, or that repeats `token` (or `userId` in
+//! insecure mode), could mean different users to a proxy that picks the
+//! other one. A token whose header has `crit` is refused (see [`crit`]).
+
+pub mod crit;
+pub mod origin;
 
 use std::fmt;
 use std::sync::Arc;
@@ -75,8 +84,17 @@ struct Claims {
 pub struct Authenticator {
     /// Token or insecure mode.
     mode: AuthMode,
-    /// `ALLOWED_ORIGINS`: when set, the exact `Origin` values accepted.
+    /// `ALLOWED_ORIGINS`: when set, the accepted origins, serialized.
     allowed_origins: Option<Vec<String>>,
+    /// Clock skew allowed on `exp` and `nbf`, in seconds.
+    leeway_secs: u64,
+}
+
+/// The allow-list in serialized form. The configuration has already
+/// refused entries that are not origins; any other caller's such entry
+/// could never match a request, so it is left out.
+fn serialized(list: Option<Vec<String>>) -> Option<Vec<String>> {
+    list.map(|l| l.iter().filter_map(|o| origin::serialize(o).ok()).collect())
 }
 
 impl Authenticator {
@@ -95,7 +113,8 @@ impl Authenticator {
         };
         Self {
             mode,
-            allowed_origins,
+            allowed_origins: serialized(allowed_origins),
+            leeway_secs: 0,
         }
     }
 
@@ -103,8 +122,17 @@ impl Authenticator {
     pub fn insecure(allowed_origins: Option<Vec<String>>) -> Self {
         Self {
             mode: AuthMode::Insecure,
-            allowed_origins,
+            allowed_origins: serialized(allowed_origins),
+            leeway_secs: 0,
         }
+    }
+
+    /// Allows `leeway` of clock skew between the token's issuer and this
+    /// server on `exp` and `nbf` (none unless set; the configuration's
+    /// default is `JWT_LEEWAY_SECS`). Whole seconds: NumericDates are.
+    pub fn with_leeway(mut self, leeway: std::time::Duration) -> Self {
+        self.leeway_secs = leeway.as_secs();
+        self
     }
 
     /// Whether identities are taken on trust (the server warns at start).
@@ -123,7 +151,7 @@ impl Authenticator {
         self.check_origin(req)?;
         match &self.mode {
             AuthMode::Token { .. } => {
-                let token = request_token(req)?;
+                let token = the_token(req)?;
                 self.verify_token(&token, now_unix)
             }
             AuthMode::Insecure => insecure_identity(req).map(Identity::insecure),
@@ -131,7 +159,8 @@ impl Authenticator {
     }
 
     /// Verifies a token (at connect, or a `refresh` on a live connection):
-    /// signature, algorithm, times, `sub`, and the grants it carries.
+    /// signature, algorithm, `crit`, times (with the leeway), `sub`, and
+    /// the grants it carries.
     pub fn verify_token(&self, token: &str, now_unix: u64) -> Result<Identity, Refusal> {
         let AuthMode::Token { key, validation } = &self.mode else {
             return Err(unauthorized("tokens are not used in insecure mode"));
@@ -139,17 +168,24 @@ impl Authenticator {
         let claims = jsonwebtoken::decode::<Claims>(token, key, validation)
             .map_err(|e| unauthorized(jwt_error(e.kind())))?
             .claims;
-        check_times(&claims, now_unix)?;
+        if crit::has_crit(token) {
+            return Err(unauthorized(
+                "token header lists critical extensions (crit) this server does not support",
+            ));
+        }
+        check_times(&claims, now_unix, self.leeway_secs)?;
         identity_of(claims)
     }
 
-    /// 403 unless no allow-list is set or `Origin` is listed exactly.
+    /// 403 unless no allow-list is set or `Origin` is a listed origin
+    /// (compared serialized: scheme and host case-insensitive, default
+    /// port implied; see [`origin`]).
     fn check_origin(&self, req: &Request) -> Result<(), Refusal> {
         let Some(allowed) = &self.allowed_origins else {
             return Ok(());
         };
-        match req.origin.as_deref() {
-            Some(origin) if allowed.iter().any(|a| a == origin) => Ok(()),
+        match req.origin.as_deref().map(origin::serialize) {
+            Some(Ok(origin)) if allowed.contains(&origin) => Ok(()),
             Some(_) => Err(Refusal::new(
                 403,
                 "origin_not_allowed",
@@ -167,14 +203,6 @@ impl Authenticator {
 /// A 401 with the given reason.
 fn unauthorized(message: &str) -> Refusal {
     Refusal::new(401, "unauthorized", message)
-}
-
-/// Token mode: `?token=` (if non-empty) else the bearer token.
-fn request_token(req: &Request) -> Result<String, Refusal> {
-    req.query_param("token")
-        .filter(|t| !t.is_empty())
-        .or_else(|| req.bearer.clone())
-        .ok_or_else(|| unauthorized("missing token"))
 }
 
 /// The identity and grants of verified claims.
@@ -208,14 +236,31 @@ fn identity_of(claims: Claims) -> Result<Identity, Refusal> {
     })
 }
 
-/// Refuses an expired or not-yet-valid token.
-fn check_times(claims: &Claims, now: u64) -> Result<(), Refusal> {
+/// `?token=` (if non-empty) or the bearer token; both only when equal.
+fn the_token(req: &Request) -> Result<String, Refusal> {
+    let query = req
+        .unique_query_param("token")
+        .map_err(|_| unauthorized("ambiguous token: the token parameter is given more than once"))?
+        .filter(|t| !t.is_empty());
+    match (query, req.bearer.as_deref()) {
+        (Some(q), Some(b)) if q != b => Err(unauthorized(
+            "ambiguous token: the query and the Authorization header carry different tokens",
+        )),
+        (Some(q), _) => Ok(q),
+        (None, Some(b)) => Ok(b.to_owned()),
+        (None, None) => Err(unauthorized("missing token")),
+    }
+}
+
+/// Refuses an expired or not-yet-valid token, `leeway` seconds of clock
+/// skew allowed either way.
+fn check_times(claims: &Claims, now: u64, leeway: u64) -> Result<(), Refusal> {
     // Real timestamps are far below 2^53, where the conversion is exact.
-    let now = now as f64;
-    if claims.exp.is_some_and(|exp| now >= exp) {
+    let (now, leeway) = (now as f64, leeway as f64);
+    if claims.exp.is_some_and(|exp| now >= exp + leeway) {
         return Err(unauthorized("token expired"));
     }
-    if claims.nbf.is_some_and(|nbf| now < nbf) {
+    if claims.nbf.is_some_and(|nbf| now + leeway < nbf) {
         return Err(unauthorized("token not yet valid"));
     }
     Ok(())
@@ -235,7 +280,10 @@ fn jwt_error(kind: &ErrorKind) -> &'static str {
 
 /// Insecure mode: the user id is whatever `?userId=` says, if valid.
 fn insecure_identity(req: &Request) -> Result<UserId, Refusal> {
-    let raw = req.query_param("userId").filter(|u| !u.is_empty());
+    let raw = req
+        .unique_query_param("userId")
+        .map_err(|_| Refusal::new(400, "bad_user_id", "userId is given more than once"))?
+        .filter(|u| !u.is_empty());
     let raw = raw.ok_or_else(|| Refusal::new(400, "missing_user", "missing userId"))?;
     UserId::parse(&raw).ok_or_else(|| Refusal::new(400, "bad_user_id", "invalid userId"))
 }

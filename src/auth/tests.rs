@@ -117,6 +117,62 @@ fn expiry_and_not_before() {
 }
 
 #[test]
+fn leeway_widens_exp_and_nbf_by_whole_seconds() {
+    let lenient = jwt().with_leeway(std::time::Duration::from_secs(5));
+    let at = |claims: Value| lenient.authenticate(&with_query_token(&mint(claims)), NOW);
+    assert!(at(json!({"sub": "a", "exp": NOW - 4})).is_ok());
+    assert!(at(json!({"sub": "a", "exp": NOW - 5})).is_err());
+    assert!(at(json!({"sub": "a", "nbf": NOW + 5})).is_ok());
+    assert!(at(json!({"sub": "a", "nbf": NOW + 6})).is_err());
+    assert_unauthorized(&mint(json!({"sub": "a", "exp": NOW})), "expired");
+}
+
+#[test]
+fn ambiguous_tokens_are_refused() {
+    let alice = mint(json!({"sub": "alice"}));
+    let bob = mint(json!({"sub": "bob"}));
+    let both = |query: &str, bearer: &str| {
+        request(
+            &format!("/ws?token={query}"),
+            &format!("Authorization: Bearer {bearer}\r\n"),
+        )
+    };
+    let (status, _, message) = refusal(&jwt(), &both(&alice, &bob));
+    assert_eq!(status, 401);
+    assert!(message.contains("ambiguous"), "{message}");
+    assert_eq!(
+        &*jwt().authenticate(&both(&alice, &alice), NOW).unwrap(),
+        "alice"
+    );
+    for twice in [
+        format!("/ws?token={alice}&token={bob}"),
+        format!("/ws?token={alice}&token={alice}"),
+        format!("/ws?token={alice}&%74oken="),
+    ] {
+        let (status, _, message) = refusal(&jwt(), &request(&twice, ""));
+        assert_eq!(status, 401, "{twice}");
+        assert!(message.contains("more than once"), "{message}");
+    }
+}
+
+#[test]
+fn a_crit_header_is_refused() {
+    // {"alg":"HS256","crit":["exp"]}: signed properly, with claims that pass.
+    const CRIT_HEADER: &str = "eyJhbGciOiJIUzI1NiIsImNyaXQiOlsiZXhwIl19";
+    let good = mint(json!({"sub": "alice", "exp": NOW + 60}));
+    let claims = good.split('.').nth(1).unwrap();
+    let signing_input = format!("{CRIT_HEADER}.{claims}");
+    let signature = jsonwebtoken::crypto::sign(
+        signing_input.as_bytes(),
+        &EncodingKey::from_secret(SECRET),
+        Algorithm::HS256,
+    )
+    .unwrap();
+    assert_unauthorized(&format!("{signing_input}.{signature}"), "crit");
+    assert!(jwt().authenticate(&with_query_token(&good), NOW).is_ok());
+}
+
+#[test]
 fn wrong_secret_is_refused() {
     assert_unauthorized(
         &mint_with(Algorithm::HS256, b"other", json!({"sub": "a"})),
@@ -178,6 +234,14 @@ fn insecure_mode() {
         refusal(&auth, &request("/ws?userId=a%20b", "")).1,
         "bad_user_id"
     );
+    assert_eq!(
+        refusal(&auth, &request("/ws?userId=alice&userId=bob", "")),
+        (
+            400,
+            "bad_user_id",
+            "userId is given more than once".to_owned()
+        )
+    );
     let long = |n| request(&format!("/ws?userId={}", "u".repeat(n)), "");
     assert!(auth.authenticate(&long(128), NOW).is_ok());
     assert_eq!(
@@ -203,14 +267,31 @@ fn origins() {
     assert!(auth
         .authenticate(&with_origin("http://localhost:3000"), NOW)
         .is_ok());
+    // RFC 6454: scheme and host are case-insensitive, the default port implied.
+    for same in [
+        "HTTPS://APP.EXAMPLE",
+        "https://App.Example:443",
+        "http://LOCALHOST:3000",
+    ] {
+        assert!(auth.authenticate(&with_origin(same), NOW).is_ok(), "{same}");
+    }
     for bad in [
         "https://evil.example",
         "https://app.example.evil",
-        "HTTPS://APP.EXAMPLE",
+        "https://app.example:8443",
+        "http://app.example",
+        "https://app.example/",
+        "http://localhost",
         "null",
+        "",
     ] {
         assert_eq!(refusal(&auth, &with_origin(bad)).0, 403, "{bad}");
     }
+    // An allow-list written in another case matches too.
+    let upper = Authenticator::insecure(Some(vec!["HTTPS://App.Example:443".to_owned()]));
+    assert!(upper
+        .authenticate(&with_origin("https://app.example"), NOW)
+        .is_ok());
     let (status, code, _) = refusal(&auth, &request("/ws?userId=u", ""));
     assert_eq!((status, code), (403, "origin_not_allowed"));
     // The origin is checked before identity, in token mode too.

@@ -62,7 +62,7 @@ pub struct Args {
     #[arg(long, env = "AUTH_MODE", value_enum, default_value_t = AuthMode::Auto)]
     pub auth_mode: AuthMode,
 
-    /// Comma-separated exact Origins allowed to connect (403 otherwise); unset = any origin
+    /// Comma-separated origins allowed to connect (403 otherwise; scheme and host case-insensitive); unset = any origin
     #[arg(long, env = "ALLOWED_ORIGINS", value_name = "ORIGINS")]
     pub allowed_origins: Option<String>,
 
@@ -303,6 +303,26 @@ pub struct Args {
         value_name = "SECS"
     )]
     pub inbox_ttl_secs: u64,
+
+    // ---- Hardening: what one client may make the server accept. Validated
+    // together in `super::hardening`; kept as one block at the end. ----
+    /// Clock skew allowed on JWT exp and nbf, in seconds (0..=300)
+    #[arg(
+        long,
+        env = "JWT_LEEWAY_SECS",
+        default_value_t = 5,
+        value_name = "SECS"
+    )]
+    pub jwt_leeway_secs: u64,
+
+    /// Deepest nesting of a chat or broadcast payload (1..=1000); deeper answers error bad_json
+    #[arg(
+        long,
+        env = "MAX_JSON_DEPTH",
+        default_value_t = 64,
+        value_name = "LEVELS"
+    )]
+    pub max_json_depth: usize,
 }
 
 /// A string that is or may contain a secret (`JWT_SECRET`, a password in

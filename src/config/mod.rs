@@ -34,6 +34,7 @@ mod channels;
 mod cli;
 mod cloudwatch;
 mod error;
+mod hardening;
 mod load;
 mod redis;
 mod validate;
@@ -50,6 +51,7 @@ use std::fmt;
 pub use cli::{Args, AuthMode, Secret};
 pub use cloudwatch::CloudWatchSettings;
 pub use error::ConfigError;
+pub use hardening::Hardening;
 pub use load::{
     command, env_names, export_env_file, load, load_from, merge_env_file, process_env,
     DEFAULT_ENV_FILE,
@@ -70,8 +72,9 @@ pub struct Config {
     /// How clients prove who they are, resolved from `JWT_SECRET`,
     /// `AUTH_MODE` and the host (see [`ResolvedAuth`]).
     pub auth: ResolvedAuth,
-    /// `ALLOWED_ORIGINS`: the exact `Origin` values accepted (lower-cased);
-    /// `None` accepts any origin.
+    /// `ALLOWED_ORIGINS`: the accepted origins, serialized (RFC 6454:
+    /// scheme and host lower-cased, default port left out); `None` accepts
+    /// any origin.
     pub allowed_origins: Option<Vec<String>>,
     /// `ENVIRONMENT`: the deployment's name, kept for logs and metrics.
     pub environment: String,
@@ -84,6 +87,9 @@ pub struct Config {
     pub log: String,
     /// `NO_COLOR`: log lines without ANSI colours even on a terminal.
     pub no_color: bool,
+    /// `JWT_LEEWAY_SECS`, `MAX_JSON_DEPTH` (the latter is also in
+    /// `settings`, where the shards read it).
+    pub hardening: Hardening,
 }
 
 /// How identity is established, resolved once from `JWT_SECRET`,
@@ -155,7 +161,8 @@ impl Config {
              environment={:?} coordination={coordination} max_message_bytes={} \
              send_queue_bytes={} max_connections={} rate_limit={}/s burst={} strikes={} \
              heartbeat={}ms timeout={}ms delivery_timeout={}ms shutdown_timeout={}ms \
-             drain_rate={}/s broadcast={} echo_path={} dashboard={} cloudwatch=({cloudwatch}) log={:?}",
+             drain_rate={}/s broadcast={} echo_path={} dashboard={} cloudwatch=({cloudwatch}) log={:?} \
+             jwt_leeway={}s max_json_depth={}",
             s.server_id,
             s.listen,
             s.shards,
@@ -176,6 +183,8 @@ impl Config {
             s.echo_path.as_deref().unwrap_or("off"),
             value_name(&s.dashboard),
             self.log,
+            self.hardening.jwt_leeway.as_secs(),
+            self.hardening.max_json_depth,
         )
     }
 }

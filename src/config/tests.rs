@@ -251,16 +251,40 @@ fn cloudwatch_endpoint_is_a_setting() {
 }
 
 #[test]
-fn origins_are_trimmed_and_lowercased() {
+fn origins_are_trimmed_and_serialized() {
     let c = flags(&[
         "--allowed-origins",
-        "https://App.example, http://localhost:3000,",
+        "HTTPS://App.example:443, http://localhost:3000,https://app.example",
     ])
     .unwrap();
     assert_eq!(
         c.allowed_origins.unwrap(),
         ["https://app.example", "http://localhost:3000"]
     );
+    let err = flags(&["--allowed-origins", "https://bücher.example"]).unwrap_err();
+    assert!(err.to_string().contains("xn--"), "{err}");
+}
+
+#[test]
+fn hardening_settings_default_and_bounds() {
+    let c = flags(&[]).unwrap();
+    assert_eq!(c.hardening.jwt_leeway, Duration::from_secs(5));
+    assert_eq!(c.hardening.max_json_depth, 64);
+    assert_eq!(c.settings.max_json_depth, 64);
+    let c = load_with(&[], &[("JWT_LEEWAY_SECS", "0"), ("MAX_JSON_DEPTH", "1000")]).unwrap();
+    assert_eq!(c.hardening.jwt_leeway, Duration::ZERO);
+    assert_eq!(c.settings.max_json_depth, 1000);
+    for (args, setting) in [
+        (["--jwt-leeway-secs", "301"], "JWT_LEEWAY_SECS"),
+        (["--max-json-depth", "0"], "MAX_JSON_DEPTH"),
+        (["--max-json-depth", "1001"], "MAX_JSON_DEPTH"),
+    ] {
+        let err = flags(&args).unwrap_err();
+        assert_eq!(err.setting(), Some(setting), "{err}");
+    }
+    let err = load_with(&[], &[("MAX_JSON_DEPTH", "deep")]).unwrap_err();
+    assert_eq!(err.setting(), Some("MAX_JSON_DEPTH"), "{err}");
+    assert!(flags(&[]).unwrap().summary().contains("max_json_depth=64"));
 }
 
 #[test]

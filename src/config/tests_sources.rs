@@ -9,7 +9,9 @@ use super::*;
 
 /// Every variable a setting is read from (the contract of `--help`, the docs
 /// and `.env.example`).
-const ALL_VARS: [&str; 39] = [
+const ALL_VARS: [&str; 41] = [
+    "JWT_LEEWAY_SECS",
+    "MAX_JSON_DEPTH",
     "INBOX_SIZE",
     "INBOX_TTL_SECS",
     "CHANNELS_CONFIG",

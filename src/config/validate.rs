@@ -30,6 +30,7 @@ pub(super) fn config(a: Args) -> Result<Config, ConfigError> {
         a.host,
     )?;
     let echo_path = echo_path(a.echo_path.as_deref(), &auth)?;
+    let hardening = super::hardening::settings(&a)?;
     let settings = Settings {
         listen: SocketAddr::new(a.host, a.port),
         shards: shards(a.shards)?,
@@ -75,6 +76,7 @@ pub(super) fn config(a: Args) -> Result<Config, ConfigError> {
             65_535,
         )?,
         inbox: inbox(&a)?,
+        max_json_depth: hardening.max_json_depth,
     };
     Ok(Config {
         auth,
@@ -90,6 +92,7 @@ pub(super) fn config(a: Args) -> Result<Config, ConfigError> {
         log: log_filter(&a.log)?,
         no_color: a.no_color,
         settings,
+        hardening,
     })
 }
 
@@ -266,7 +269,9 @@ fn echo_path(path: Option<&str>, auth: &ResolvedAuth) -> Result<Option<String>, 
     Ok(Some(path.to_owned()))
 }
 
-/// `ALLOWED_ORIGINS` as lower-cased `scheme://host[:port]` entries.
+/// `ALLOWED_ORIGINS` as serialized origins (RFC 6454: `scheme://host[:port]`,
+/// scheme and host lower-cased, the scheme's default port left out), the
+/// form requests' `Origin` headers are compared in.
 fn origins(raw: Option<&str>) -> Result<Option<Vec<String>>, ConfigError> {
     let Some(raw) = raw.filter(|r| !r.trim().is_empty()) else {
         return Ok(None);
@@ -279,21 +284,15 @@ fn origins(raw: Option<&str>) -> Result<Option<Vec<String>>, ConfigError> {
                 "'*' is not an origin; leave ALLOWED_ORIGINS unset to accept any",
             ));
         }
-        let well_formed = origin.split_once("://").is_some_and(|(scheme, host)| {
-            !scheme.is_empty()
-                && scheme
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b))
-                && !host.is_empty()
-                && !host.contains(['/', '?', '#', '@', ' '])
-        });
-        if !well_formed {
-            return Err(invalid(
+        let serialized = crate::auth::origin::serialize(origin).map_err(|why| {
+            invalid(
                 "ALLOWED_ORIGINS",
-                format!("{origin:?} is not an origin like https://app.example.com[:port] (no path, no trailing slash)"),
-            ));
+                format!("{origin:?} is not an origin like https://app.example.com[:port]: {why}"),
+            )
+        })?;
+        if !list.contains(&serialized) {
+            list.push(serialized);
         }
-        list.push(origin.to_ascii_lowercase());
     }
     if list.is_empty() {
         return Err(invalid("ALLOWED_ORIGINS", "lists no origin"));

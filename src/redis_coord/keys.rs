@@ -20,6 +20,12 @@ pub const SERVER_CHANNEL_PREFIX: &str = "server:";
 /// server runs (refreshed every third of its TTL).
 pub const ALIVE_PREFIX: &str = "server_alive:";
 
+/// The route-table epoch marker: created (never expiring) by the first
+/// instance that finds it missing, so a Redis that lost its data (or is new)
+/// is noticed; see `docs/REDIS.md`. Not under `user_servers:`, so the sweep
+/// never reads it.
+pub const EPOCH_KEY: &str = "routes_epoch";
+
 /// The channel every instance subscribes to for broadcasts. Deliberately not
 /// under `server:` so that no server id can collide with it.
 pub const BROADCAST_CHANNEL: &str = "servers:broadcast";
@@ -55,6 +61,7 @@ mod tests {
         assert_eq!(server_channel("s1"), "server:s1");
         assert_eq!(alive_key("s1"), "server_alive:s1");
         assert!(!BROADCAST_CHANNEL.starts_with(SERVER_CHANNEL_PREFIX));
+        assert!(!EPOCH_KEY.starts_with(ROUTE_PREFIX));
     }
 
     #[test]

@@ -58,12 +58,11 @@ pub enum Link {
     Cluster(ClusterConnection, Vec<(String, u16)>),
 }
 
-/// Connects to Redis as `mode` says, subscribes `server_id`'s channel and
-/// the broadcast channel, and returns the link with its pushes.
+/// Connects to Redis as `mode` says and returns the link with its pushes
+/// (nothing subscribed yet: see [`Link::subscribe`]).
 pub async fn connect(
     seeds: &[ConnectionInfo],
     mode: ClusterMode,
-    server_id: &str,
 ) -> redis::RedisResult<(Link, Pushes)> {
     let cluster = match mode {
         ClusterMode::On => true,
@@ -71,7 +70,6 @@ pub async fn connect(
         ClusterMode::Auto => detect_cluster(seeds).await?,
     };
     let (tx, rx) = unbounded_channel();
-    let channel = keys::server_channel(server_id);
     let link = if cluster {
         let client = ClusterClientBuilder::new(seeds.to_vec())
             .use_protocol(ProtocolVersion::RESP3)
@@ -80,8 +78,6 @@ pub async fn connect(
             .response_timeout(RESPONSE_TIMEOUT)
             .build()?;
         let mut conn = client.get_async_connection().await?;
-        conn.ssubscribe(&channel).await?;
-        conn.subscribe(keys::BROADCAST_CHANNEL).await?;
         let masters = masters(&mut conn).await?;
         Link::Cluster(conn, masters)
     } else {
@@ -91,10 +87,8 @@ pub async fn connect(
             .set_response_timeout(Some(RESPONSE_TIMEOUT))
             .set_push_sender(tx);
         let client = redis::Client::open(info)?;
-        let mut conn = client
+        let conn = client
             .get_multiplexed_async_connection_with_config(&config)
-            .await?;
-        conn.subscribe(&[channel.as_str(), keys::BROADCAST_CHANNEL])
             .await?;
         Link::Single(conn)
     };
@@ -196,6 +190,23 @@ pub fn is_link_error(e: &redis::RedisError) -> bool {
 }
 
 impl Link {
+    /// Subscribes `server_id`'s channel (sharded on a Cluster) and the
+    /// broadcast channel. Done once our liveness key is claimed, so that a
+    /// process refused for a duplicate id never receives that id's messages.
+    pub async fn subscribe(&mut self, server_id: &str) -> redis::RedisResult<()> {
+        let channel = keys::server_channel(server_id);
+        match self {
+            Link::Single(conn) => {
+                conn.subscribe(&[channel.as_str(), keys::BROADCAST_CHANNEL])
+                    .await
+            }
+            Link::Cluster(conn, _) => {
+                conn.ssubscribe(&channel).await?;
+                conn.subscribe(keys::BROADCAST_CHANNEL).await
+            }
+        }
+    }
+
     /// The nodes the sweep scans.
     pub fn nodes(&self) -> Vec<Node> {
         match self {

@@ -12,7 +12,7 @@ use redis::{Cmd, Value};
 use crate::protocol::UserId;
 
 use super::channels::Changes;
-use super::keys;
+use super::{keys, scripts};
 
 /// Where a command must run on a Cluster (ignored on a standalone server).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,8 +65,12 @@ pub enum Tag {
         /// True for a confirmation: no subscriber means the origin is gone.
         confirm: bool,
     },
-    /// The periodic liveness key refresh.
+    /// Claiming (or refreshing) our liveness key: compare-and-set.
     Alive,
+    /// Reading (or creating) the route-table epoch marker.
+    Epoch,
+    /// Deleting our liveness key at shutdown: compare-and-delete.
+    Release,
     /// A sweep `SCAN` page.
     SweepScan,
     /// `FUNCTION LOAD` of the stream functions.
@@ -212,12 +216,35 @@ impl Round {
         self.push(cmd, Target::Key(key), tag);
     }
 
-    /// `SET server_alive:<server> <value> PX <ttl_ms>`.
-    pub fn alive(&mut self, server: &str, value: u64, ttl_ms: u64) {
+    /// Claims or refreshes `server_alive:<server>` for boot id `boot`
+    /// (the [`scripts::CLAIM`] compare-and-set).
+    pub fn claim(&mut self, server: &str, boot: &str, ttl_ms: u64) {
         let key = keys::alive_key(server);
-        let mut cmd = redis::cmd("SET");
-        cmd.arg(&key).arg(value).arg("PX").arg(ttl_ms.max(1));
+        let mut cmd = redis::cmd("EVAL");
+        cmd.arg(scripts::CLAIM)
+            .arg(1)
+            .arg(&key)
+            .arg(boot)
+            .arg(ttl_ms.max(1));
         self.push(cmd, Target::Key(key), Tag::Alive);
+    }
+
+    /// Deletes `server_alive:<server>` if it still holds `boot`
+    /// (the [`scripts::RELEASE`] compare-and-delete).
+    pub fn release(&mut self, server: &str, boot: &str) {
+        let key = keys::alive_key(server);
+        let mut cmd = redis::cmd("EVAL");
+        cmd.arg(scripts::RELEASE).arg(1).arg(&key).arg(boot);
+        self.push(cmd, Target::Key(key), Tag::Release);
+    }
+
+    /// Reads (creating when missing) the route-table epoch marker
+    /// ([`scripts::EPOCH`]); `boot` makes a new marker unique.
+    pub fn epoch(&mut self, boot: &str) {
+        let key = keys::EPOCH_KEY.to_owned();
+        let mut cmd = redis::cmd("EVAL");
+        cmd.arg(scripts::EPOCH).arg(1).arg(&key).arg(boot);
+        self.push(cmd, Target::Key(key), Tag::Epoch);
     }
 
     /// Publishes `payload` on a server's channel: `SPUBLISH` on a Cluster

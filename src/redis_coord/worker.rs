@@ -7,8 +7,12 @@
 //! every queued command and push, let the engine build one round, run it,
 //! feed the replies back; when idle, sleep until a command, a push or the
 //! housekeeping tick. Any link failure (error, timeout, disconnection push)
-//! goes back to Down; the next Up re-subscribes, rewrites the liveness key
-//! and asks the shards to re-register their routes.
+//! goes back to Down; the next Up claims the liveness key (compare-and-set:
+//! never another process's), reads the route-table epoch, re-subscribes and
+//! asks the shards to re-register their routes. While another process holds
+//! our liveness key the instance stays Down: at start that is a duplicate
+//! `SERVER_ID` and refuses the start, unless the holder turns out dead (its
+//! key expires, see [`super::claim`]).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -25,15 +29,24 @@ use tokio::sync::mpsc::UnboundedReceiver;
 use crate::config::ClusterMode;
 use crate::metrics::{Counter, ShardMetrics};
 
-use super::engine::{Command, Engine};
+use super::claim::{ClaimWatch, Verdict};
+use super::engine::{Command, Engine, Refused};
 use super::link::{self, Link, Pushes};
 
 /// Housekeeping period: deadlines, liveness refresh, sweep schedule.
 const TICK: Duration = Duration::from_millis(50);
 /// First reconnection delay; doubled per failure up to [`MAX_BACKOFF`].
 const MIN_BACKOFF: Duration = Duration::from_millis(100);
-/// Longest reconnection delay.
+/// Longest reconnection delay (before jitter).
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
+/// Delays are spread by ± this fraction, so instances do not retry in step.
+const JITTER: f64 = 0.2;
+/// The longest time between two connection attempts: [`MAX_BACKOFF`] with
+/// the largest jitter. A live instance that lost Redis tries again within it.
+pub const MAX_RETRY_DELAY: Duration = Duration::from_millis(2_400);
+/// Delay between attempts while our liveness key is held by a process not
+/// (yet) known to be alive: short, to take the key over as it expires.
+const HELD_RETRY: Duration = Duration::from_millis(100);
 /// Bound on one connection attempt (connect, subscribe, handshake).
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(6);
 /// Bound on one round trip before the link counts as broken.
@@ -59,6 +72,41 @@ pub struct Worker {
     pub ready: Arc<AtomicBool>,
     /// The coordinator's counters.
     pub metrics: Arc<ShardMetrics>,
+    /// Where the outcome of the first contact goes while [`super::start`]
+    /// waits for it; `None` once decided.
+    pub first_contact: Option<std::sync::mpsc::Sender<FirstContact>>,
+}
+
+/// How the first contact with Redis went (reported to [`super::start`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FirstContact {
+    /// Our liveness key is ours: registered.
+    Registered,
+    /// Redis did not answer: the instance starts and keeps trying.
+    Unreachable,
+    /// Our liveness key holds another boot id; whether its process is alive
+    /// is known `within` this time at the latest.
+    Held {
+        /// The holder's boot id.
+        holder: String,
+        /// Bound on the time to a verdict.
+        within: Duration,
+    },
+    /// Another live process holds our liveness key: a duplicate `SERVER_ID`.
+    Conflict(String),
+}
+
+/// Why an attempt did not give a serving link.
+enum Failure {
+    /// Redis unreachable, a command failed, or a timeout.
+    Link(String),
+    /// Our liveness key holds another process's boot id.
+    Held {
+        /// Its boot id.
+        holder: String,
+        /// Milliseconds left on its key.
+        pttl_ms: i64,
+    },
 }
 
 /// Why serving a link ended.
@@ -99,60 +147,144 @@ impl Worker {
     /// Connects with backoff, answering commands meanwhile; `None` on shutdown.
     async fn connect_loop(&mut self) -> Option<(Link, Pushes)> {
         let mut backoff = MIN_BACKOFF;
+        let mut watch = ClaimWatch::default();
+        let mut live_holder = false;
         for attempt in 1u64.. {
-            match self.attempt().await? {
-                Ok(connected) => return Some(connected),
-                Err(e) if attempt == 1 || attempt % 30 == 0 => {
-                    tracing::warn!(error = %e, attempt, "redis unreachable; serving local users only, retrying")
+            let (delay, grow) = match self.attempt().await? {
+                Ok(connected) => {
+                    self.report(FirstContact::Registered);
+                    return Some(connected);
                 }
-                Err(e) => tracing::debug!(error = %e, attempt, "redis connection attempt failed"),
-            }
-            let jitter = 0.8 + 0.4 * rand::random::<f64>();
-            let sleep = tokio::time::sleep(backoff.mul_f64(jitter));
-            tokio::pin!(sleep);
-            loop {
-                tokio::select! {
-                    _ = &mut sleep => break,
-                    cmd = self.rx.recv() => if !self.on_command_down(cmd) { return None },
+                Err(Failure::Held { holder, pttl_ms }) => match watch.observe(&holder, pttl_ms) {
+                    Verdict::Live => {
+                        self.on_live_holder(&holder, !live_holder, attempt);
+                        live_holder = true;
+                        (backoff, true)
+                    }
+                    // Look again soon: a dead holder's key is about to
+                    // expire (not a failure of Redis: no backoff growth).
+                    Verdict::Wait { within } if !live_holder => {
+                        self.report(FirstContact::Held { holder, within });
+                        (HELD_RETRY, false)
+                    }
+                    Verdict::Wait { .. } => (backoff, true),
+                },
+                Err(Failure::Link(e)) => {
+                    watch.reset();
+                    self.report(FirstContact::Unreachable);
+                    if attempt == 1 || attempt.is_multiple_of(30) {
+                        tracing::warn!(error = %e, attempt, "redis unreachable; serving local users only, retrying");
+                    } else {
+                        tracing::debug!(error = %e, attempt, "redis connection attempt failed");
+                    }
+                    (backoff, true)
                 }
+            };
+            let jitter = 1.0 - JITTER + 2.0 * JITTER * rand::random::<f64>();
+            if !self.pause(delay.mul_f64(jitter)).await {
+                return None;
             }
-            backoff = (backoff * 2).min(MAX_BACKOFF);
+            if grow {
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+            }
         }
         None
     }
 
-    /// One connection attempt; `None` when shutdown arrived meanwhile.
-    async fn attempt(&mut self) -> Option<Result<(Link, Pushes), String>> {
-        let (seeds, mode, server_id) = (self.seeds.clone(), self.mode, self.server_id.clone());
+    /// Sleeps `delay` while answering the shards' commands; false on shutdown.
+    async fn pause(&mut self, delay: Duration) -> bool {
+        let sleep = tokio::time::sleep(delay);
+        tokio::pin!(sleep);
+        loop {
+            tokio::select! {
+                _ = &mut sleep => return true,
+                cmd = self.rx.recv() => if !self.on_command_down(cmd) { return false },
+            }
+        }
+    }
+
+    /// Another live process holds our liveness key: at start that refuses
+    /// the start (see [`super::start`]); later it is logged as an error
+    /// (first time, then every 30th attempt) while we stay off Redis.
+    fn on_live_holder(&mut self, holder: &str, first: bool, attempt: u64) {
+        self.report(FirstContact::Conflict(holder.to_owned()));
+        if first || attempt.is_multiple_of(30) {
+            tracing::error!(
+                server_id = %self.server_id,
+                holder,
+                "another live instance runs with this SERVER_ID (its boot id is in server_alive:{}); \
+                 this instance stays off Redis (not ready, local users only) until that key is free",
+                self.server_id
+            );
+        }
+    }
+
+    /// Tells [`super::start`] how the first contact went, until it decided.
+    fn report(&mut self, contact: FirstContact) {
+        let decided = !matches!(contact, FirstContact::Held { .. });
+        if let Some(tx) = &self.first_contact {
+            let _ = tx.send(contact);
+        }
+        if decided {
+            self.first_contact = None;
+        }
+    }
+
+    /// One connection attempt: connect, claim our liveness key and read the
+    /// epoch, then subscribe. `None` when shutdown arrived meanwhile.
+    async fn attempt(&mut self) -> Option<Result<(Link, Pushes), Failure>> {
+        let (seeds, mode) = (self.seeds.clone(), self.mode);
         let handshake = self.engine.handshake_round();
-        let attempt = async move {
-            let (mut link, pushes) = link::connect(&seeds, mode, &server_id)
+        let connect = async move {
+            let (mut link, pushes) = link::connect(&seeds, mode)
                 .await
                 .map_err(|e| e.to_string())?;
             let replies = link
                 .run(handshake.cmds, &handshake.targets)
                 .await
                 .map_err(|e| e.to_string())?;
-            if replies.is_empty() {
-                return Err("no reply to the handshake".to_owned());
-            }
-            // Loading the stream functions and writing the liveness key
-            // must both succeed.
-            match replies.into_iter().find_map(Result::err) {
-                Some(e) => Err(e),
-                None => Ok((link, pushes)),
-            }
+            Ok((link, pushes, replies))
         };
+        let (mut link, pushes, replies) = match self.guarded(connect).await? {
+            Ok(done) => done,
+            Err(e) => return Some(Err(Failure::Link(e))),
+        };
+        match self.engine.on_handshake(replies, Instant::now()) {
+            Ok(()) => {}
+            Err(Refused::Held { holder, pttl_ms }) => {
+                return Some(Err(Failure::Held { holder, pttl_ms }))
+            }
+            Err(Refused::Error(e)) => return Some(Err(Failure::Link(e))),
+        }
+        let server_id = self.server_id.clone();
+        let subscribe = async move {
+            link.subscribe(&server_id)
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(link)
+        };
+        Some(match self.guarded(subscribe).await? {
+            Ok(link) => Ok((link, pushes)),
+            Err(e) => Err(Failure::Link(e)),
+        })
+    }
+
+    /// Runs one step of an attempt, bounded by [`ATTEMPT_TIMEOUT`], while
+    /// answering the shards' commands; `None` when shutdown arrived.
+    async fn guarded<T>(
+        &mut self,
+        step: impl std::future::Future<Output = Result<T, String>>,
+    ) -> Option<Result<T, String>> {
         // A panic inside the client (e.g. no TLS crypto provider) must not
         // kill this thread: it counts as a failed attempt.
-        let attempt = AssertUnwindSafe(attempt)
+        let step = AssertUnwindSafe(step)
             .catch_unwind()
             .map(|r| r.unwrap_or_else(|p| Err(panic_text(&*p))));
-        let attempt = tokio::time::timeout(ATTEMPT_TIMEOUT, attempt);
-        tokio::pin!(attempt);
+        let step = tokio::time::timeout(ATTEMPT_TIMEOUT, step);
+        tokio::pin!(step);
         loop {
             tokio::select! {
-                result = &mut attempt => return Some(result.unwrap_or_else(|_| Err("connection attempt timed out".to_owned()))),
+                result = &mut step => return Some(result.unwrap_or_else(|_| Err("connection attempt timed out".to_owned()))),
                 cmd = self.rx.recv() => if !self.on_command_down(cmd) { return None },
             }
         }
@@ -209,7 +341,17 @@ impl Worker {
             let result =
                 tokio::time::timeout(ROUND_TIMEOUT, link.run(round.cmds, &round.targets)).await;
             match result {
-                Ok(Ok(replies)) => self.engine.on_replies(round.tags, replies, Instant::now()),
+                Ok(Ok(replies)) => {
+                    self.engine.on_replies(round.tags, replies, Instant::now());
+                    if let Some(holder) = self.engine.take_conflict() {
+                        tracing::error!(
+                            server_id = %self.server_id,
+                            holder,
+                            "our liveness key now holds another process's boot id: another instance runs with this SERVER_ID; leaving Redis"
+                        );
+                        return Exit::Down;
+                    }
+                }
                 Ok(Err(e)) => return self.lost(round.tags, &e.to_string()),
                 Err(_) => return self.lost(round.tags, "round trip timed out"),
             }
@@ -319,5 +461,17 @@ fn message_payload(data: Vec<Value>) -> Option<(Vec<u8>, Bytes)> {
     match data.next()? {
         Value::BulkString(b) => Some((channel, Bytes::from(b))),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_retry_bound_is_the_largest_jittered_backoff() {
+        let bound = MAX_BACKOFF.mul_f64(1.0 + JITTER);
+        assert!(bound.abs_diff(MAX_RETRY_DELAY) < Duration::from_millis(1));
+        assert!(HELD_RETRY <= MIN_BACKOFF);
     }
 }

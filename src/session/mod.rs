@@ -17,7 +17,7 @@ use crate::close::CloseReason;
 use crate::namespaces::Namespaces;
 use crate::protocol::channel::ChannelName;
 use crate::protocol::envelope::{
-    self, parse_client_message, AckStatus, ClientMessage, ErrorCode, Position,
+    self, parse_client_message_limited, AckStatus, ClientMessage, ErrorCode, Position,
 };
 use crate::protocol::frame::text_frame_with;
 use crate::protocol::UserId;
@@ -38,6 +38,8 @@ pub struct Rules<'a> {
     pub namespaces: &'a Namespaces,
     /// Whether users have an inbox (`INBOX_SIZE` > 0).
     pub inbox: bool,
+    /// Deepest payload nesting accepted (`MAX_JSON_DEPTH`).
+    pub max_json_depth: usize,
 }
 
 /// Who sent the message and the time it arrived.
@@ -166,7 +168,7 @@ pub fn handle_text(
     state: SessionState<'_>,
     rules: &Rules<'_>,
 ) -> Outcome {
-    let msg = match parse_client_message(text) {
+    let msg = match parse_client_message_limited(text, rules.max_json_depth) {
         Ok(msg) => msg,
         Err(rej) => return error(rej.code, &rej.message, rej.id.as_deref()),
     };

@@ -19,6 +19,7 @@ fn rules() -> Rules<'static> {
         rate_limit: LIMIT,
         namespaces: &NAMESPACES,
         inbox: false,
+        max_json_depth: 4,
     }
 }
 
@@ -141,6 +142,21 @@ fn broadcast_can_be_forbidden() {
     let v = reply(Conn::new().handle(r#"{"type":"broadcast","payload":"hi","id":"b1"}"#, &rules));
     assert_eq!(v["code"], "forbidden");
     assert_eq!(v["id"], "b1");
+}
+
+#[test]
+fn payload_depth_follows_the_rules() {
+    let ok = r#"{"type":"broadcast","payload":[[[{}]]],"id":"d1"}"#;
+    assert!(matches!(
+        Conn::new().handle(ok, &rules()),
+        Outcome::Broadcast { .. }
+    ));
+    let deep = r#"{"type":"chat_message","receiverID":"bob","payload":[[[[[]]]]],"id":"d2"}"#;
+    let v = reply(Conn::new().handle(deep, &rules()));
+    assert_eq!(
+        (v["code"].as_str(), v["id"].as_str()),
+        (Some("bad_json"), Some("d2"))
+    );
 }
 
 #[test]

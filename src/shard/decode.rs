@@ -84,6 +84,7 @@ impl Shard {
             rate_limit: settings.rate_limit,
             namespaces: &settings.namespaces,
             inbox: settings.inbox.is_some(),
+            max_json_depth: settings.max_json_depth,
         };
         let outcome = self.with_conn(key, |c| {
             let connection_id = self.connection_id(c.seq);

@@ -50,22 +50,24 @@ async fn handle(shard: &Rc<Shard>, mut stream: TcpStream) {
 }
 
 /// Reads the request head (bounded in size and time). Returns the request
-/// and any bytes the client sent after it.
+/// and any bytes the client sent after it. A head over
+/// [`MAX_REQUEST_HEAD_BYTES`] or with too many header lines is answered 431,
+/// one that is not HTTP/1.x 400 (the parser's refusal), a silent or
+/// vanished client nothing.
 async fn read_request(stream: &mut TcpStream) -> Option<(Request, Vec<u8>)> {
     let read = async {
         let mut buf: Vec<u8> = Vec::with_capacity(1024);
         loop {
             if buf.len() == buf.capacity() {
-                if buf.len() >= MAX_REQUEST_HEAD_BYTES {
-                    return Err(431);
-                }
-                buf.reserve(buf.capacity());
+                // parse_request refuses a head that reached the limit, so a
+                // full buffer this large is never read into again.
+                buf.reserve(buf.capacity().min(MAX_REQUEST_HEAD_BYTES));
             }
             let len = buf.len();
             let (res, slice) = stream.read(buf.slice_mut(len..)).await;
             buf = slice.into_inner();
             match res {
-                Ok(0) | Err(_) => return Err(0),
+                Ok(0) | Err(_) => return Err(None),
                 Ok(_) => {}
             }
             match parse_request(&buf) {
@@ -75,27 +77,44 @@ async fn read_request(stream: &mut TcpStream) -> Option<(Request, Vec<u8>)> {
                 }
                 Ok(None) => continue,
                 Err(e) => {
-                    tracing::debug!(error = %e, "bad HTTP request");
-                    return Err(400);
+                    tracing::debug!(error = %e, "refused HTTP request head");
+                    return Err(Some(e.refusal()));
                 }
             }
         }
     };
     match monoio::time::timeout(REQUEST_TIMEOUT, read).await {
         Ok(Ok(done)) => Some(done),
-        Ok(Err(0)) | Err(_) => None,
-        Ok(Err(status)) => {
-            let msg = if status == 431 {
-                "request head too large"
-            } else {
-                "malformed HTTP request"
-            };
-            let _ = stream
-                .write_all(json_error_response(status, "bad_request", msg))
-                .await;
+        Ok(Err(None)) | Err(_) => None,
+        Ok(Err(Some(refusal))) => {
+            let _ = stream.write_all(refusal.to_response()).await;
+            linger_close(stream).await;
             None
         }
     }
+}
+
+/// Ends a connection whose client may still be sending (the rest of a head
+/// we refused): closing with unread bytes would send a reset, which can
+/// destroy our answer before the client reads it. So: end our side, then
+/// read and discard for a short, bounded while until the client closes.
+async fn linger_close(stream: &mut TcpStream) {
+    const LINGER: Duration = Duration::from_secs(2);
+    const LINGER_BYTES: usize = 64 * 1024;
+    let _ = stream.shutdown().await;
+    let discard = async {
+        let mut buf = vec![0u8; 4096];
+        let mut total = 0;
+        while total < LINGER_BYTES {
+            let (res, b) = stream.read(buf).await;
+            buf = b;
+            match res {
+                Ok(n) if n > 0 => total += n,
+                _ => return,
+            }
+        }
+    };
+    let _ = monoio::time::timeout(LINGER, discard).await;
 }
 
 async fn upgrade(

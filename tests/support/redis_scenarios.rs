@@ -218,6 +218,14 @@ impl LocalRouter for Recorder {
     }
 }
 
+/// Marks `dep` as a Redis that has been up for long (an old route-table
+/// epoch), so that instances starting on it have no grace period in which
+/// "no route" is `failed`; tests of that grace restart Redis, which removes
+/// the marker.
+pub fn settled(dep: &dyn Deployment) {
+    dep.cli(&["SET", "routes_epoch", "1:settled-by-the-test", "NX"]);
+}
+
 /// A coordinator with its recorder.
 pub fn coordinator(
     uri: &str,
@@ -261,6 +269,7 @@ fn user(s: &str) -> UserId {
 
 /// Route, direct with confirmation, offline receiver, broadcast, shutdown clean-up.
 pub fn coordinator_round_trip(dep: &dyn Deployment, mode: ClusterMode) {
+    settled(dep);
     let (a, rec_a) = coordinator(&dep.uri(), mode, "ca");
     let (b, rec_b) = coordinator(&dep.uri(), mode, "cb");
     assert!(b.add_route(&user("bob"), 1, 11));
@@ -299,6 +308,7 @@ pub fn coordinator_round_trip(dep: &dyn Deployment, mode: ClusterMode) {
 /// Stale routes: our own id left by a previous run (removed at start-up),
 /// a dead server's id (never used: `Offline`; swept within TTL + interval).
 pub fn coordinator_sweeps_stale_routes(dep: &dyn Deployment, mode: ClusterMode) {
+    settled(dep);
     dep.cli(&["SADD", "user_servers:old", "cs"]);
     dep.cli(&["SADD", "user_servers:ghost", "dead", "cs"]);
     let (a, rec) = coordinator(&dep.uri(), mode, "cs");
@@ -355,6 +365,7 @@ pub fn instance(dep: &dyn Deployment, id: &str) -> ServerProcess {
 
 /// Like [`instance`], with more environment.
 pub fn instance_with(dep: &dyn Deployment, id: &str, extra: &[(&str, &str)]) -> ServerProcess {
+    settled(dep);
     let uri = dep.uri();
     let (ttl, sweep) = (TTL_MS.to_string(), SWEEP_MS.to_string());
     let mut env = vec![
@@ -404,3 +415,7 @@ pub fn received(c: &mut Client, id: &str) {
 #[path = "redis_scenarios_app.rs"]
 mod app;
 pub use app::*;
+
+#[path = "redis_scenarios_identity.rs"]
+mod identity;
+pub use identity::*;

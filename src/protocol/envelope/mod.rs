@@ -14,6 +14,9 @@
 //! - A key present with `null` counts as present: `"payload": null` is a null
 //!   payload, `"id": null` is `bad_json`, `"receiverID": null` is `bad_user_id`.
 //! - Client `senderId` and `timestamp` are ignored: the server sets both.
+//! - A `chat_message` or `broadcast` payload nested deeper than the limit
+//!   (`MAX_JSON_DEPTH`, see [`depth`]) is `bad_json`: it would be forwarded to
+//!   receivers whose parsers may not read it.
 //! - The id is read first, so every later rejection carries it; an id that is
 //!   not a string or too long is never echoed.
 
@@ -25,6 +28,7 @@ use serde_json::value::RawValue;
 use crate::protocol::channel::ChannelName;
 use crate::protocol::is_valid_user_id;
 
+pub mod depth;
 pub mod encode;
 pub mod server_v2;
 mod v2;
@@ -264,8 +268,18 @@ fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<&'de RawValue>, D::
     <&'de RawValue>::deserialize(d).map(Some)
 }
 
-/// Parses and validates one client text message.
+/// Parses and validates one client text message, with the default payload
+/// depth limit ([`depth::DEFAULT_MAX_DEPTH`]).
 pub fn parse_client_message(text: &str) -> Result<ClientMessage<'_>, Rejection> {
+    parse_client_message_limited(text, depth::DEFAULT_MAX_DEPTH)
+}
+
+/// Parses and validates one client text message; payloads may nest at
+/// most `max_depth` levels.
+pub fn parse_client_message_limited(
+    text: &str,
+    max_depth: usize,
+) -> Result<ClientMessage<'_>, Rejection> {
     // serde would also accept a JSON array for a struct, field by position.
     if !text
         .trim_start_matches([' ', '\t', '\n', '\r'])
@@ -282,9 +296,15 @@ pub fn parse_client_message(text: &str) -> Result<ClientMessage<'_>, Rejection> 
     let id = read_id(fields.id)?;
     let kind = read_type(fields.kind, id.as_deref())?;
     match kind.as_ref() {
-        "chat_message" => chat(&fields, id),
+        "chat_message" => {
+            check_depth(fields.payload, max_depth, id.as_deref())?;
+            chat(&fields, id)
+        }
         "broadcast" => match fields.payload {
-            Some(payload) => Ok(ClientMessage::Broadcast { payload, id }),
+            Some(payload) => {
+                check_depth(Some(payload), max_depth, id.as_deref())?;
+                Ok(ClientMessage::Broadcast { payload, id })
+            }
             None => Err(missing("broadcast needs payload", id.as_deref())),
         },
         "heartbeat" => Ok(ClientMessage::Heartbeat),
@@ -375,6 +395,18 @@ fn latency(
             let why = "latency_report payload must be a number of milliseconds, 0 to 3600000";
             Rejection::new(ErrorCode::BadLatency, why, id)
         })
+}
+
+/// `bad_json` when a payload nests deeper than `max` levels.
+fn check_depth(payload: Option<&RawValue>, max: usize, id: Option<&str>) -> Result<(), Rejection> {
+    match payload {
+        Some(p) if depth::deeper_than(p.get().as_bytes(), max) => Err(Rejection::new(
+            ErrorCode::BadJson,
+            format!("payload is nested deeper than {max} levels"),
+            id,
+        )),
+        _ => Ok(()),
+    }
 }
 
 fn missing(message: &'static str, id: Option<&str>) -> Rejection {

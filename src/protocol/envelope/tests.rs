@@ -224,6 +224,37 @@ mod parse {
         let text = format!(r#"{{"type":"broadcast","payload":1,"id":"{id}"}}"#);
         assert!(parse_client_message(&text).is_ok());
     }
+
+    #[test]
+    fn payloads_deeper_than_the_limit_are_bad_json() {
+        let nested = |n: usize| format!("{}{}", "[".repeat(n), "]".repeat(n));
+        let chat = |n: usize| {
+            format!(
+                r#"{{"type":"chat_message","receiverID":"bob","payload":{},"id":"d"}}"#,
+                nested(n)
+            )
+        };
+        assert!(
+            parse_client_message(&chat(64)).is_ok(),
+            "64 levels by default"
+        );
+        let rej = reject(&chat(65));
+        assert_eq!(
+            (rej.code, rej.id.as_deref()),
+            (ErrorCode::BadJson, Some("d"))
+        );
+        assert!(rej.message.contains("deeper than 64"), "{}", rej.message);
+        let broadcast = format!(r#"{{"type":"broadcast","payload":{}}}"#, nested(3));
+        assert!(parse_client_message_limited(&broadcast, 3).is_ok());
+        let rej = parse_client_message_limited(&broadcast, 2).unwrap_err();
+        assert_eq!(rej.code, ErrorCode::BadJson);
+        // Deep brackets inside a string are text, not nesting.
+        let text = format!(r#"{{"type":"broadcast","payload":"{}"}}"#, "[".repeat(500));
+        assert!(parse_client_message_limited(&text, 1).is_ok());
+        // Far deeper than serde_json's own recursion limit: still one clear error.
+        let very = chat(20_000);
+        assert_eq!(reject(&very).code, ErrorCode::BadJson);
+    }
 }
 
 mod encode {

@@ -213,14 +213,37 @@ impl Request {
     /// The first value of query parameter `name`, percent-decoded (`+` is a
     /// space, as in forms and Go's `url.Query`). Invalid UTF-8 is replaced.
     pub fn query_param(&self, name: &str) -> Option<String> {
-        let query = self.query.as_deref()?;
-        query
+        self.query_values(name).next()
+    }
+
+    /// The value of query parameter `name` when it is given at most once;
+    /// `Err(RepeatedParam)` when it appears twice or more (whatever the
+    /// values), so that no two readers of the URL can pick different ones.
+    pub fn unique_query_param(&self, name: &str) -> Result<Option<String>, RepeatedParam> {
+        let mut values = self.query_values(name);
+        let first = values.next();
+        match values.next() {
+            Some(_) => Err(RepeatedParam),
+            None => Ok(first),
+        }
+    }
+
+    /// Every value of query parameter `name`, in order, percent-decoded.
+    fn query_values<'a>(&'a self, name: &'a str) -> impl Iterator<Item = String> + 'a {
+        self.query
+            .as_deref()
+            .unwrap_or_default()
             .split('&')
+            .filter(|pair| !pair.is_empty())
             .map(|pair| pair.split_once('=').unwrap_or((pair, "")))
-            .find(|(key, _)| decode_component(key) == name)
+            .filter(move |(key, _)| decode_component(key) == name)
             .map(|(_, value)| decode_component(value))
     }
 }
+
+/// A query parameter that must appear at most once appeared again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RepeatedParam;
 
 /// Percent-decodes one query component, `+` meaning space.
 fn decode_component(raw: &str) -> String {

@@ -188,6 +188,20 @@ fn query_params_are_percent_decoded() {
 }
 
 #[test]
+fn a_repeated_parameter_is_told_apart_from_a_single_one() {
+    let req = get("/ws?userId=a&token=t&%75serId=b&x=1&&");
+    assert_eq!(req.unique_query_param("userId"), Err(RepeatedParam));
+    assert_eq!(req.unique_query_param("token"), Ok(Some("t".to_owned())));
+    assert_eq!(req.unique_query_param("missing"), Ok(None));
+    assert_eq!(
+        get("/ws?token=&token=").unique_query_param("token"),
+        Err(RepeatedParam),
+        "even empty and equal values"
+    );
+    assert_eq!(get("/ws").unique_query_param("token"), Ok(None));
+}
+
+#[test]
 fn upgrade_checks() {
     let ok = parse(UPGRADE);
     let post = Request {

@@ -226,6 +226,12 @@ pub struct EngineConfig {
     pub delivery_timeout: Duration,
     /// Channel namespaces (presence options).
     pub namespaces: Arc<Namespaces>,
+    /// This process's boot id: the value of our liveness key, unique per
+    /// process, so that another process with our server id is told apart.
+    pub boot_id: String,
+    /// How long after the route-table epoch marker was created "no live
+    /// route" still answers `Failed` (see `engine::identity`).
+    pub table_grace: Duration,
 }
 
 /// The coordinator state owned by the I/O thread.
@@ -268,8 +274,10 @@ pub struct Engine {
     next_id: u64,
     /// When the liveness key is refreshed next.
     next_alive: Instant,
-    /// The liveness key's value: this process's start, Unix ms (for operators).
-    alive_value: u64,
+    /// The route-table epoch marker last seen (`None` before the first).
+    epoch: Option<String>,
+    /// Set when a refresh found our liveness key held by another process.
+    conflict: Option<String>,
 }
 
 impl Engine {
@@ -283,9 +291,6 @@ impl Engine {
         let outbound_timeout = cfg
             .delivery_timeout
             .saturating_sub((cfg.delivery_timeout / 10).min(Duration::from_millis(250)));
-        let alive_value = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64);
         Self {
             presence: Presence::new(cfg.sweep_interval, now),
             outbound: Outbound::new(outbound_timeout),
@@ -306,7 +311,8 @@ impl Engine {
             status: HashMap::new(),
             next_id: 1,
             next_alive: now,
-            alive_value,
+            epoch: None,
+            conflict: None,
         }
     }
 
@@ -672,34 +678,14 @@ impl Engine {
         self.inbound.expire(now);
     }
 
-    /// The commands that make this instance known (its liveness key) and
-    /// load the stream functions on every master.
-    pub fn handshake_round(&self) -> Round {
-        let mut round = Round::default();
-        round.push(functions::load(), Target::AllMasters, Tag::Functions);
-        round.push(
-            functions::presence::load(),
-            Target::AllMasters,
-            Tag::Functions,
-        );
-        round.alive(
-            &self.cfg.server_id,
-            self.alive_value,
-            self.cfg.liveness_ttl.as_millis() as u64,
-        );
-        round
-    }
-
-    /// The commands of a graceful exit: our routes and liveness key removed.
+    /// The commands of a graceful exit: our routes and liveness key removed
+    /// (the key only if it is still ours).
     pub fn shutdown_round(&self) -> Round {
         let mut round = Round::default();
         for user in self.routes.local_users() {
             round.route_write(user, &self.cfg.server_id, false, Tag::StaleRemove);
         }
-        let mut del = redis::cmd("DEL");
-        let key = super::keys::alive_key(&self.cfg.server_id);
-        del.arg(&key);
-        round.push(del, super::round::Target::Key(key), Tag::Alive);
+        round.release(&self.cfg.server_id, &self.cfg.boot_id);
         round
     }
 
@@ -755,11 +741,7 @@ impl Engine {
         }
         if now >= self.next_alive {
             self.next_alive = now + self.cfg.liveness_ttl / 3;
-            round.alive(
-                &me,
-                self.alive_value,
-                self.cfg.liveness_ttl.as_millis() as u64,
-            );
+            self.identity_commands(&mut round);
         }
         if let Some((node, cursor)) = self.sweep.next_scan(now) {
             round.scan(node, cursor, sweep::SCAN_COUNT);
@@ -781,7 +763,10 @@ impl Engine {
     }
 }
 
+mod identity;
 mod replies;
+
+pub use identity::Refused;
 
 #[cfg(test)]
 mod tests;

@@ -111,7 +111,10 @@ impl Engine {
                     self.metrics.incr(Counter::PublishNoSubscriber);
                 }
             }
-            Tag::Alive | Tag::Functions | Tag::Presence => {}
+            Tag::Alive => self.on_claim_reply(reply),
+            Tag::Epoch => self.on_epoch_reply(reply, now),
+            Tag::Release => {}
+            Tag::Functions | Tag::Presence => {}
             Tag::PresenceServers => self.presence.on_servers(reply.ok(), &self.cfg.server_id),
             Tag::PresenceAlive { server } => self.presence.on_alive(server, reply.ok().as_ref()),
             Tag::PresenceChannels { server } => {

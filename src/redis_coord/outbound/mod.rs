@@ -9,6 +9,8 @@
 //! outcome is `Delivered` with the sum of the confirmed connections, else
 //! `Offline` when every awaited server answered 0 or nothing live was found,
 //! else `Failed` (a Redis error, or the deadline passed without a count).
+//! While the route table may be incomplete (see [`Outbound::uncertain_until`])
+//! an `Offline` becomes `Failed`: no route may just mean "not registered yet".
 //!
 //! Order: requests are kept by increasing id and a request does not publish
 //! while an older request to the same user is still looking up or resolving,
@@ -96,6 +98,9 @@ pub struct Outbound {
     unresolved: BTreeSet<u64>,
     /// How long a request may take.
     timeout: Duration,
+    /// Requests begun before this instant may have looked at an incomplete
+    /// route table: their `Offline` is reported as `Failed`.
+    uncertain_until: Option<Instant>,
 }
 
 impl Outbound {
@@ -106,6 +111,16 @@ impl Outbound {
             unsent: Vec::new(),
             unresolved: BTreeSet::new(),
             timeout,
+            uncertain_until: None,
+        }
+    }
+
+    /// The route table may miss routes until `until` (Redis lost its data
+    /// and instances are registering again): a request begun before then
+    /// that finds no live route ends `Failed`, not `Offline`. Only extends.
+    pub fn uncertain_until(&mut self, until: Instant) {
+        if self.uncertain_until.is_none_or(|u| u < until) {
+            self.uncertain_until = Some(until);
         }
     }
 
@@ -351,9 +366,15 @@ impl Outbound {
 
     fn finish(&mut self, id: u64, outcome: RemoteOutcome) -> Option<Finish> {
         self.unresolved.remove(&id);
-        self.directs
-            .remove(&id)
-            .map(|d| (d.shard, d.token, outcome))
+        let d = self.directs.remove(&id)?;
+        let began = d.deadline.checked_sub(self.timeout).unwrap_or(d.deadline);
+        let outcome = match outcome {
+            RemoteOutcome::Offline if self.uncertain_until.is_some_and(|u| began < u) => {
+                RemoteOutcome::Failed
+            }
+            other => other,
+        };
+        Some((d.shard, d.token, outcome))
     }
 }
 

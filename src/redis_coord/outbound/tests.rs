@@ -183,3 +183,41 @@ fn a_no_ack_message_ends_when_published() {
     assert!(o.on_published(1, "s2".into(), Some(1)).is_some());
     assert!(o.is_empty());
 }
+
+#[test]
+fn no_route_while_the_table_is_uncertain_is_failed_not_offline() {
+    let (mut o, mut l, now) = setup(&[(1, "bob"), (2, "carol"), (3, "dave")]);
+    o.uncertain_until(now + Duration::from_secs(2));
+    o.uncertain_until(now + Duration::from_secs(1));
+    o.take_lookups();
+    // Nobody in the set: the route may just not be registered again yet.
+    assert_eq!(
+        o.on_members(1, Some(vec![]), "me"),
+        Some((3, 10, RemoteOutcome::Failed))
+    );
+    // A dead server only: the same.
+    o.on_members(2, Some(vec!["gone".into()]), "me");
+    l.status("gone", now);
+    l.take_wanted();
+    l.on_exists("gone".into(), false, now);
+    let r = o.resolve(&mut l, now);
+    assert_eq!(r.finished, vec![(3, 20, RemoteOutcome::Failed)]);
+    // A live server that confirms 0 connections: the same.
+    alive(&mut l, &["s2"], now);
+    o.on_members(3, Some(vec!["s2".into()]), "me");
+    o.resolve(&mut l, now);
+    o.on_published(3, "s2".into(), Some(1));
+    assert_eq!(
+        o.on_confirm(3, "s2".into(), 0),
+        Some((3, 30, RemoteOutcome::Failed))
+    );
+    // Requests begun after the grace (the shorter call did not shorten it)
+    // are certain again.
+    let later = now + Duration::from_secs(2);
+    o.begin(4, 3, 40, user("erin"), Bytes::from_static(b"env"), later);
+    o.take_lookups();
+    assert_eq!(
+        o.on_members(4, Some(vec![]), "me"),
+        Some((3, 40, RemoteOutcome::Offline))
+    );
+}
