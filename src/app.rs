@@ -63,8 +63,9 @@ pub fn run(config: Config) -> Result<(), ServerError> {
 fn authenticator(config: &Config) -> Authenticator {
     let origins = config.allowed_origins.clone();
     match &config.auth {
-        ResolvedAuth::Token { secret } => {
-            Authenticator::token(secret, origins).with_leeway(config.hardening.jwt_leeway)
+        ResolvedAuth::Token { secret, public_key } => {
+            Authenticator::with_keys(secret.as_deref(), public_key.as_ref(), origins)
+                .with_leeway(config.hardening.jwt_leeway)
         }
         ResolvedAuth::Insecure { explicit } => {
             if *explicit {

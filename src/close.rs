@@ -82,6 +82,8 @@ impl CloseReason {
         Some(Counter::RateLimited),
         true,
     );
+    /// The token expired and was not refreshed within the grace (4001).
+    pub const TOKEN_EXPIRED: Self = Self::new(close::TOKEN_EXPIRED, "token expired", None, true);
     /// A binary frame (1003).
     pub const BINARY: Self = Self::new(
         close::UNSUPPORTED_DATA,

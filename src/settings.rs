@@ -81,4 +81,8 @@ pub struct Settings {
     pub inbox: Option<Retention>,
     /// Deepest nesting of a chat or broadcast payload; deeper is `bad_json`.
     pub max_json_depth: usize,
+    /// `token_expiring` is sent when at most this is left before expiry.
+    pub token_notice: Duration,
+    /// A connection is closed 4001 this long after its token expired.
+    pub token_grace: Duration,
 }

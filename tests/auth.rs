@@ -2,28 +2,13 @@
 
 mod support;
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
 use serde_json::json;
+use support::tokens::{hs256_with, now, SECRET};
 use support::{Client, ServerProcess};
 
-const SECRET: &str = "an-hs256-test-secret-of-at-least-32-bytes";
-
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-}
-
 fn token(claims: serde_json::Value, secret: &str) -> String {
-    encode(
-        &Header::new(Algorithm::HS256),
-        &claims,
-        &EncodingKey::from_secret(secret.as_bytes()),
-    )
-    .unwrap()
+    hs256_with(&claims, secret)
 }
 
 fn token_server() -> ServerProcess {

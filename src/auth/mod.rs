@@ -1,8 +1,10 @@
 //! Who a client is, decided before the WebSocket upgrade.
 //!
-//! Two modes (see the protocol's "Connecting"): HS256 JWTs whose `sub` is
-//! the user id (`?token=` or `Authorization: Bearer`), or the original
-//! server's insecure `?userId=`. An `Origin` allow-list applies to both.
+//! Two modes (see the protocol's "Connecting"): JWTs whose `sub` is the
+//! user id (`?token=` or `Authorization: Bearer`; HS256 with `JWT_SECRET`,
+//! RS256 or ES256 with `JWT_PUBLIC_KEY_FILE`, see [`keys`]), or the
+//! original server's insecure `?userId=`. An `Origin` allow-list applies
+//! to both.
 //!
 //! I/O-free and deterministic: the current time is passed in, so `exp` and
 //! `nbf` are checked here against it rather than by `jsonwebtoken` against
@@ -16,13 +18,14 @@
 //! other one. A token whose header has `crit` is refused (see [`crit`]).
 
 pub mod crit;
+pub mod keys;
 pub mod origin;
 
 use std::fmt;
 use std::sync::Arc;
 
 use jsonwebtoken::errors::ErrorKind;
-use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+
 use serde::Deserialize;
 
 use crate::protocol::channel::ChannelName;
@@ -33,17 +36,17 @@ use crate::protocol::UserId;
 mod grants;
 
 pub use grants::{may_broadcast, may_subscribe, Grants, Identity, MAX_CLAIM_ENTRIES};
+pub use keys::PublicKey;
+use keys::VerifyKey;
 
 /// How identities are established.
 #[derive(Clone)]
 pub enum AuthMode {
-    /// HS256 JWTs signed with the configured secret.
+    /// JWTs, each verified by the one configured key of its `alg`.
     Token {
-        /// The HMAC key built once from `JWT_SECRET`.
-        key: DecodingKey,
-        /// Exactly HS256, no claim required by the library, no time checks
-        /// there (we check `exp`/`nbf` against the passed-in time).
-        validation: Box<Validation>,
+        /// Built once: HS256 from `JWT_SECRET`, RS256 or ES256 from
+        /// `JWT_PUBLIC_KEY_FILE`.
+        keys: Vec<VerifyKey>,
     },
     /// `?userId=` taken on trust (loopback or explicit opt-in only).
     Insecure,
@@ -53,7 +56,10 @@ pub enum AuthMode {
 impl fmt::Debug for AuthMode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Token { .. } => f.write_str("Token(HS256, <secret>)"),
+            Self::Token { keys } => {
+                let algs: Vec<_> = keys.iter().map(|k| k.alg).collect();
+                write!(f, "Token({algs:?}, <keys hidden>)")
+            }
             Self::Insecure => f.write_str("Insecure"),
         }
     }
@@ -100,16 +106,18 @@ fn serialized(list: Option<Vec<String>>) -> Option<Vec<String>> {
 impl Authenticator {
     /// JWT mode with the HS256 secret (the configuration refuses an empty one).
     pub fn token(secret: &[u8], allowed_origins: Option<Vec<String>>) -> Self {
-        let mut validation = Validation::new(Algorithm::HS256);
-        validation.required_spec_claims.clear();
-        validation.validate_exp = false;
-        validation.validate_nbf = false;
-        // No audience is configured: tokens carrying `aud` are not refused for it.
-        validation.validate_aud = false;
-        validation.leeway = 0;
+        Self::with_keys(Some(secret), None, allowed_origins)
+    }
+
+    /// JWT mode with an HS256 secret, an RS256/ES256 public key, or both
+    /// (at least one: the configuration sees to it).
+    pub fn with_keys(
+        secret: Option<&[u8]>,
+        public: Option<&PublicKey>,
+        allowed_origins: Option<Vec<String>>,
+    ) -> Self {
         let mode = AuthMode::Token {
-            key: DecodingKey::from_secret(secret),
-            validation: Box::new(validation),
+            keys: keys::verify_keys(secret, public),
         };
         Self {
             mode,
@@ -162,10 +170,16 @@ impl Authenticator {
     /// signature, algorithm, `crit`, times (with the leeway), `sub`, and
     /// the grants it carries.
     pub fn verify_token(&self, token: &str, now_unix: u64) -> Result<Identity, Refusal> {
-        let AuthMode::Token { key, validation } = &self.mode else {
+        let AuthMode::Token { keys } = &self.mode else {
             return Err(unauthorized("tokens are not used in insecure mode"));
         };
-        let claims = jsonwebtoken::decode::<Claims>(token, key, validation)
+        let header =
+            jsonwebtoken::decode_header(token).map_err(|e| unauthorized(jwt_error(e.kind())))?;
+        let verify = keys
+            .iter()
+            .find(|k| k.alg == header.alg)
+            .ok_or_else(|| unauthorized("token algorithm not allowed"))?;
+        let claims = jsonwebtoken::decode::<Claims>(token, &verify.key, &verify.validation)
             .map_err(|e| unauthorized(jwt_error(e.kind())))?
             .claims;
         if crit::has_crit(token) {
@@ -290,3 +304,5 @@ fn insecure_identity(req: &Request) -> Result<UserId, Refusal> {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_keys;

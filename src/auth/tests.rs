@@ -1,6 +1,6 @@
 //! Tests of authentication: JWT, insecure mode, user ids, origins.
 
-use jsonwebtoken::{encode, EncodingKey, Header};
+use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
 use serde_json::{json, Value};
 
 use super::*;

@@ -58,6 +58,10 @@ pub struct Args {
     #[arg(long, env = "JWT_SECRET", value_name = "SECRET")]
     pub jwt_secret: Option<Secret>,
 
+    /// PEM public key (RSA for RS256, P-256 EC for ES256) client tokens may be signed with; setting it turns token auth on
+    #[arg(long, env = "JWT_PUBLIC_KEY_FILE", value_name = "PATH")]
+    pub jwt_public_key_file: Option<std::path::PathBuf>,
+
     /// Identity mode; insecure (?userId=) must be explicit unless the host is loopback
     #[arg(long, env = "AUTH_MODE", value_enum, default_value_t = AuthMode::Auto)]
     pub auth_mode: AuthMode,
@@ -294,6 +298,24 @@ pub struct Args {
     /// Direct messages kept per user for offline receivers and reconnects (0 = no inbox; at most 10000)
     #[arg(long, env = "INBOX_SIZE", default_value_t = 0, value_name = "N")]
     pub inbox_size: u32,
+
+    /// Send token_expiring when at most this long is left before the connection's token expires
+    #[arg(
+        long,
+        env = "TOKEN_NOTICE_MS",
+        default_value_t = 30_000,
+        value_name = "MS"
+    )]
+    pub token_notice_ms: u64,
+
+    /// Close with 4001 this long after the connection's token expired without a refresh
+    #[arg(
+        long,
+        env = "TOKEN_GRACE_MS",
+        default_value_t = 10_000,
+        value_name = "MS"
+    )]
+    pub token_grace_ms: u64,
 
     /// How long a user's inbox is kept after its last message
     #[arg(

@@ -96,10 +96,12 @@ pub struct Config {
 /// `AUTH_MODE` and the listen host (the protocol's "Connecting" rule).
 #[derive(Clone, PartialEq, Eq)]
 pub enum ResolvedAuth {
-    /// HS256 JWTs signed with `secret` (whenever `JWT_SECRET` is set).
+    /// JWTs (whenever `JWT_SECRET` or `JWT_PUBLIC_KEY_FILE` is set).
     Token {
-        /// The HMAC key, at least 32 bytes. Never printed.
-        secret: Vec<u8>,
+        /// The HS256 key, at least 32 bytes. Never printed.
+        secret: Option<Vec<u8>>,
+        /// The RS256 or ES256 public key read from `JWT_PUBLIC_KEY_FILE`.
+        public_key: Option<crate::auth::PublicKey>,
     },
     /// `?userId=` without proof (no `JWT_SECRET`).
     Insecure {
@@ -112,8 +114,14 @@ pub enum ResolvedAuth {
 impl fmt::Debug for ResolvedAuth {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Token { secret } => {
-                write!(f, "Token {{ secret: <{} bytes hidden> }}", secret.len())
+            Self::Token { secret, public_key } => {
+                let secret = secret
+                    .as_ref()
+                    .map(|s| format!("<{} bytes hidden>", s.len()));
+                write!(
+                    f,
+                    "Token {{ secret: {secret:?}, public_key: {public_key:?} }}"
+                )
             }
             Self::Insecure { explicit } => write!(f, "Insecure {{ explicit: {explicit} }}"),
         }

@@ -22,8 +22,8 @@ fn resolve(secret: bool, mode: &str, host: &str) -> Want {
     }
     match flags(&args) {
         Ok(c) => match c.auth {
-            ResolvedAuth::Token { secret } => {
-                assert_eq!(secret, SECRET.as_bytes());
+            ResolvedAuth::Token { secret, .. } => {
+                assert_eq!(secret.as_deref(), Some(SECRET.as_bytes()));
                 Want::Token
             }
             ResolvedAuth::Insecure { explicit } => Want::Insecure(explicit),

@@ -9,9 +9,12 @@ use super::*;
 
 /// Every variable a setting is read from (the contract of `--help`, the docs
 /// and `.env.example`).
-const ALL_VARS: [&str; 41] = [
+const ALL_VARS: [&str; 44] = [
+    "JWT_PUBLIC_KEY_FILE",
     "JWT_LEEWAY_SECS",
     "MAX_JSON_DEPTH",
+    "TOKEN_NOTICE_MS",
+    "TOKEN_GRACE_MS",
     "INBOX_SIZE",
     "INBOX_TTL_SECS",
     "CHANNELS_CONFIG",

@@ -9,6 +9,7 @@ use std::time::Duration;
 use super::cli::{Args, AuthMode};
 use super::error::{invalid, ConfigError};
 use super::{cloudwatch, redis, Config, ResolvedAuth};
+use crate::auth::PublicKey;
 use crate::coordinator::Retention;
 use crate::ratelimit::RateLimit;
 use crate::settings::Settings;
@@ -24,8 +25,10 @@ const RESERVED_PATHS: [&str; 6] = ["/", "/ws", "/health", "/ready", "/metrics", 
 
 /// Validates everything, in flag order after the auth resolution.
 pub(super) fn config(a: Args) -> Result<Config, ConfigError> {
+    let public_key = public_key(a.jwt_public_key_file.as_deref())?;
     let auth = resolve_auth(
         a.jwt_secret.as_ref().map(|s| s.0.as_str()),
+        public_key,
         a.auth_mode,
         a.host,
     )?;
@@ -77,6 +80,8 @@ pub(super) fn config(a: Args) -> Result<Config, ConfigError> {
         )?,
         inbox: inbox(&a)?,
         max_json_depth: hardening.max_json_depth,
+        token_notice: millis("TOKEN_NOTICE_MS", a.token_notice_ms, 0, 86_400_000)?,
+        token_grace: millis("TOKEN_GRACE_MS", a.token_grace_ms, 0, 86_400_000)?,
     };
     Ok(Config {
         auth,
@@ -96,35 +101,55 @@ pub(super) fn config(a: Args) -> Result<Config, ConfigError> {
     })
 }
 
-/// The contract's rule: token whenever `JWT_SECRET` is set (`AUTH_MODE`
-/// insecure with it is an error); `token` needs the secret; insecure only
-/// without a secret and either asked for or on a loopback host.
+/// `JWT_PUBLIC_KEY_FILE`, read and checked at start.
+fn public_key(path: Option<&std::path::Path>) -> Result<Option<PublicKey>, ConfigError> {
+    let Some(path) = path else { return Ok(None) };
+    let shown = path.display();
+    let pem = std::fs::read(path)
+        .map_err(|e| invalid("JWT_PUBLIC_KEY_FILE", format!("cannot read {shown}: {e}")))?;
+    PublicKey::from_pem(&pem)
+        .map(Some)
+        .map_err(|why| invalid("JWT_PUBLIC_KEY_FILE", format!("{shown} {why}")))
+}
+
+/// The contract's rule: token whenever `JWT_SECRET` (or
+/// `JWT_PUBLIC_KEY_FILE`) is set (`AUTH_MODE` insecure with it is an
+/// error); `token` needs a key; insecure only without a key and either
+/// asked for or on a loopback host.
 pub(super) fn resolve_auth(
     secret: Option<&str>,
+    public_key: Option<PublicKey>,
     mode: AuthMode,
     host: IpAddr,
 ) -> Result<ResolvedAuth, ConfigError> {
-    match (secret, mode) {
-        (Some(_), AuthMode::Insecure) => Err(invalid(
+    if let Some(s) = secret.filter(|s| s.len() < MIN_SECRET_BYTES) {
+        return Err(invalid(
+            "JWT_SECRET",
+            format!(
+                "is {} bytes; it must be at least {MIN_SECRET_BYTES} bytes",
+                s.len()
+            ),
+        ));
+    }
+    let has_key = secret.is_some() || public_key.is_some();
+    match (has_key, mode) {
+        (true, AuthMode::Insecure) => Err(invalid(
             "AUTH_MODE",
-            "insecure cannot be combined with JWT_SECRET (token auth is always on when it is set); unset one of them",
+            "insecure cannot be combined with JWT_SECRET or JWT_PUBLIC_KEY_FILE (token auth is always on when one is set); unset one of them",
         )),
-        (Some(s), _) if s.len() < MIN_SECRET_BYTES => Err(invalid(
-            "JWT_SECRET",
-            format!("is {} bytes; it must be at least {MIN_SECRET_BYTES} bytes", s.len()),
-        )),
-        (Some(s), _) => Ok(ResolvedAuth::Token {
-            secret: s.as_bytes().to_vec(),
+        (true, _) => Ok(ResolvedAuth::Token {
+            secret: secret.map(|s| s.as_bytes().to_vec()),
+            public_key,
         }),
-        (None, AuthMode::Token) => Err(invalid(
+        (false, AuthMode::Token) => Err(invalid(
             "JWT_SECRET",
-            "is required by AUTH_MODE=token (at least 32 bytes)",
+            "is required by AUTH_MODE=token (at least 32 bytes), unless JWT_PUBLIC_KEY_FILE is set",
         )),
-        (None, AuthMode::Insecure) => Ok(ResolvedAuth::Insecure { explicit: true }),
-        (None, AuthMode::Auto) if is_loopback(host) => {
+        (false, AuthMode::Insecure) => Ok(ResolvedAuth::Insecure { explicit: true }),
+        (false, AuthMode::Auto) if is_loopback(host) => {
             Ok(ResolvedAuth::Insecure { explicit: false })
         }
-        (None, AuthMode::Auto) => Err(invalid(
+        (false, AuthMode::Auto) => Err(invalid(
             "JWT_SECRET",
             format!(
                 "is unset and the server listens on {host}, which is not a loopback address: \

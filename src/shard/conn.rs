@@ -100,6 +100,8 @@ impl Flags {
     pub const CLOSE_AFTER_FLUSH: u8 = 1 << 3;
     /// Identity taken on trust (insecure mode): every channel allowed.
     pub const INSECURE: u8 = 1 << 4;
+    /// `token_expiring` was sent for the current token.
+    pub const EXPIRY_NOTIFIED: u8 = 1 << 5;
 
     /// Whether `bit` is set.
     #[inline]

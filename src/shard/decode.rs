@@ -103,6 +103,9 @@ impl Shard {
             session::handle_text(text, &from, state, &rules)
         });
         let Some(outcome) = outcome else { return };
+        if let session::Outcome::Refresh { token, id } = outcome {
+            return self.refresh(key, &token, id.as_deref());
+        }
         let sent_at_us = unix_micros(now);
         self.with_core(|core| core.client_outcome(key, outcome, sent_at_us, now_ms));
     }

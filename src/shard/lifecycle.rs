@@ -60,6 +60,8 @@ impl Shard {
         }
         let connection_id = self.connection_id(c.seq).to_string();
         let names: Vec<&str> = subscriptions.iter().map(|c| &**c).collect();
+        let expires_at = c.grants.as_ref().and_then(|g| g.expires_at);
+        let expires_at = expires_at.map(super::token::rfc3339);
         let frame = text_frame_with(|out| {
             let w = Welcome {
                 connection_id: &connection_id,
@@ -72,6 +74,7 @@ impl Shard {
                     offset: *offset,
                     epoch,
                 }),
+                expires_at: expires_at.as_deref(),
             };
             envelope::write_welcome(out, &w)
         });

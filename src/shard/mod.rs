@@ -23,7 +23,8 @@
 //!
 //! Around them: [`lifecycle`] (a connection's insert and removal, shutdown
 //! and drain), [`sweep`] (one timer per shard: heartbeats, close deadlines,
-//! ack deadlines, drain pace), [`reclaim`] (memory back to the OS after a
+//! ack deadlines, token expiry, drain pace), [`token`] (`refresh`,
+//! `token_expiring`, 4001), [`reclaim`] (memory back to the OS after a
 //! burst), [`mailbox`] and [`messages`] (cross-shard messages).
 
 mod api_call;
@@ -41,6 +42,7 @@ mod read;
 mod reclaim;
 mod runner;
 mod sweep;
+mod token;
 mod write;
 
 use std::cell::{Cell, RefCell};

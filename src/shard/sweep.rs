@@ -1,7 +1,8 @@
 //! The per-shard sweep: one timer per shard instead of one per connection.
 //!
 //! Every tick it closes connections silent past the heartbeat timeout (4000),
-//! cuts closing connections whose peer did not answer in time, expires acks
+//! tells those whose token is about to expire and closes those whose token
+//! expired past the grace (4001, see [`super::token`]), cuts closing connections whose peer did not answer in time, expires acks
 //! whose remote confirmation is overdue, paces a drain, and returns the
 //! memory of a finished burst to the OS.
 
@@ -13,6 +14,7 @@ use socket2::SockRef;
 
 use crate::close::CloseReason;
 
+use super::token::{unix_now_ms, Expiry};
 use super::{CloseAll, ConnKey, Phase, Shard};
 
 impl Shard {
@@ -26,8 +28,11 @@ impl Shard {
     pub fn sweep(self: &Rc<Self>) {
         let now = self.now_ms();
         let timeout = self.instance.settings.heartbeat_timeout.as_millis() as u32;
+        let now_unix_ms = unix_now_ms();
         let mut silent = Vec::new();
         let mut overdue = Vec::new();
+        let mut expiring = Vec::new();
+        let mut expired = Vec::new();
         for (i, c) in self.conns.borrow().iter() {
             let key = ConnKey {
                 index: i as u32,
@@ -37,11 +42,21 @@ impl Shard {
                 Phase::Closing if is_past(now, c.clock_ms) => overdue.push(key),
                 Phase::Closing => {}
                 _ if !c.is_echo() && now.wrapping_sub(c.clock_ms) > timeout => silent.push(key),
-                _ => {}
+                _ => match self.token_state(c, now_unix_ms) {
+                    Expiry::Fine => {}
+                    Expiry::Notify => expiring.push(key),
+                    Expiry::Close => expired.push(key),
+                },
             }
         }
         for key in silent {
             self.close_conn(key, CloseReason::HEARTBEAT_TIMEOUT);
+        }
+        for key in expiring {
+            self.notify_expiring(key);
+        }
+        for key in expired {
+            self.close_expired(key);
         }
         for key in overdue {
             // Shutting the socket makes it readable (EOF): the read then

@@ -7,6 +7,7 @@ pub mod client;
 pub mod history;
 pub mod presence;
 pub mod redis;
+pub mod tokens;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};

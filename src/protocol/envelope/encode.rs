@@ -36,6 +36,9 @@ pub struct Welcome<'a> {
     /// Version 2: the user's inbox position (when the server keeps inboxes).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub inbox: Option<InboxTop<'a>>,
+    /// Version 2: when the connection's token expires (RFC 3339), if it does.
+    #[serde(rename = "expiresAt", skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<&'a str>,
 }
 
 /// The newest message of a user's inbox, in `welcome`.

@@ -309,6 +309,37 @@ pub fn write_join_leave(out: &mut Vec<u8>, kind: &str, channel: &str, user: &str
     );
 }
 
+/// `refreshed` and `token_expiring`.
+#[derive(Serialize)]
+struct TokenOut<'a> {
+    #[serde(rename = "type")]
+    kind: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<&'a str>,
+    #[serde(rename = "expiresAt", skip_serializing_if = "Option::is_none")]
+    expires_at: Option<&'a str>,
+}
+
+/// Appends `refreshed` (the new token's expiry, if it has one).
+pub fn write_refreshed(out: &mut Vec<u8>, id: Option<&str>, expires_at: Option<&str>) {
+    let msg = TokenOut {
+        kind: "refreshed",
+        id,
+        expires_at,
+    };
+    append(out, &msg);
+}
+
+/// Appends `token_expiring`.
+pub fn write_token_expiring(out: &mut Vec<u8>, expires_at: &str) {
+    let msg = TokenOut {
+        kind: "token_expiring",
+        id: None,
+        expires_at: Some(expires_at),
+    };
+    append(out, &msg);
+}
+
 /// The JSON object `json` with `"offset": offset` added as its last field.
 pub fn with_offset(json: &[u8], offset: u64) -> Vec<u8> {
     let body = json.strip_suffix(b"}").unwrap_or(json);

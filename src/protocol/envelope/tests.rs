@@ -287,6 +287,7 @@ mod encode {
             max_message_bytes: 65_536,
             subscriptions: &[],
             inbox: None,
+            expires_at: None,
         };
         let want = json!({"type":"welcome","connectionId":"srv-1-0-7","userId":"alice",
             "serverId":"srv-1","heartbeatIntervalMs":30000,"maxMessageBytes":65536});

@@ -18,9 +18,8 @@ use bytes::Bytes;
 pub use crate::coordinator::UserOp;
 use crate::coordinator::{PresencePage, StreamPage};
 use crate::protocol::channel::ChannelName;
-use crate::protocol::envelope::server_v2::{write_unsubscribed, UnsubscribeReason};
+use crate::protocol::envelope::server_v2::UnsubscribeReason;
 use crate::protocol::envelope::AckStatus;
-use crate::protocol::frame::text_frame_with;
 use crate::protocol::UserId;
 
 use super::channels::Joining;
@@ -252,15 +251,7 @@ impl ShardCore {
                 true
             }
             UserOp::Unsubscribe(channel) => {
-                let Some(leaving) = self.subs.leave(channel, conn.index) else {
-                    return false;
-                };
-                self.left(leaving);
-                self.note_subscriptions();
-                let reason = Some(UnsubscribeReason::Server);
-                let frame = text_frame_with(|out| write_unsubscribed(out, channel, None, reason));
-                self.reply(conn, frame);
-                true
+                self.end_subscription(conn, channel, UnsubscribeReason::Server)
             }
         }
     }

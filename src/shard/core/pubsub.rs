@@ -8,7 +8,9 @@ use bytes::Bytes;
 use crate::coordinator::{PublishOutcome, Retention, StreamKey};
 use crate::metrics::Counter;
 use crate::protocol::channel::ChannelName;
-use crate::protocol::envelope::server_v2::{write_subscribed, write_unsubscribed};
+use crate::protocol::envelope::server_v2::{
+    write_subscribed, write_unsubscribed, UnsubscribeReason,
+};
 use crate::protocol::envelope::{AckStatus, ErrorCode};
 use crate::protocol::frame::text_frame_with;
 use crate::session::{ack_frame, error_frame};
@@ -105,6 +107,35 @@ impl ShardCore {
         self.note_subscriptions();
         let frame = text_frame_with(|out| write_unsubscribed(out, &channel, id.as_deref(), None));
         self.reply(conn, frame);
+    }
+
+    /// Ends a subscription the client did not ask to end (server API, or
+    /// a refreshed token that no longer allows it): `unsubscribed` with
+    /// `reason`. False when the connection was not subscribed.
+    pub fn end_subscription(
+        &mut self,
+        conn: ConnKey,
+        channel: &ChannelName,
+        reason: UnsubscribeReason,
+    ) -> bool {
+        let Some(leaving) = self.subs.leave(channel, conn.index) else {
+            return false;
+        };
+        self.left(leaving);
+        self.note_subscriptions();
+        let frame = text_frame_with(|out| write_unsubscribed(out, channel, None, Some(reason)));
+        self.reply(conn, frame);
+        true
+    }
+
+    /// After a token refresh: ends (`reason: forbidden`) every subscription
+    /// of `conn` that `allowed` now refuses.
+    pub fn drop_forbidden(&mut self, conn: ConnKey, allowed: impl Fn(&ChannelName) -> bool) {
+        for channel in self.subs.of_conn(conn.index) {
+            if !allowed(&channel) {
+                self.end_subscription(conn, &channel, UnsubscribeReason::Forbidden);
+            }
+        }
     }
 
     /// The shard's last subscriber of `channel` left: tell the owner.

@@ -80,6 +80,8 @@ impl ShardCore {
             Outcome::Presence { channel, stats, id } => {
                 self.presence_request(Who::Client { conn: from, id }, channel, stats)
             }
+            // Verified on the I/O side (`Shard::refresh`): the core never
+            // sees tokens. A caller that forwards one anyway gets an error.
             Outcome::Refresh { id, .. } => {
                 let frame = crate::session::error_frame(
                     crate::protocol::envelope::ErrorCode::NotAvailable,
