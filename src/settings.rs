@@ -79,4 +79,6 @@ pub struct Settings {
     pub max_channels_per_connection: usize,
     /// Users' inboxes of direct messages, when kept (`INBOX_SIZE` > 0).
     pub inbox: Option<Retention>,
+    /// The HTTP server API, when `API_KEYS` is set.
+    pub api: Option<crate::api::ApiSettings>,
 }

@@ -9,7 +9,7 @@ use super::*;
 
 /// Every variable a setting is read from (the contract of `--help`, the docs
 /// and `.env.example`).
-const ALL_VARS: [&str; 39] = [
+const ALL_VARS: [&str; 43] = [
     "INBOX_SIZE",
     "INBOX_TTL_SECS",
     "CHANNELS_CONFIG",
@@ -48,6 +48,10 @@ const ALL_VARS: [&str; 39] = [
     "DASHBOARD",
     "RUST_LOG",
     "NO_COLOR",
+    "API_KEYS",
+    "API_MAX_BODY_BYTES",
+    "API_REQUEST_TIMEOUT_MS",
+    "API_RATE_LIMIT",
     // Not a variable: keeps the list honest about the flag-only setting.
     "--env-file",
 ];

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use super::cli::{Args, AuthMode};
 use super::error::{invalid, ConfigError};
-use super::{cloudwatch, redis, Config, ResolvedAuth};
+use super::{api, cloudwatch, redis, Config, ResolvedAuth};
 use crate::coordinator::Retention;
 use crate::ratelimit::RateLimit;
 use crate::settings::Settings;
@@ -75,6 +75,7 @@ pub(super) fn config(a: Args) -> Result<Config, ConfigError> {
             65_535,
         )?,
         inbox: inbox(&a)?,
+        api: api::settings(&a)?,
     };
     Ok(Config {
         auth,
