@@ -37,8 +37,11 @@
 //! - [`metrics`]: per-shard counters, Prometheus text, CloudWatch push.
 //! - [`server`]: listeners, shard threads, signals, graceful shutdown.
 //! - [`web`]: the demo page.
+//! - [`api`]: the HTTP server API for backends (`/api/v1/...`), served by
+//!   the shards on the WebSocket port.
 //! - [`app`]: wiring configuration to a running server (what `main` calls).
 
+pub mod api;
 pub mod app;
 pub mod auth;
 pub mod close;

@@ -85,4 +85,6 @@ pub struct Settings {
     pub token_notice: Duration,
     /// A connection is closed 4001 this long after its token expired.
     pub token_grace: Duration,
+    /// The HTTP server API, when `API_KEYS` is set.
+    pub api: Option<crate::api::ApiSettings>,
 }

@@ -12,15 +12,16 @@ use std::time::{Duration, Instant};
 
 use support::{http_get, ServerProcess};
 
-/// The test files run now: the real server (version 1), and the client's
-/// own logic against a scripted server (`logic.test.mjs`). `v2.test.mjs`
-/// (channels, recovery, inbox, token refresh, presence; needs
-/// `redis-server`) joins this list once the server speaks version 2.
+/// The test files: the real server (version 1 and, in `v2.test.mjs`,
+/// channels, recovery, inbox, token refresh, presence and the server API
+/// over a real `redis-server`), and the client's own logic against a
+/// scripted server (`logic.test.mjs`).
 const FILES: &[&str] = &[
     "tests/client/connection.test.mjs",
     "tests/client/acks.test.mjs",
     "tests/client/auth.test.mjs",
     "tests/client/logic.test.mjs",
+    "tests/client/v2.test.mjs",
 ];
 
 /// Bound on the whole Node run.

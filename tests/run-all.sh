@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh Debian machine with Rust:
 # installs what is missing (redis-server, redis-cli, Chromium, a Python venv
-# with moto and kosoku, playwright-core), checks formatting and clippy, then
+# with moto, kosoku and the OpenAPI checker's modules, playwright-core),
+# checks formatting and clippy, then
 # runs every test in release mode.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,10 +17,13 @@ if ((${#need[@]})); then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 
-if [[ ! -x .venv/bin/moto_server || ! -x .venv/bin/kosoku ]]; then
-  echo "creating .venv with moto[server] and kosoku"
+# The OpenAPI check of tests/api.rs (tests/openapi_check.py) needs PyYAML,
+# jsonschema and openapi-spec-validator in the same venv.
+if [[ ! -x .venv/bin/moto_server || ! -x .venv/bin/kosoku ]] ||
+  ! .venv/bin/python -c 'import yaml, jsonschema, openapi_spec_validator' 2>/dev/null; then
+  echo "creating .venv with moto[server], kosoku and the OpenAPI checker's modules"
   python3 -m venv .venv
-  .venv/bin/pip install -q 'moto[server]' kosoku
+  .venv/bin/pip install -q 'moto[server]' kosoku pyyaml jsonschema openapi-spec-validator
 fi
 export MOTO_SERVER="$PWD/.venv/bin/moto_server"
 export KOSOKU="$PWD/.venv/bin/kosoku"

@@ -345,6 +345,38 @@ pub struct Args {
         value_name = "LEVELS"
     )]
     pub max_json_depth: usize,
+
+    // ---- Server API (/api/v1/...) ----
+    /// Comma-separated keys of the HTTP server API (16+ visible ASCII bytes each); unset = every /api/ path is 404
+    #[arg(long, env = "API_KEYS", value_name = "KEYS")]
+    pub api_keys: Option<Secret>,
+
+    /// Largest server API request body in bytes (1024..=64 MiB); larger answers 413
+    #[arg(
+        long,
+        env = "API_MAX_BODY_BYTES",
+        default_value_t = 1_048_576,
+        value_name = "BYTES"
+    )]
+    pub api_max_body_bytes: usize,
+
+    /// Time for a server API request to arrive (head and body), and idle time of a keep-alive connection, in ms
+    #[arg(
+        long,
+        env = "API_REQUEST_TIMEOUT_MS",
+        default_value_t = 10_000,
+        value_name = "MS"
+    )]
+    pub api_request_timeout_ms: u64,
+
+    /// Server API requests per second per key and instance, a batch counting its commands (0 = no limit)
+    #[arg(
+        long,
+        env = "API_RATE_LIMIT",
+        default_value_t = 1_000,
+        value_name = "PER_SEC"
+    )]
+    pub api_rate_limit: u32,
 }
 
 /// A string that is or may contain a secret (`JWT_SECRET`, a password in

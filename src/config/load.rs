@@ -25,7 +25,7 @@ use super::Config;
 pub const DEFAULT_ENV_FILE: &str = ".env.local";
 
 /// Variables whose value is never echoed (help text, error messages).
-const SECRET_VARS: [&str; 2] = ["JWT_SECRET", "REDIS_URI"];
+const SECRET_VARS: [&str; 3] = ["JWT_SECRET", "REDIS_URI", "API_KEYS"];
 
 /// Loads the configuration of this process: exports `--env-file PATH` (or
 /// `.env.local` when present) into the environment without overriding

@@ -30,6 +30,7 @@
 //! Secrets (`JWT_SECRET`, a password in `REDIS_URI`) never appear in `Debug`
 //! output, [`Config::summary`], `--help`, or error messages.
 
+mod api;
 mod channels;
 mod cli;
 mod cloudwatch;
@@ -164,12 +165,22 @@ impl Config {
             ),
         };
         let rl = &s.rate_limit;
+        let api = match &s.api {
+            None => "off".to_owned(),
+            Some(a) => format!(
+                "on(keys={} max_body={} timeout={}ms rate={}/s)",
+                a.keys.len(),
+                a.max_body_bytes,
+                a.request_timeout.as_millis(),
+                a.rate_limit
+            ),
+        };
         format!(
             "server_id={} listen={} shards={} io_driver={} auth={auth} origins={origins} \
              environment={:?} coordination={coordination} max_message_bytes={} \
              send_queue_bytes={} max_connections={} rate_limit={}/s burst={} strikes={} \
              heartbeat={}ms timeout={}ms delivery_timeout={}ms shutdown_timeout={}ms \
-             drain_rate={}/s broadcast={} echo_path={} dashboard={} cloudwatch=({cloudwatch}) log={:?} \
+             drain_rate={}/s broadcast={} echo_path={} dashboard={} cloudwatch=({cloudwatch}) api={api} log={:?} \
              jwt_leeway={}s max_json_depth={}",
             s.server_id,
             s.listen,

@@ -9,7 +9,7 @@ use super::*;
 
 /// Every variable a setting is read from (the contract of `--help`, the docs
 /// and `.env.example`).
-const ALL_VARS: [&str; 44] = [
+const ALL_VARS: [&str; 48] = [
     "JWT_PUBLIC_KEY_FILE",
     "JWT_LEEWAY_SECS",
     "MAX_JSON_DEPTH",
@@ -53,6 +53,10 @@ const ALL_VARS: [&str; 44] = [
     "DASHBOARD",
     "RUST_LOG",
     "NO_COLOR",
+    "API_KEYS",
+    "API_MAX_BODY_BYTES",
+    "API_REQUEST_TIMEOUT_MS",
+    "API_RATE_LIMIT",
     // Not a variable: keeps the list honest about the flag-only setting.
     "--env-file",
 ];

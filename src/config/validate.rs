@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use super::cli::{Args, AuthMode};
 use super::error::{invalid, ConfigError};
-use super::{cloudwatch, redis, Config, ResolvedAuth};
+use super::{api, cloudwatch, redis, Config, ResolvedAuth};
 use crate::auth::PublicKey;
 use crate::coordinator::Retention;
 use crate::ratelimit::RateLimit;
@@ -82,6 +82,7 @@ pub(super) fn config(a: Args) -> Result<Config, ConfigError> {
         max_json_depth: hardening.max_json_depth,
         token_notice: millis("TOKEN_NOTICE_MS", a.token_notice_ms, 0, 86_400_000)?,
         token_grace: millis("TOKEN_GRACE_MS", a.token_grace_ms, 0, 86_400_000)?,
+        api: api::settings(&a)?,
     };
     Ok(Config {
         auth,

@@ -32,6 +32,11 @@ pub const DIMENSION_NAME: &str = "ServerID";
 /// - `DeliveryLatencyMs`: the interval's delivery latencies as Values/Counts
 ///   (one value per histogram bucket), so CloudWatch percentiles such as p99
 ///   stay right when aggregated over instances; absent when nothing was delivered.
+/// - `ApiRequests`, `ApiErrors` (Count): the interval's server API requests,
+///   and those answered with an error or cut; `ApiLatencyMs` like
+///   `DeliveryLatencyMs`. Then, fleet-wide only (no `ServerID`), one
+///   `ApiRequests` datum per endpoint and status that had requests, with the
+///   dimensions `Endpoint` and `Status`.
 pub fn interval_datums(
     delta: &Delta,
     extremes: Option<(u64, u64)>,
@@ -69,14 +74,36 @@ pub fn interval_datums(
                 .set_counts(Some(counts)),
         );
     }
+    let api = delta.api();
+    templates.push(base("ApiRequests", StandardUnit::Count).value(api.total() as f64));
+    templates.push(base("ApiErrors", StandardUnit::Count).value(api.errors() as f64));
+    let (values, counts) = api.latency().values_and_counts_millis();
+    if !values.is_empty() {
+        templates.push(
+            base("ApiLatencyMs", StandardUnit::Milliseconds)
+                .set_values(Some(values))
+                .set_counts(Some(counts)),
+        );
+    }
     let dimension = Dimension::builder()
         .name(DIMENSION_NAME)
         .value(server_id)
         .build();
-    templates
+    let mut datums: Vec<MetricDatum> = templates
         .into_iter()
         .flat_map(|t| with_and_without(t, &dimension))
-        .collect()
+        .collect();
+    let dim = |name: &str, value: &str| Dimension::builder().name(name).value(value).build();
+    for (endpoint, status, n) in api.cells() {
+        datums.push(
+            base("ApiRequests", StandardUnit::Count)
+                .value(n as f64)
+                .dimensions(dim("Endpoint", endpoint.label()))
+                .dimensions(dim("Status", status.label()))
+                .build(),
+        );
+    }
+    datums
 }
 
 /// The per-instance datum and the dimensionless aggregate one.
@@ -181,6 +208,44 @@ mod tests {
         }
         let d = find(&datums, "MessagesTotal", true).unwrap().dimensions()[0].clone();
         assert_eq!((d.name(), d.value()), (Some("ServerID"), Some("srv-1")));
+    }
+
+    #[test]
+    fn api_requests_by_endpoint_and_status_are_fleet_wide() {
+        use crate::metrics::{ApiEndpoint, ApiStatus};
+        let reg = MetricsRegistry::new(1);
+        let m = reg.shard(0);
+        m.record_api(ApiEndpoint::Send, ApiStatus::Ok, Some(1_000));
+        m.record_api(ApiEndpoint::Send, ApiStatus::Ok, Some(1_000));
+        m.record_api(ApiEndpoint::Publish, ApiStatus::Unauthorized, Some(10));
+        let delta = reg.snapshot().delta_since(&Default::default());
+        let datums = interval_datums(&delta, None, "s", SystemTime::now());
+        for with in [true, false] {
+            let total = datums
+                .iter()
+                .find(|d| {
+                    d.metric_name() == Some("ApiRequests")
+                        && d.dimensions().len() == usize::from(with)
+                })
+                .unwrap();
+            assert_eq!(total.value(), Some(3.0));
+            assert_eq!(find(&datums, "ApiErrors", with).unwrap().value(), Some(1.0));
+            let l = find(&datums, "ApiLatencyMs", with).unwrap();
+            assert_eq!(l.counts().iter().sum::<f64>(), 3.0);
+        }
+        let cell = |endpoint: &str, status: &str| {
+            datums.iter().find(|d| {
+                let dims: Vec<_> = d
+                    .dimensions()
+                    .iter()
+                    .map(|x| (x.name().unwrap(), x.value().unwrap()))
+                    .collect();
+                dims == [("Endpoint", endpoint), ("Status", status)]
+            })
+        };
+        assert_eq!(cell("send", "200").unwrap().value(), Some(2.0));
+        assert_eq!(cell("publish", "401").unwrap().value(), Some(1.0));
+        assert!(cell("publish", "200").is_none(), "only cells with requests");
     }
 
     #[test]

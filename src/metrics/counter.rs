@@ -55,6 +55,10 @@ pub enum Counter {
     InboxStored,
     /// `join`/`leave` events not sent: the channel's rate was exceeded.
     JoinLeaveDropped,
+    /// Server API writes answered from an idempotency key's remembered answer.
+    ApiIdempotentReplays,
+    /// Server API requests refused for a missing or wrong key.
+    ApiAuthFailures,
 }
 
 /// Names and help text of one counter, the single source for every exporter.
@@ -91,7 +95,7 @@ const COUNT: Option<&str> = Some("Count");
 
 impl Counter {
     /// How many counters there are.
-    pub const COUNT: usize = 25;
+    pub const COUNT: usize = 27;
 
     /// Every counter, in index order.
     pub const ALL: [Counter; Counter::COUNT] = [
@@ -120,6 +124,8 @@ impl Counter {
         Counter::RecoveriesFailed,
         Counter::InboxStored,
         Counter::JoinLeaveDropped,
+        Counter::ApiIdempotentReplays,
+        Counter::ApiAuthFailures,
     ];
 
     /// Position in the counter arrays.
@@ -275,6 +281,18 @@ impl Counter {
                 "wss_join_leave_dropped_total",
                 "Join/leave events not sent because the channel's rate (join_leave_per_sec) was exceeded (embedded mode; with Redis, counted in the channel's presence meta).",
                 None,
+            ),
+            ApiIdempotentReplays => info(
+                "ApiIdempotentReplays",
+                "wss_api_idempotent_replays_total",
+                "Server API writes answered from their idempotencyKey's remembered answer (not carried out again).",
+                COUNT,
+            ),
+            ApiAuthFailures => info(
+                "ApiAuthFailures",
+                "wss_api_auth_failures_total",
+                "Server API requests refused with 401 (missing or wrong key).",
+                COUNT,
             ),
             InboxStored => info(
                 "InboxStored",

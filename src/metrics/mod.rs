@@ -12,6 +12,7 @@
 //! - [`gauge`]: [`Gauge`], levels each shard sets (subscriptions, channels).
 //! - [`shard_metrics`]: [`ShardMetrics`], the per-shard cells.
 //! - [`histogram`]: fixed log-scale latency buckets (50 µs·2^k).
+//! - [`api`]: server API requests by endpoint and status, and their latency.
 //! - [`snapshot`]: [`Snapshot`], [`Delta`].
 //! - here: [`MetricsRegistry`], every writer's cells.
 //! - [`prometheus`]: [`render_prometheus`], [`render_stats_json`].
@@ -20,6 +21,7 @@
 //!
 //! Every metric, its names, unit and semantics: `docs/METRICS.md`.
 
+pub mod api;
 pub mod cloudwatch;
 pub mod cloudwatch_data;
 pub mod counter;
@@ -29,6 +31,7 @@ pub mod prometheus;
 pub mod shard_metrics;
 pub mod snapshot;
 
+pub use api::{ApiEndpoint, ApiSnapshot, ApiStatus};
 pub use cloudwatch::{spawn_cloudwatch, CloudWatchError, CloudWatchHandle};
 pub use counter::{Counter, CounterInfo};
 pub use gauge::{Gauge, GaugeInfo};

@@ -5,6 +5,7 @@ use std::fmt::Write;
 
 use serde_json::{json, Map, Value};
 
+use super::api::ApiSnapshot;
 use super::counter::Counter;
 use super::gauge::Gauge;
 use super::histogram::HistogramSnapshot;
@@ -52,7 +53,37 @@ pub fn render_prometheus(s: &Snapshot, server_id: &str) -> String {
         s.delivery_latency(),
         1_000_000.0,
     );
+    api_families(&mut out, &label, s.api());
     out
+}
+
+/// The server API's families: requests by endpoint and status (non-zero
+/// series only, like a client library creating a series on first use), and
+/// the latency histogram.
+fn api_families(out: &mut String, label: &str, api: &ApiSnapshot) {
+    let name = "wss_api_requests_total";
+    family(
+        out,
+        name,
+        "Server API requests by endpoint and status (status timeout: cut before it fully arrived).",
+        "counter",
+    );
+    for (endpoint, status, n) in api.cells() {
+        let labels = format!(
+            "{label},endpoint=\"{}\",status=\"{}\"",
+            endpoint.label(),
+            status.label()
+        );
+        sample(out, name, &labels, n);
+    }
+    histogram(
+        out,
+        "wss_api_request_duration_seconds",
+        "Server API latency: a request's first byte read to its answer written.",
+        label,
+        api.latency(),
+        1_000_000.0,
+    );
 }
 
 /// The dashboard's JSON: totals, the gauge, delivery p50/p99 and the average
@@ -79,6 +110,11 @@ pub fn render_stats_json(s: &Snapshot, server_id: &str) -> String {
         "latencyReports": {
             "count": s.latency_reports().count(),
             "averageMs": s.latency_report_average_ms(),
+        },
+        "api": {
+            "requests": s.api().total(),
+            "errors": s.api().errors(),
+            "p99Ms": s.api().latency().quantile_micros(0.99).map(|us| us / 1000.0),
         },
     });
     doc.to_string()
@@ -219,7 +255,7 @@ mod tests {
                 .get(&format!("{series}{{server_id=\"shard-\\\"a\\\"\"}}"))
                 .unwrap_or_else(|| panic!("{series}"))
         };
-        assert_eq!(p.families.len(), Counter::COUNT + Gauge::COUNT + 3);
+        assert_eq!(p.families.len(), Counter::COUNT + Gauge::COUNT + 5);
         for c in Counter::ALL {
             assert_eq!(
                 p.families[c.info().prometheus],
@@ -271,6 +307,40 @@ mod tests {
                 .windows(2)
                 .all(|w| w[0].0 < w[1].0 && w[0].1 <= w[1].1),
             "{buckets:?}"
+        );
+    }
+
+    #[test]
+    fn api_requests_are_labelled_by_endpoint_and_status() {
+        use crate::metrics::{ApiEndpoint, ApiStatus};
+        let reg = MetricsRegistry::new(2);
+        reg.shard(0)
+            .record_api(ApiEndpoint::Publish, ApiStatus::Ok, Some(2_000));
+        reg.shard(1)
+            .record_api(ApiEndpoint::Publish, ApiStatus::Ok, Some(2_000));
+        reg.shard(1)
+            .record_api(ApiEndpoint::Other, ApiStatus::Timeout, None);
+        let text = render_prometheus(&reg.snapshot(), "shard-\"a\"");
+        parse(&text);
+        let line = |needle: &str| {
+            text.lines()
+                .find(|l| l.starts_with(needle))
+                .unwrap_or_else(|| panic!("no {needle} in\n{text}"))
+                .to_owned()
+        };
+        assert!(line("wss_api_requests_total{server_id=\"shard-\\\"a\\\"\",endpoint=\"publish\",status=\"200\"}")
+            .ends_with(" 2"));
+        assert!(line("wss_api_requests_total{server_id=\"shard-\\\"a\\\"\",endpoint=\"other\",status=\"timeout\"}")
+            .ends_with(" 1"));
+        assert!(line("wss_api_request_duration_seconds_count").ends_with(" 2"));
+        assert!(
+            !text.contains("status=\"404\""),
+            "only series that happened"
+        );
+        let v: Value = serde_json::from_str(&render_stats_json(&reg.snapshot(), "s")).unwrap();
+        assert_eq!(
+            (v["api"]["requests"].as_u64(), v["api"]["errors"].as_u64()),
+            (Some(3), Some(1))
         );
     }
 

@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 
 use crossbeam_utils::CachePadded;
 
+use super::api::{ApiCells, ApiEndpoint, ApiStatus};
 use super::counter::Counter;
 use super::gauge::Gauge;
 use super::histogram::AtomicHistogram;
@@ -39,6 +40,8 @@ struct Cells {
     report_min_us: AtomicU64,
     /// Largest latency report (µs) since last taken; 0 with `report_min_us == MAX` means none.
     report_max_us: AtomicU64,
+    /// Server API requests by endpoint and status, and their latency.
+    api: ApiCells,
 }
 
 impl Default for ShardMetrics {
@@ -59,6 +62,7 @@ impl ShardMetrics {
                 delivery_latency: AtomicHistogram::new(),
                 report_min_us: AtomicU64::new(u64::MAX),
                 report_max_us: AtomicU64::new(0),
+                api: ApiCells::default(),
             }),
         }
     }
@@ -113,6 +117,13 @@ impl ShardMetrics {
         self.cells.delivery_latency.record(micros);
     }
 
+    /// A server API request answered with `status` after `micros` (`None`:
+    /// cut before it fully arrived, so no latency).
+    #[inline]
+    pub fn record_api(&self, endpoint: ApiEndpoint, status: ApiStatus, micros: Option<u64>) {
+        self.cells.api.record(endpoint, status, micros);
+    }
+
     /// Sets this shard's level of a gauge.
     #[inline]
     pub fn set_gauge(&self, g: Gauge, value: i64) {
@@ -136,6 +147,7 @@ impl ShardMetrics {
         }
         cells.latency_reports.add_to(&mut snap.latency_reports);
         cells.delivery_latency.add_to(&mut snap.delivery_latency);
+        cells.api.add_to(&mut snap.api);
     }
 
     /// Takes (and resets) the smallest and largest latency report in µs since

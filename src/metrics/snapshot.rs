@@ -1,6 +1,7 @@
 //! The read side: the summed [`Snapshot`] that exporters render, and the
 //! [`Delta`] between two snapshots that CloudWatch receives.
 
+use super::api::ApiSnapshot;
 use super::counter::Counter;
 use super::gauge::Gauge;
 use super::histogram::HistogramSnapshot;
@@ -18,9 +19,16 @@ pub struct Snapshot {
     pub(crate) latency_reports: HistogramSnapshot,
     /// Server-measured delivery latency, in microseconds.
     pub(crate) delivery_latency: HistogramSnapshot,
+    /// Server API requests and their latency.
+    pub(crate) api: ApiSnapshot,
 }
 
 impl Snapshot {
+    /// Server API requests by endpoint and status, and their latency.
+    pub fn api(&self) -> &ApiSnapshot {
+        &self.api
+    }
+
     /// Total of one counter.
     pub fn get(&self, c: Counter) -> u64 {
         self.counters[c.index()]
@@ -68,6 +76,7 @@ impl Snapshot {
             gauges: std::array::from_fn(|i| self.gauges[i].max(0) as u64),
             latency_reports: self.latency_reports.delta_since(&prev.latency_reports),
             delivery_latency: self.delivery_latency.delta_since(&prev.delivery_latency),
+            api: self.api.delta_since(&prev.api),
         }
     }
 }
@@ -85,9 +94,16 @@ pub struct Delta {
     latency_reports: HistogramSnapshot,
     /// Deliveries made during the interval (µs).
     delivery_latency: HistogramSnapshot,
+    /// Server API requests of the interval.
+    api: ApiSnapshot,
 }
 
 impl Delta {
+    /// Server API requests of the interval.
+    pub fn api(&self) -> &ApiSnapshot {
+        &self.api
+    }
+
     /// Events of one counter during the interval.
     pub fn get(&self, c: Counter) -> u64 {
         self.counters[c.index()]

@@ -34,9 +34,23 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
 
 async fn handle(shard: &Rc<Shard>, mut stream: TcpStream) {
     let _ = stream.set_nodelay(true);
-    let Some((req, leftover)) = read_request(&mut stream).await else {
+    let Some((req, mut buf)) = read_request(&mut stream).await else {
         return;
     };
+    // The server API serves keep-alive requests on this connection itself
+    // (it parses the head again, with what it needs of it); without keys it
+    // does not exist: 404 whatever the method.
+    if crate::api::is_api_path(&req.path) {
+        if shard.instance.settings.api.is_some() {
+            return crate::api::serve(shard.clone(), stream, buf).await;
+        }
+        let _ = stream
+            .write_all(json_error_response(404, "not_found", "no such endpoint"))
+            .await;
+        let _ = stream.shutdown().await;
+        return;
+    }
+    let leftover = buf.split_off(req.head_len.min(buf.len()));
     let echo_path = shard.instance.settings.echo_path.as_deref();
     match req.route(echo_path) {
         Route::WebSocket => upgrade(shard.clone(), stream, req, leftover, false).await,
@@ -50,10 +64,10 @@ async fn handle(shard: &Rc<Shard>, mut stream: TcpStream) {
 }
 
 /// Reads the request head (bounded in size and time). Returns the request
-/// and any bytes the client sent after it. A head over
-/// [`MAX_REQUEST_HEAD_BYTES`] or with too many header lines is answered 431,
-/// one that is not HTTP/1.x 400 (the parser's refusal), a silent or
-/// vanished client nothing.
+/// and every byte read: the head, then any bytes the client sent after it.
+/// A head over [`MAX_REQUEST_HEAD_BYTES`] or with too many header lines is
+/// answered 431, one that is not HTTP/1.x 400 (the parser's refusal), a
+/// silent or vanished client nothing.
 async fn read_request(stream: &mut TcpStream) -> Option<(Request, Vec<u8>)> {
     let read = async {
         let mut buf: Vec<u8> = Vec::with_capacity(1024);
@@ -71,10 +85,7 @@ async fn read_request(stream: &mut TcpStream) -> Option<(Request, Vec<u8>)> {
                 Ok(_) => {}
             }
             match parse_request(&buf) {
-                Ok(Some(req)) => {
-                    let leftover = buf.split_off(req.head_len.min(buf.len()));
-                    return Ok((req, leftover));
-                }
+                Ok(Some(req)) => return Ok((req, buf)),
                 Ok(None) => continue,
                 Err(e) => {
                     tracing::debug!(error = %e, "refused HTTP request head");

@@ -3,13 +3,12 @@
 // complete, the inbox, token refresh before expiry and after 4001, presence,
 // join/leave, history, server-ended subscriptions, 4010.
 //
-// NOT RUN YET: tests/client_js.rs lists the files it runs; add this one when
-// the server speaks version 2. Needs `redis-server` in PATH.
+// Run by tests/client_js.rs. Needs `redis-server` in PATH.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { createServer, connect as connectTcp } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { once } from 'node:events';
@@ -80,11 +79,27 @@ async function startRedis() {
       if (attempt < 3 && /Address already in use/.test(String(e.message))) continue; // lost the port race
       throw e;
     }
+    await settle(port);
     return {
       uri: `redis://127.0.0.1:${port}`,
       stop: async () => { if (child.exitCode === null) { child.kill('SIGKILL'); await once(child, 'exit'); } },
     };
   }
+}
+
+/**
+ * Marks a fresh Redis as long up (an old route-table epoch), as the Rust
+ * tests do, so instances starting on it have no grace period in which "no
+ * route" is uncertain (see docs/REDIS.md, "the route-table epoch").
+ */
+async function settle(port) {
+  const sock = connectTcp({ port, host: '127.0.0.1' });
+  await once(sock, 'connect');
+  const args = ['SET', 'routes_epoch', '1:settled-by-the-test', 'NX'];
+  sock.write(`*${args.length}\r\n${args.map((a) => `$${a.length}\r\n${a}\r\n`).join('')}`);
+  const [reply] = await once(sock, 'data');
+  sock.destroy();
+  assert.match(String(reply), /^\+OK/, `SET routes_epoch answered ${reply}`);
 }
 
 /** `n` instances over one Redis, with the channels file, the inbox and the server API. */

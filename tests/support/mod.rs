@@ -2,9 +2,12 @@
 //! clients over loopback, bounded waits with clear failure messages.
 #![allow(dead_code)]
 
+pub mod api;
+pub mod api_scenarios;
 pub mod channels;
 pub mod client;
 pub mod history;
+pub mod openapi;
 pub mod presence;
 pub mod redis;
 pub mod tokens;

@@ -116,9 +116,9 @@ struct ChatOut<'a> {
 struct BroadcastOut<'a> {
     /// The message id (the sender's, or one the server made).
     id: &'a str,
-    /// The verified sender, set by the server.
-    #[serde(rename = "senderId")]
-    sender: &'a str,
+    /// The verified sender, set by the server; absent for the server API.
+    #[serde(rename = "senderId", skip_serializing_if = "Option::is_none")]
+    sender: Option<&'a str>,
     /// The sender's payload, raw.
     payload: &'a RawValue,
     /// When the sender's server received it.
@@ -210,7 +210,21 @@ pub fn write_broadcast(
         out,
         &BroadcastOut {
             id,
-            sender,
+            sender: Some(sender),
+            payload,
+            timestamp,
+        },
+    );
+}
+
+/// Appends a `broadcast` of the server API: no `senderId`.
+pub fn write_server_broadcast(out: &mut Vec<u8>, id: &str, payload: &RawValue, timestamp: &str) {
+    out.reserve(payload.get().len() + id.len() + 80);
+    append(
+        out,
+        &BroadcastOut {
+            id,
+            sender: None,
             payload,
             timestamp,
         },

@@ -37,7 +37,7 @@ pub use v2::{Position, MAX_EPOCH_BYTES, MAX_HISTORY_LIMIT};
 
 pub use encode::{
     timestamp, write_ack, write_broadcast, write_chat, write_error, write_heartbeat_ack,
-    write_welcome, AckStatus, InboxTop, Timestamp, Welcome,
+    write_server_broadcast, write_welcome, AckStatus, InboxTop, Timestamp, Welcome,
 };
 
 /// Longest client message id, in bytes.

@@ -104,6 +104,29 @@ struct PublicationOut<'a> {
     timestamp: &'a str,
 }
 
+/// `server_message`: a direct message from the server API.
+#[derive(Serialize)]
+#[serde(tag = "type", rename = "server_message")]
+struct ServerMessageOut<'a> {
+    id: &'a str,
+    payload: &'a RawValue,
+    timestamp: &'a str,
+}
+
+/// Appends a `server_message` (the server API's `send`); the core adds the
+/// inbox `offset` when it keeps the message (see [`with_offset`]).
+pub fn write_server_message(out: &mut Vec<u8>, id: &str, payload: &RawValue, timestamp: &str) {
+    out.reserve(payload.get().len() + id.len() + 80);
+    append(
+        out,
+        &ServerMessageOut {
+            id,
+            payload,
+            timestamp,
+        },
+    );
+}
+
 /// Appends `subscribed`; `top` for channels with history, `recovered` (and
 /// the recovered publications, raw JSON) when the client asked to recover.
 pub fn write_subscribed(
@@ -404,6 +427,25 @@ mod tests {
         write_publication(&mut out, "c", "m1", None, &p, "t");
         assert!(json(&out).get("senderId").is_none());
         assert_eq!(with_offset(b"{}", 1), br#"{"offset":1}"#);
+    }
+
+    #[test]
+    fn server_messages_and_broadcasts_have_no_sender() {
+        let p = RawValue::from_string(r#"{"n":1}"#.into()).unwrap();
+        let mut out = Vec::new();
+        write_server_message(&mut out, "m1", &p, "t");
+        assert_eq!(
+            out,
+            br#"{"type":"server_message","id":"m1","payload":{"n":1},"timestamp":"t"}"#
+        );
+        let v = json(&with_offset(&out, 3));
+        assert_eq!(v["offset"], 3);
+        let mut out = Vec::new();
+        crate::protocol::envelope::write_server_broadcast(&mut out, "b1", &p, "t");
+        assert_eq!(
+            out,
+            br#"{"type":"broadcast","id":"b1","payload":{"n":1},"timestamp":"t"}"#
+        );
     }
 
     #[test]

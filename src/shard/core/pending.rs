@@ -96,6 +96,12 @@ impl PendingAck {
         let total = self.connections + remote_connections;
         if total > 0 {
             AckStatus::Delivered { connections: total }
+        } else if let Some(Some(offset)) = self.inbox {
+            // Kept in the inbox: the receiver gets it whether or not an
+            // instance that did not answer (or a route table too new to
+            // trust) had a connection of theirs. `failed` would invite a
+            // retry and a duplicate in the inbox.
+            AckStatus::Stored { offset }
         } else if matches!(
             self.remote,
             Remote::Waiting | Remote::Done(RemoteOutcome::Failed)
@@ -274,5 +280,22 @@ mod tests {
         lost.inbox = Some(None);
         p.insert(2, lost);
         assert_eq!(p.report(2, 0, 1).unwrap().1, AckStatus::Failed);
+    }
+
+    #[test]
+    fn a_message_kept_in_the_inbox_is_stored_even_when_the_remote_half_failed() {
+        let mut p = PendingAcks::default();
+        let mut kept = pending(Remote::Waiting);
+        kept.inbox = Some(Some(3));
+        p.insert(1, kept);
+        assert!(p.report(1, 0, 1).is_none());
+        let (_, status) = p.remote(1, RemoteOutcome::Failed).unwrap();
+        assert_eq!(status, AckStatus::Stored { offset: 3 });
+        let mut silent = pending(Remote::Waiting);
+        silent.inbox = Some(Some(4));
+        p.insert(2, silent);
+        p.report(2, 0, 1);
+        let expired = p.expire(1000);
+        assert_eq!(expired[0].1, AckStatus::Stored { offset: 4 });
     }
 }
