@@ -5,7 +5,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use support::{http_get, http_request, Client, ServerProcess};
+use support::{http_get, http_request, limits, Client, ServerProcess};
 use tungstenite::protocol::frame::coding::{Data, OpCode};
 use tungstenite::protocol::frame::Frame;
 use tungstenite::Message;
@@ -120,6 +120,8 @@ fn slow_consumer_is_closed_4008_without_delaying_others() {
             "65536",
             "--rate-limit",
             "0",
+            "--rate-limit-bytes",
+            "0",
         ],
         &[],
     );
@@ -168,6 +170,55 @@ fn slow_consumer_is_closed_4008_without_delaying_others() {
             .any(|l| l.starts_with("wss_slow_consumer_closes_total") && l.ends_with(" 1"))
             .then_some(())
     });
+}
+
+/// Issue 17 #2: one ordinary client bursting largest-size broadcasts and
+/// direct messages cannot get healthy receivers (reading at a modest
+/// 256 KiB/s) closed as slow consumers: with the default byte budget, what
+/// it may put on a receiver's queue stays within what the receiver drains.
+#[test]
+fn a_burst_of_large_messages_cannot_close_healthy_receivers() {
+    // Strikes high: the flooder keeps trying instead of being closed 4029.
+    let s = ServerProcess::start(&["--shards", "2", "--rate-limit-strikes", "10000"], &[]);
+    let readers: Vec<_> = ["r1", "r2"]
+        .iter()
+        .map(|u| limits::paced_reader(&s, u, 256 * 1024, "\"done\""))
+        .collect();
+    let mut flooder = s.user("flooder");
+    let big = "x".repeat(65_000);
+    let mut sent = 0;
+    for i in 0..200 {
+        flooder.send(&json!({"type": "broadcast", "payload": big, "id": format!("b{i}")}));
+        sent += 1;
+    }
+    for i in 0..64 {
+        let id = format!("c{i}");
+        flooder
+            .send(&json!({"type": "chat_message", "receiverID": "r1", "payload": big, "id": id}));
+        sent += 1;
+    }
+    let mut statuses = std::collections::BTreeMap::<String, usize>::new();
+    for _ in 0..sent {
+        let ack = flooder.recv_type("ack");
+        *statuses.entry(ack["status"].to_string()).or_default() += 1;
+    }
+    let mut referee = s.user("referee");
+    for r in ["r1", "r2"] {
+        referee.send(&json!({"type": "chat_message", "receiverID": r, "payload": "done"}));
+    }
+    for (r, reader) in ["r1", "r2"].iter().zip(readers) {
+        match reader.join().expect("reader thread") {
+            Ok(read) => assert!(read > 65_000, "{r} read {read} bytes"),
+            Err(code) => panic!("{r} was closed with {code}; flooder's acks: {statuses:?}"),
+        }
+    }
+    let refused = statuses.get("\"rate_limited\"").copied().unwrap_or(0);
+    assert!(refused > 0, "the byte budget refused none: {statuses:?}");
+    assert_eq!(
+        statuses.len(),
+        2,
+        "delivered or refused, no other: {statuses:?}"
+    );
 }
 
 fn rss_kib(pid: u32) -> u64 {
@@ -302,7 +353,8 @@ fn chat_round_trip(s: &ServerProcess) {
     assert_eq!(b.recv_type("chat_message")["payload"], "d");
     assert_eq!(a.recv_type("ack")["status"], "delivered");
     // Bursts of 8 x 60 KB: within bob's 1 MiB send queue even while he
-    // does not read, and more than one read buffer in and one write out.
+    // does not read, and more than one read buffer in and one write out
+    // (three in a row: more than the default byte budget, which is off here).
     let big = "x".repeat(60_000);
     for burst in 0..3 {
         for i in 0..8 {
@@ -333,14 +385,34 @@ fn chat_round_trip(s: &ServerProcess) {
 
 #[test]
 fn works_on_the_io_uring_driver() {
-    let s = ServerProcess::start(&["--io-driver", "uring", "--shards", "2"], &[]);
+    let s = ServerProcess::start(
+        &[
+            "--io-driver",
+            "uring",
+            "--shards",
+            "2",
+            "--rate-limit-bytes",
+            "0",
+        ],
+        &[],
+    );
     s.wait_log("io driver: io_uring");
     chat_round_trip(&s);
 }
 
 #[test]
 fn works_on_the_epoll_driver() {
-    let s = ServerProcess::start(&["--io-driver", "legacy", "--shards", "2"], &[]);
+    let s = ServerProcess::start(
+        &[
+            "--io-driver",
+            "legacy",
+            "--shards",
+            "2",
+            "--rate-limit-bytes",
+            "0",
+        ],
+        &[],
+    );
     s.wait_log("io driver: epoll");
     chat_round_trip(&s);
 }

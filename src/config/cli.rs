@@ -345,6 +345,20 @@ pub struct Args {
         value_name = "LEVELS"
     )]
     pub max_json_depth: usize,
+
+    // ---- Abuse limits (issue 17): bytes, unfinished messages, readiness ----
+    /// Bytes per second one connection's messages may cost, envelopes included (0 = no byte limit); the default, ~1 Mbit/s, is what a modest reader drains
+    #[arg(
+        long,
+        env = "RATE_LIMIT_BYTES_PER_SEC",
+        default_value_t = 131_072,
+        value_name = "BYTES"
+    )]
+    pub rate_limit_bytes: u32,
+
+    /// Bytes a connection may send at once after a pause; unset = half of SEND_QUEUE_BYTES. At least MAX_MESSAGE_BYTES, at most SEND_QUEUE_BYTES - 1024, so no single client can fill another's queue
+    #[arg(long, env = "RATE_LIMIT_BYTES_BURST", value_name = "BYTES")]
+    pub rate_limit_bytes_burst: Option<u32>,
 }
 
 /// A string that is or may contain a secret (`JWT_SECRET`, a password in

@@ -44,6 +44,8 @@ mod tests;
 #[cfg(test)]
 mod tests_auth;
 #[cfg(test)]
+mod tests_limits;
+#[cfg(test)]
 mod tests_sources;
 
 use std::fmt;
@@ -168,6 +170,7 @@ impl Config {
             "server_id={} listen={} shards={} io_driver={} auth={auth} origins={origins} \
              environment={:?} coordination={coordination} max_message_bytes={} \
              send_queue_bytes={} max_connections={} rate_limit={}/s burst={} strikes={} \
+             rate_limit_bytes={}/s bytes_burst={} \
              heartbeat={}ms timeout={}ms delivery_timeout={}ms shutdown_timeout={}ms \
              drain_rate={}/s broadcast={} echo_path={} dashboard={} cloudwatch=({cloudwatch}) log={:?} \
              jwt_leeway={}s max_json_depth={}",
@@ -182,6 +185,8 @@ impl Config {
             rl.per_sec,
             rl.burst,
             rl.strikes,
+            rl.bytes_per_sec,
+            rl.bytes_burst,
             s.heartbeat_interval.as_millis(),
             s.heartbeat_timeout.as_millis(),
             s.delivery_timeout.as_millis(),

@@ -9,7 +9,7 @@ use super::*;
 
 /// Every variable a setting is read from (the contract of `--help`, the docs
 /// and `.env.example`).
-const ALL_VARS: [&str; 44] = [
+const ALL_VARS: [&str; 46] = [
     "JWT_PUBLIC_KEY_FILE",
     "JWT_LEEWAY_SECS",
     "MAX_JSON_DEPTH",
@@ -53,6 +53,9 @@ const ALL_VARS: [&str; 44] = [
     "DASHBOARD",
     "RUST_LOG",
     "NO_COLOR",
+    // Abuse limits (issue 17).
+    "RATE_LIMIT_BYTES_PER_SEC",
+    "RATE_LIMIT_BYTES_BURST",
     // Not a variable: keeps the list honest about the flag-only setting.
     "--env-file",
 ];

@@ -5,6 +5,7 @@
 pub mod channels;
 pub mod client;
 pub mod history;
+pub mod limits;
 pub mod presence;
 pub mod redis;
 pub mod tokens;
