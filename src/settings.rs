@@ -85,4 +85,10 @@ pub struct Settings {
     pub token_notice: Duration,
     /// A connection is closed 4001 this long after its token expired.
     pub token_grace: Duration,
+    /// How long a started frame or message may take to complete; past it
+    /// the connection is closed 1008.
+    pub message_complete_timeout: Duration,
+    /// Bytes a shard's unfinished messages may hold together; the
+    /// connection whose message takes it past this is closed 1008.
+    pub partial_message_budget: usize,
 }

@@ -221,6 +221,73 @@ fn a_burst_of_large_messages_cannot_close_healthy_receivers() {
     );
 }
 
+/// Issue 17 #3: a started message that never completes is closed 1008
+/// within `MESSAGE_COMPLETE_TIMEOUT_MS`, though a byte now and then keeps
+/// the connection alive; others are unharmed.
+#[test]
+fn a_message_that_never_completes_is_closed_1008() {
+    // Env, not flags: the test must also run against a build without them.
+    let s = ServerProcess::start(&[], &[("MESSAGE_COMPLETE_TIMEOUT_MS", "500")]);
+    let mut slowloris = s.user("slowloris");
+    let mut other = s.user("other");
+    let text = limits::padded_heartbeat(1000);
+    limits::write_raw(&mut slowloris, &limits::raw_header(true, 1, text.len()));
+    limits::write_raw(&mut slowloris, &text[..10]);
+    let started = Instant::now();
+    let code = loop {
+        match slowloris.next(Duration::from_millis(100)) {
+            Some(Message::Close(f)) => break f.map_or(1005, |f| u16::from(f.code)),
+            Some(m) => panic!("unexpected {m:?}"),
+            None => {
+                let waited = started.elapsed();
+                assert!(
+                    waited < Duration::from_secs(5),
+                    "still open after {waited:?}"
+                );
+                // One more byte of the message: a sign of life, not progress.
+                limits::write_raw(&mut slowloris, b" ");
+            }
+        }
+    };
+    assert_eq!(code, 1008);
+    assert!(
+        started.elapsed() >= Duration::from_millis(500),
+        "closed before the deadline"
+    );
+    other.send(&json!({"type": "heartbeat"}));
+    other.recv_type("heartbeat_ack");
+}
+
+/// Issue 17 #3: unfinished messages share one budget per shard; the
+/// connection whose message takes the shard past it is closed 1008, and
+/// the ones already holding theirs complete them.
+#[test]
+fn unfinished_messages_past_the_shard_budget_close_the_offender() {
+    // Three 60 KB unfinished messages fit in 200,000 bytes; a fourth does not.
+    let s = ServerProcess::start(
+        &["--shards", "1"],
+        &[("PARTIAL_MESSAGE_BYTES_PER_SHARD", "200000")],
+    );
+    let text = limits::padded_heartbeat(65_000);
+    let mut holders: Vec<Client> = (0..3).map(|i| s.user(&format!("h{i}"))).collect();
+    for c in &mut holders {
+        limits::write_raw(c, &limits::raw_frame(false, 1, &text[..60_000]));
+        // The pong says the server has read (and holds) the fragment.
+        limits::write_raw(c, &limits::raw_frame(true, 9, b"held"));
+        match c.next(support::WAIT) {
+            Some(Message::Pong(p)) => assert_eq!(&p[..], b"held"),
+            other => panic!("expected a pong, got {other:?}"),
+        }
+    }
+    let mut offender = s.user("offender");
+    limits::write_raw(&mut offender, &limits::raw_frame(false, 1, &text[..60_000]));
+    assert_eq!(offender.expect_close(), 1008);
+    for c in &mut holders {
+        limits::write_raw(c, &limits::raw_frame(true, 0, &text[60_000..]));
+        c.recv_type("heartbeat_ack");
+    }
+}
+
 fn rss_kib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();

@@ -1,6 +1,8 @@
 //! The abuse limits of issue 17: their defaults and how each is checked
 //! against the settings it depends on.
 
+use std::time::Duration;
+
 use super::tests::flags;
 
 #[test]
@@ -52,4 +54,37 @@ fn byte_burst_must_hold_a_message_and_stay_below_the_queue() {
     }
     let e = flags(&["--rate-limit-bytes", "10"]).unwrap_err();
     assert_eq!(e.setting(), Some("RATE_LIMIT_BYTES_PER_SEC"), "{e}");
+}
+
+#[test]
+fn unfinished_messages_have_a_deadline_and_a_shard_budget() {
+    let s = flags(&[]).unwrap().settings;
+    assert_eq!(s.message_complete_timeout, Duration::from_secs(30));
+    assert_eq!(s.partial_message_budget, 32 << 20);
+    for (ms, ok) in [
+        ("99", false),
+        ("100", true),
+        ("3600000", true),
+        ("3600001", false),
+    ] {
+        let r = flags(&["--message-complete-timeout-ms", ms]);
+        assert_eq!(r.is_ok(), ok, "timeout {ms}: {r:?}");
+    }
+    // The budget holds one largest message being assembled.
+    let r = flags(&[
+        "--max-message-bytes",
+        "100000",
+        "--partial-message-bytes-per-shard",
+        "101023",
+    ]);
+    let e = r.unwrap_err();
+    assert_eq!(e.setting(), Some("PARTIAL_MESSAGE_BYTES_PER_SHARD"), "{e}");
+    assert!(e.to_string().contains("MAX_MESSAGE_BYTES"), "{e}");
+    let ok = flags(&[
+        "--max-message-bytes",
+        "100000",
+        "--partial-message-bytes-per-shard",
+        "101024",
+    ]);
+    assert_eq!(ok.unwrap().settings.partial_message_budget, 101_024);
 }

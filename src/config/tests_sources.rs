@@ -9,7 +9,7 @@ use super::*;
 
 /// Every variable a setting is read from (the contract of `--help`, the docs
 /// and `.env.example`).
-const ALL_VARS: [&str; 46] = [
+const ALL_VARS: [&str; 48] = [
     "JWT_PUBLIC_KEY_FILE",
     "JWT_LEEWAY_SECS",
     "MAX_JSON_DEPTH",
@@ -56,6 +56,8 @@ const ALL_VARS: [&str; 46] = [
     // Abuse limits (issue 17).
     "RATE_LIMIT_BYTES_PER_SEC",
     "RATE_LIMIT_BYTES_BURST",
+    "MESSAGE_COMPLETE_TIMEOUT_MS",
+    "PARTIAL_MESSAGE_BYTES_PER_SHARD",
     // Not a variable: keeps the list honest about the flag-only setting.
     "--env-file",
 ];

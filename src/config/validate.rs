@@ -67,6 +67,13 @@ pub(super) fn config(a: Args) -> Result<Config, ConfigError> {
         max_json_depth: hardening.max_json_depth,
         token_notice: millis("TOKEN_NOTICE_MS", a.token_notice_ms, 0, 86_400_000)?,
         token_grace: millis("TOKEN_GRACE_MS", a.token_grace_ms, 0, 86_400_000)?,
+        message_complete_timeout: millis(
+            "MESSAGE_COMPLETE_TIMEOUT_MS",
+            a.message_complete_timeout_ms,
+            100,
+            3_600_000,
+        )?,
+        partial_message_budget: partial_message_budget(&a)?,
     };
     Ok(Config {
         auth,
@@ -381,6 +388,23 @@ fn log_filter(filter: &str) -> Result<String, ConfigError> {
         )
     })?;
     Ok(filter.to_owned())
+}
+
+/// `PARTIAL_MESSAGE_BYTES_PER_SHARD`: room for one largest message being
+/// assembled (with the decoder's state), so a lone client is never refused.
+fn partial_message_budget(a: &Args) -> Result<usize, ConfigError> {
+    let min = a.max_message_bytes.saturating_add(1024);
+    let budget = a.partial_message_bytes_per_shard;
+    if !(min..=1 << 40).contains(&budget) {
+        return Err(invalid(
+            "PARTIAL_MESSAGE_BYTES_PER_SHARD",
+            format!(
+                "{budget} must be at least MAX_MESSAGE_BYTES + 1024 = {min} (one largest \
+                 message being assembled) and at most 1 TiB"
+            ),
+        ));
+    }
+    Ok(budget)
 }
 
 /// `INBOX_SIZE` and `INBOX_TTL_SECS`: the inbox, when kept.

@@ -23,9 +23,11 @@
 //!
 //! Around them: [`lifecycle`] (a connection's insert and removal, shutdown
 //! and drain), [`sweep`] (one timer per shard: heartbeats, close deadlines,
-//! ack deadlines, token expiry, drain pace), [`token`] (`refresh`,
-//! `token_expiring`, 4001), [`reclaim`] (memory back to the OS after a
-//! burst), [`mailbox`] and [`messages`] (cross-shard messages).
+//! ack deadlines, token expiry, drain pace, unfinished-message deadlines),
+//! [`token`] (`refresh`, `token_expiring`, 4001), [`unfinished`] (the side
+//! table of connections mid-message, its deadline and budget), [`reclaim`]
+//! (memory back to the OS after a burst), [`mailbox`] and [`messages`]
+//! (cross-shard messages).
 
 mod api_call;
 mod conn;
@@ -43,6 +45,7 @@ mod reclaim;
 mod runner;
 mod sweep;
 mod token;
+mod unfinished;
 mod write;
 
 use std::cell::{Cell, RefCell};
@@ -63,6 +66,7 @@ pub use runner::run_shard;
 use self::core::CoreConfig;
 use poller::Poller;
 use reclaim::Reclaim;
+use unfinished::{Unfinished, UnfinishedLimits};
 use write::FlushList;
 
 /// A connection's address on its shard: slab key plus generation.
@@ -126,6 +130,9 @@ pub struct Shard {
     next_seq: Cell<u64>,
     /// Set when every connection is being closed (shutdown or drain).
     pub closing_all: Cell<Option<CloseAll>>,
+    /// Connections mid-message: when each began, what it holds, and the
+    /// shard's deadline and budget for them.
+    pub unfinished: RefCell<Unfinished>,
 }
 
 /// Size of a pooled read buffer.
@@ -151,6 +158,10 @@ impl Shard {
         let seed = instance.boot_id ^ (u64::from(index) << 48);
         let server_id = settings.server_id.as_str().into();
         let core = ShardCore::new(cfg, metrics.clone(), namespaces, server_id, seed);
+        let unfinished = Unfinished::new(UnfinishedLimits {
+            timeout_ms: settings.message_complete_timeout.as_millis() as u32,
+            budget_bytes: settings.partial_message_budget,
+        });
         Ok(Self {
             index,
             instance,
@@ -165,6 +176,7 @@ impl Shard {
             started: Instant::now(),
             next_seq: Cell::new(1),
             closing_all: Cell::new(None),
+            unfinished: RefCell::new(unfinished),
         })
     }
 

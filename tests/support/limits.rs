@@ -53,3 +53,45 @@ pub fn paced_reader(
         }
     })
 }
+
+/// A client frame with a zero mask (the payload goes as it is): `opcode` 1
+/// text, 0 continuation, 9 ping.
+pub fn raw_frame(fin: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
+    let mut out = raw_header(fin, opcode, payload.len());
+    out.extend_from_slice(payload);
+    out
+}
+
+/// The header of such a frame, announcing `len` payload bytes.
+pub fn raw_header(fin: bool, opcode: u8, len: usize) -> Vec<u8> {
+    let mut out = vec![u8::from(fin) << 7 | opcode];
+    match len {
+        n if n < 126 => out.push(0x80 | n as u8),
+        n if n <= 0xffff => {
+            out.push(0x80 | 126);
+            out.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+        n => {
+            out.push(0x80 | 127);
+            out.extend_from_slice(&(n as u64).to_be_bytes());
+        }
+    }
+    out.extend_from_slice(&[0; 4]);
+    out
+}
+
+/// Writes raw bytes on a client's socket, beside tungstenite.
+pub fn write_raw(c: &mut Client, bytes: &[u8]) {
+    use std::io::Write;
+    let s = c.ws.get_mut();
+    s.write_all(bytes).expect("raw write");
+    s.flush().expect("flush");
+}
+
+/// A heartbeat padded with spaces to exactly `len` bytes of JSON text.
+pub fn padded_heartbeat(len: usize) -> Vec<u8> {
+    let mut text = br#"{"type":"heartbeat"}"#.to_vec();
+    assert!(len >= text.len());
+    text.resize(len, b' ');
+    text
+}
