@@ -91,4 +91,7 @@ pub struct Settings {
     /// Bytes a shard's unfinished messages may hold together; the
     /// connection whose message takes it past this is closed 1008.
     pub partial_message_budget: usize,
+    /// Once `/ready` turned 503 at `max_connections`, it turns 200 again
+    /// when open connections fall to this percentage of it.
+    pub ready_resume_percent: u8,
 }

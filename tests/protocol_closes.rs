@@ -288,6 +288,85 @@ fn unfinished_messages_past_the_shard_budget_close_the_offender() {
     }
 }
 
+/// Issue 17 #8: `/ready` answers 503 from when the instance is full until
+/// its connections fall to `READY_RESUME_PERCENT` of the limit, so a load
+/// balancer stops sending clients and does not flap it back in at once.
+#[test]
+fn ready_is_503_from_the_connection_limit_down_to_the_resume_mark() {
+    // One shard: a close is counted before any later request is answered.
+    let s = ServerProcess::start(
+        &["--shards", "1", "--max-connections", "4"],
+        &[("READY_RESUME_PERCENT", "50")],
+    );
+    let mut clients: Vec<Client> = (0..3).map(|i| s.user(&format!("u{i}"))).collect();
+    assert_eq!(http_get(s.addr, "/ready").0, 200, "3 of 4");
+    clients.push(s.user("u3"));
+    assert_eq!(http_get(s.addr, "/ready").0, 503, "4 of 4");
+    for (open, ready) in [(3.0, 503), (2.0, 200)] {
+        clients.pop().unwrap().close();
+        support::eventually("the close to be counted", || {
+            (limits::active_connections(&s) == open).then_some(())
+        });
+        assert_eq!(
+            http_get(s.addr, "/ready").0,
+            ready,
+            "{open} of 4, resume at 2"
+        );
+    }
+    // Below the limit upgrades are admitted all along.
+    clients.push(s.user("u4"));
+    assert_eq!(
+        http_get(s.addr, "/ready").0,
+        200,
+        "3 of 4, after the resume"
+    );
+}
+
+/// Issue 17 #8: out of file descriptors, the server backs off, answers the
+/// clients waiting in its backlog (503 to an upgrade and to `/ready`, 200 to
+/// `/health`) instead of leaving them hanging, logs it once instead of ~40
+/// times a second, and takes clients again once descriptors are free.
+#[test]
+fn out_of_file_descriptors_the_server_answers_503_and_recovers() {
+    let started = Instant::now();
+    let s = ServerProcess::start(&["--shards", "1"], &[]);
+    let mut clients = vec![s.user("u0")];
+    // Room for three more descriptors: two clients, and the one the
+    // server's next accept(2) allocates before it looks at the backlog
+    // (the server keeps one more in reserve).
+    limits::limit_open_files(s.pid(), 3);
+    clients.push(s.user("u1"));
+    clients.push(s.user("u2"));
+    let refused = Client::connect(s.addr, "/ws?userId=u3")
+        .err()
+        .expect("no descriptor left for u3");
+    assert_eq!(refused.status, 503, "{}", refused.body);
+    assert!(
+        refused.body.contains("file descriptors"),
+        "{}",
+        refused.body
+    );
+    assert_eq!(http_get(s.addr, "/ready").0, 503);
+    assert_eq!(http_get(s.addr, "/health").0, 200, "alive all along");
+    clients.pop().unwrap().close();
+    clients.pop().unwrap().close();
+    support::eventually("/ready to turn 200", || {
+        (http_get(s.addr, "/ready").0 == 200).then_some(())
+    });
+    clients.push(s.user("u4"));
+    let log = s.log_text();
+    let lines = log
+        .lines()
+        .filter(|l| l.contains("lack of descriptors"))
+        .count();
+    let periods = started.elapsed().as_secs() as usize / 10 + 1;
+    assert!(
+        (1..=periods).contains(&lines),
+        "{lines} lines about failing accepts in {:?}:\n{log}",
+        started.elapsed()
+    );
+}
+
 fn rss_kib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();

@@ -377,6 +377,15 @@ pub struct Args {
         value_name = "BYTES"
     )]
     pub partial_message_bytes_per_shard: usize,
+
+    /// After /ready turned 503 at MAX_CONNECTIONS, it turns 200 again once open connections fall to this percentage of it (0..=100; at least one below the limit)
+    #[arg(
+        long,
+        env = "READY_RESUME_PERCENT",
+        default_value_t = 95,
+        value_name = "PERCENT"
+    )]
+    pub ready_resume_percent: u8,
 }
 
 /// A string that is or may contain a secret (`JWT_SECRET`, a password in

@@ -171,7 +171,7 @@ impl Config {
              environment={:?} coordination={coordination} max_message_bytes={} \
              send_queue_bytes={} max_connections={} rate_limit={}/s burst={} strikes={} \
              rate_limit_bytes={}/s bytes_burst={} message_complete_timeout={}ms \
-             partial_message_bytes_per_shard={} \
+             partial_message_bytes_per_shard={} ready_resume_percent={} \
              heartbeat={}ms timeout={}ms delivery_timeout={}ms shutdown_timeout={}ms \
              drain_rate={}/s broadcast={} echo_path={} dashboard={} cloudwatch=({cloudwatch}) log={:?} \
              jwt_leeway={}s max_json_depth={}",
@@ -190,6 +190,7 @@ impl Config {
             rl.bytes_burst,
             s.message_complete_timeout.as_millis(),
             s.partial_message_budget,
+            s.ready_resume_percent,
             s.heartbeat_interval.as_millis(),
             s.heartbeat_timeout.as_millis(),
             s.delivery_timeout.as_millis(),

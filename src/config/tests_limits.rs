@@ -88,3 +88,17 @@ fn unfinished_messages_have_a_deadline_and_a_shard_budget() {
     ]);
     assert_eq!(ok.unwrap().settings.partial_message_budget, 101_024);
 }
+
+#[test]
+fn readiness_resumes_at_a_percentage_of_the_connection_limit() {
+    assert_eq!(flags(&[]).unwrap().settings.ready_resume_percent, 95);
+    assert_eq!(
+        flags(&["--ready-resume-percent", "0"])
+            .unwrap()
+            .settings
+            .ready_resume_percent,
+        0
+    );
+    let e = flags(&["--ready-resume-percent", "101"]).unwrap_err();
+    assert_eq!(e.setting(), Some("READY_RESUME_PERCENT"), "{e}");
+}

@@ -9,7 +9,7 @@ use super::*;
 
 /// Every variable a setting is read from (the contract of `--help`, the docs
 /// and `.env.example`).
-const ALL_VARS: [&str; 48] = [
+const ALL_VARS: [&str; 49] = [
     "JWT_PUBLIC_KEY_FILE",
     "JWT_LEEWAY_SECS",
     "MAX_JSON_DEPTH",
@@ -58,6 +58,7 @@ const ALL_VARS: [&str; 48] = [
     "RATE_LIMIT_BYTES_BURST",
     "MESSAGE_COMPLETE_TIMEOUT_MS",
     "PARTIAL_MESSAGE_BYTES_PER_SHARD",
+    "READY_RESUME_PERCENT",
     // Not a variable: keeps the list honest about the flag-only setting.
     "--env-file",
 ];

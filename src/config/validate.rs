@@ -74,6 +74,7 @@ pub(super) fn config(a: Args) -> Result<Config, ConfigError> {
             3_600_000,
         )?,
         partial_message_budget: partial_message_budget(&a)?,
+        ready_resume_percent: range("READY_RESUME_PERCENT", a.ready_resume_percent, 0, 100)?,
     };
     Ok(Config {
         auth,

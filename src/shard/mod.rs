@@ -6,7 +6,8 @@
 //! # Layout: the data flow
 //!
 //! - accept → [`runner`]: the runtime, the accept loop, the mailbox loop and
-//!   the sweep timer; [`handshake`]: one short-lived task per accepted socket
+//!   the sweep timer; [`accept`]: back-off and readiness at the descriptor
+//!   limit; [`handshake`]: one short-lived task per accepted socket
 //!   reads the HTTP request, answers plain HTTP ([`http`]) or upgrades.
 //! - read → [`read`]: the one task that waits on the shard's readiness set
 //!   ([`poller`], epoll) and drains ready sockets into pooled buffers.
@@ -29,6 +30,7 @@
 //! (memory back to the OS after a burst), [`mailbox`] and [`messages`]
 //! (cross-shard messages).
 
+mod accept;
 mod api_call;
 mod conn;
 pub mod core;
@@ -64,6 +66,7 @@ pub use messages::{CloseAll, ShardMsg};
 pub use runner::run_shard;
 
 use self::core::CoreConfig;
+use accept::AcceptGate;
 use poller::Poller;
 use reclaim::Reclaim;
 use unfinished::{Unfinished, UnfinishedLimits};
@@ -133,6 +136,8 @@ pub struct Shard {
     /// Connections mid-message: when each began, what it holds, and the
     /// shard's deadline and budget for them.
     pub unfinished: RefCell<Unfinished>,
+    /// The accept loop's reserve descriptor, back-off and stall state.
+    pub accept_gate: RefCell<AcceptGate>,
 }
 
 /// Size of a pooled read buffer.
@@ -162,6 +167,9 @@ impl Shard {
             timeout_ms: settings.message_complete_timeout.as_millis() as u32,
             budget_bytes: settings.partial_message_budget,
         });
+        let poller = Poller::new()?;
+        // The accept loop's reserve: see `accept`.
+        let accept_gate = AcceptGate::new(Some(poller.dup_fd()?));
         Ok(Self {
             index,
             instance,
@@ -170,13 +178,14 @@ impl Shard {
             core: RefCell::new(core),
             api_calls: api_call::ApiCalls::default(),
             read_pool: RefCell::new(Vec::new()),
-            poller: Poller::new()?,
+            poller,
             flush_list: FlushList::default(),
             reclaim: Reclaim::default(),
             started: Instant::now(),
             next_seq: Cell::new(1),
             closing_all: Cell::new(None),
             unfinished: RefCell::new(unfinished),
+            accept_gate: RefCell::new(accept_gate),
         })
     }
 

@@ -5,8 +5,8 @@
 //! whose token is about to expire and closes those whose token expired past
 //! the grace (4001, see [`super::token`]), cuts closing connections whose
 //! peer did not answer in time, expires acks whose remote confirmation is
-//! overdue, paces a drain, and returns the memory of a finished burst to the
-//! OS.
+//! overdue, paces a drain, lets a shard stalled at the descriptor limit
+//! accept again, and returns the memory of a finished burst to the OS.
 
 use std::net::Shutdown;
 use std::rc::Rc;
@@ -75,6 +75,7 @@ impl Shard {
             // removes the connection.
             self.with_conn(key, |c| SockRef::from(&c.fd).shutdown(Shutdown::Both));
         }
+        self.check_accepting();
         self.with_core(|core| core.tick(now));
         if let Some(CloseAll::Drain { per_sec }) = self.closing_all.get() {
             self.drain_some(per_sec);

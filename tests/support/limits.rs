@@ -95,3 +95,65 @@ pub fn padded_heartbeat(len: usize) -> Vec<u8> {
     text.resize(len, b' ');
     text
 }
+
+/// `wss_active_connections` from `/metrics`.
+pub fn active_connections(s: &ServerProcess) -> f64 {
+    let (_, body) = super::http_get(s.addr, "/metrics");
+    body.lines()
+        .find(|l| l.split(['{', ' ']).next() == Some("wss_active_connections"))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no wss_active_connections in /metrics:\n{body}"))
+}
+
+/// Lowers the soft open file limit of process `pid` so that exactly `free`
+/// more descriptors can be opened (descriptors are numbered lowest first,
+/// and each must be below the limit).
+pub fn limit_open_files(pid: u32, free: usize) {
+    let open: Vec<usize> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .expect("list the server's descriptors")
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .collect();
+    let limit = (0..)
+        .find(|&l| l - open.iter().filter(|&&fd| fd < l).count() == free)
+        .expect("a limit");
+    let mut old = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: prlimit(2) on our own child, reading into and from rlimit
+    // structs that live on this stack for the whole call.
+    let got = unsafe {
+        libc::prlimit(
+            pid as libc::pid_t,
+            libc::RLIMIT_NOFILE,
+            std::ptr::null(),
+            &mut old,
+        )
+    };
+    assert_eq!(
+        got,
+        0,
+        "read the limit: {}",
+        std::io::Error::last_os_error()
+    );
+    let new = libc::rlimit {
+        rlim_cur: limit as libc::rlim_t,
+        rlim_max: old.rlim_max,
+    };
+    // SAFETY: as above; `new` outlives the call.
+    let set = unsafe {
+        libc::prlimit(
+            pid as libc::pid_t,
+            libc::RLIMIT_NOFILE,
+            &new,
+            std::ptr::null_mut(),
+        )
+    };
+    assert_eq!(
+        set,
+        0,
+        "lower the limit: {}",
+        std::io::Error::last_os_error()
+    );
+}
