@@ -91,6 +91,22 @@ impl CloseReason {
         Some(Counter::ProtocolErrors),
         true,
     );
+    /// A started frame or message not completed within
+    /// `MESSAGE_COMPLETE_TIMEOUT_MS` (1008).
+    pub const MESSAGE_TIMEOUT: Self = Self::new(
+        close::POLICY_VIOLATION,
+        "message not completed in time",
+        Some(Counter::ProtocolErrors),
+        true,
+    );
+    /// This connection's unfinished message took the shard's unfinished
+    /// messages past `PARTIAL_MESSAGE_BYTES_PER_SHARD` (1008).
+    pub const UNFINISHED_BUDGET: Self = Self::new(
+        close::POLICY_VIOLATION,
+        "too much unfinished message data on this server",
+        Some(Counter::ProtocolErrors),
+        true,
+    );
 
     /// Disconnected through the server API (4010), with the API's reason.
     pub fn disconnected(reason: &str) -> Self {
@@ -143,6 +159,8 @@ mod tests {
             CloseReason::SLOW_CONSUMER,
             CloseReason::RATE_LIMITED,
             CloseReason::BINARY,
+            CloseReason::MESSAGE_TIMEOUT,
+            CloseReason::UNFINISHED_BUDGET,
         ];
         for r in &all {
             let slow = r.code == close::SLOW_CONSUMER;

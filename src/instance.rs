@@ -14,6 +14,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
+use crate::admission::Admission;
 use crate::auth::Authenticator;
 use crate::coordinator::{
     Appended, Coordinator, Delivery, IdempotencyAnswer, LocalRouter, PresencePage, PublishOutcome,
@@ -43,6 +44,9 @@ pub struct Instance {
     pub accepting: AtomicBool,
     /// Open WebSocket connections on the instance, for `MAX_CONNECTIONS`.
     pub connections: AtomicUsize,
+    /// Whether it can take more clients (`/ready`): the connection limit's
+    /// hysteresis, shards stalled at the descriptor limit.
+    pub admission: Admission,
     /// Random per process start: makes connection ids unique across restarts.
     pub boot_id: u64,
 }
@@ -67,11 +71,18 @@ impl Instance {
     /// Reserves a connection slot; false when the instance is full.
     pub fn try_reserve_connection(&self) -> bool {
         let max = self.settings.max_connections;
-        self.connections
+        let reserved = self
+            .connections
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
                 (n < max).then_some(n + 1)
-            })
-            .is_ok()
+            });
+        match reserved {
+            Ok(before) => {
+                self.admission.reserved(before + 1);
+                true
+            }
+            Err(_) => false,
+        }
     }
 
     /// Frees a connection slot.
@@ -84,9 +95,13 @@ impl Instance {
         self.accepting.load(Ordering::Acquire)
     }
 
-    /// `/ready`: accepting and the coordination layer reachable.
+    /// `/ready`: accepting, the coordination layer reachable, and room for
+    /// more clients: below `MAX_CONNECTIONS` (once reached, until open
+    /// connections fall to `READY_RESUME_PERCENT` of it) and no shard stalled
+    /// at the file descriptor limit.
     pub fn is_ready(&self) -> bool {
-        self.is_accepting() && self.coordinator.is_ready()
+        let open = self.connections.load(Ordering::Acquire);
+        self.is_accepting() && self.coordinator.is_ready() && self.admission.has_room(open)
     }
 }
 

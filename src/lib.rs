@@ -30,6 +30,9 @@
 //!   simulated bus of shards.
 //! - [`instance`]: the instance-wide state every shard holds (settings,
 //!   mailboxes, coordinator), and the mailbox router the coordinator calls.
+//! - [`admission`]: whether the instance can take more clients (`/ready`):
+//!   the connection limit with hysteresis, the accept back-off at the file
+//!   descriptor limit (I/O-free).
 //! - [`coordinator`]: the interface to other instances, and the embedded
 //!   single-instance implementation.
 //! - [`redis_coord`]: the Redis coordination layer (standalone or Cluster),
@@ -41,6 +44,7 @@
 //!   the shards on the WebSocket port.
 //! - [`app`]: wiring configuration to a running server (what `main` calls).
 
+pub mod admission;
 pub mod api;
 pub mod app;
 pub mod auth;

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
 use socket2::{Domain, Protocol, Socket, Type};
 
+use crate::admission::Admission;
 use crate::auth::Authenticator;
 use crate::config::RedisSettings;
 use crate::coordinator::{Coordinator, Embedded};
@@ -80,6 +81,7 @@ impl Server {
         // thread as soon as it runs (messages wait there for the shards).
         let mailboxes = Arc::new(MailboxRouter::new(settings.shards));
         let coordinator = start_coordinator(redis, &mailboxes, &metrics)?;
+        let admission = Admission::new(settings.max_connections, settings.ready_resume_percent);
         let instance = Arc::new(Instance {
             mailboxes,
             settings,
@@ -88,6 +90,7 @@ impl Server {
             coordinator,
             accepting: AtomicBool::new(true),
             connections: AtomicUsize::new(0),
+            admission,
             boot_id: boot_id(),
         });
         let threads = spawn_shards(&instance, listeners)?;

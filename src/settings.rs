@@ -87,4 +87,13 @@ pub struct Settings {
     pub token_grace: Duration,
     /// The HTTP server API, when `API_KEYS` is set.
     pub api: Option<crate::api::ApiSettings>,
+    /// How long a started frame or message may take to complete; past it
+    /// the connection is closed 1008.
+    pub message_complete_timeout: Duration,
+    /// Bytes a shard's unfinished messages may hold together; the
+    /// connection whose message takes it past this is closed 1008.
+    pub partial_message_budget: usize,
+    /// Once `/ready` turned 503 at `max_connections`, it turns 200 again
+    /// when open connections fall to this percentage of it.
+    pub ready_resume_percent: u8,
 }

@@ -35,6 +35,9 @@ fn autobahn_sections_1_to_7_9_10_have_no_failures() {
             "67108864",
             "--rate-limit",
             "0",
+            // Four 16 MiB cases at a time may be assembled on one shard.
+            "--partial-message-bytes-per-shard",
+            "1073741824",
         ],
         &[],
     );

@@ -5,7 +5,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use support::{http_get, http_request, Client, ServerProcess};
+use support::{http_get, http_request, limits, Client, ServerProcess};
 use tungstenite::protocol::frame::coding::{Data, OpCode};
 use tungstenite::protocol::frame::Frame;
 use tungstenite::Message;
@@ -120,6 +120,8 @@ fn slow_consumer_is_closed_4008_without_delaying_others() {
             "65536",
             "--rate-limit",
             "0",
+            "--rate-limit-bytes",
+            "0",
         ],
         &[],
     );
@@ -168,6 +170,201 @@ fn slow_consumer_is_closed_4008_without_delaying_others() {
             .any(|l| l.starts_with("wss_slow_consumer_closes_total") && l.ends_with(" 1"))
             .then_some(())
     });
+}
+
+/// Issue 17 #2: one ordinary client bursting largest-size broadcasts and
+/// direct messages cannot get healthy receivers (reading at a modest
+/// 256 KiB/s) closed as slow consumers: with the default byte budget, what
+/// it may put on a receiver's queue stays within what the receiver drains.
+#[test]
+fn a_burst_of_large_messages_cannot_close_healthy_receivers() {
+    // Strikes high: the flooder keeps trying instead of being closed 4029.
+    let s = ServerProcess::start(&["--shards", "2", "--rate-limit-strikes", "10000"], &[]);
+    let readers: Vec<_> = ["r1", "r2"]
+        .iter()
+        .map(|u| limits::paced_reader(&s, u, 256 * 1024, "\"done\""))
+        .collect();
+    let mut flooder = s.user("flooder");
+    let big = "x".repeat(65_000);
+    let mut sent = 0;
+    for i in 0..200 {
+        flooder.send(&json!({"type": "broadcast", "payload": big, "id": format!("b{i}")}));
+        sent += 1;
+    }
+    for i in 0..64 {
+        let id = format!("c{i}");
+        flooder
+            .send(&json!({"type": "chat_message", "receiverID": "r1", "payload": big, "id": id}));
+        sent += 1;
+    }
+    let mut statuses = std::collections::BTreeMap::<String, usize>::new();
+    for _ in 0..sent {
+        let ack = flooder.recv_type("ack");
+        *statuses.entry(ack["status"].to_string()).or_default() += 1;
+    }
+    let mut referee = s.user("referee");
+    for r in ["r1", "r2"] {
+        referee.send(&json!({"type": "chat_message", "receiverID": r, "payload": "done"}));
+    }
+    for (r, reader) in ["r1", "r2"].iter().zip(readers) {
+        match reader.join().expect("reader thread") {
+            Ok(read) => assert!(read > 65_000, "{r} read {read} bytes"),
+            Err(code) => panic!("{r} was closed with {code}; flooder's acks: {statuses:?}"),
+        }
+    }
+    let refused = statuses.get("\"rate_limited\"").copied().unwrap_or(0);
+    assert!(refused > 0, "the byte budget refused none: {statuses:?}");
+    assert_eq!(
+        statuses.len(),
+        2,
+        "delivered or refused, no other: {statuses:?}"
+    );
+}
+
+/// Issue 17 #3: a started message that never completes is closed 1008
+/// within `MESSAGE_COMPLETE_TIMEOUT_MS`, though a byte now and then keeps
+/// the connection alive; others are unharmed.
+#[test]
+fn a_message_that_never_completes_is_closed_1008() {
+    // Env, not flags: the test must also run against a build without them.
+    let s = ServerProcess::start(&[], &[("MESSAGE_COMPLETE_TIMEOUT_MS", "500")]);
+    let mut slowloris = s.user("slowloris");
+    let mut other = s.user("other");
+    let text = limits::padded_heartbeat(1000);
+    limits::write_raw(&mut slowloris, &limits::raw_header(true, 1, text.len()));
+    limits::write_raw(&mut slowloris, &text[..10]);
+    let started = Instant::now();
+    let code = loop {
+        match slowloris.next(Duration::from_millis(100)) {
+            Some(Message::Close(f)) => break f.map_or(1005, |f| u16::from(f.code)),
+            Some(m) => panic!("unexpected {m:?}"),
+            None => {
+                let waited = started.elapsed();
+                assert!(
+                    waited < Duration::from_secs(5),
+                    "still open after {waited:?}"
+                );
+                // One more byte of the message: a sign of life, not progress.
+                limits::write_raw(&mut slowloris, b" ");
+            }
+        }
+    };
+    assert_eq!(code, 1008);
+    assert!(
+        started.elapsed() >= Duration::from_millis(500),
+        "closed before the deadline"
+    );
+    other.send(&json!({"type": "heartbeat"}));
+    other.recv_type("heartbeat_ack");
+}
+
+/// Issue 17 #3: unfinished messages share one budget per shard; the
+/// connection whose message takes the shard past it is closed 1008, and
+/// the ones already holding theirs complete them.
+#[test]
+fn unfinished_messages_past_the_shard_budget_close_the_offender() {
+    // Three 60 KB unfinished messages fit in 200,000 bytes; a fourth does not.
+    let s = ServerProcess::start(
+        &["--shards", "1"],
+        &[("PARTIAL_MESSAGE_BYTES_PER_SHARD", "200000")],
+    );
+    let text = limits::padded_heartbeat(65_000);
+    let mut holders: Vec<Client> = (0..3).map(|i| s.user(&format!("h{i}"))).collect();
+    for c in &mut holders {
+        limits::write_raw(c, &limits::raw_frame(false, 1, &text[..60_000]));
+        // The pong says the server has read (and holds) the fragment.
+        limits::write_raw(c, &limits::raw_frame(true, 9, b"held"));
+        match c.next(support::WAIT) {
+            Some(Message::Pong(p)) => assert_eq!(&p[..], b"held"),
+            other => panic!("expected a pong, got {other:?}"),
+        }
+    }
+    let mut offender = s.user("offender");
+    limits::write_raw(&mut offender, &limits::raw_frame(false, 1, &text[..60_000]));
+    assert_eq!(offender.expect_close(), 1008);
+    for c in &mut holders {
+        limits::write_raw(c, &limits::raw_frame(true, 0, &text[60_000..]));
+        c.recv_type("heartbeat_ack");
+    }
+}
+
+/// Issue 17 #8: `/ready` answers 503 from when the instance is full until
+/// its connections fall to `READY_RESUME_PERCENT` of the limit, so a load
+/// balancer stops sending clients and does not flap it back in at once.
+#[test]
+fn ready_is_503_from_the_connection_limit_down_to_the_resume_mark() {
+    // One shard: a close is counted before any later request is answered.
+    let s = ServerProcess::start(
+        &["--shards", "1", "--max-connections", "4"],
+        &[("READY_RESUME_PERCENT", "50")],
+    );
+    let mut clients: Vec<Client> = (0..3).map(|i| s.user(&format!("u{i}"))).collect();
+    assert_eq!(http_get(s.addr, "/ready").0, 200, "3 of 4");
+    clients.push(s.user("u3"));
+    assert_eq!(http_get(s.addr, "/ready").0, 503, "4 of 4");
+    for (open, ready) in [(3.0, 503), (2.0, 200)] {
+        clients.pop().unwrap().close();
+        support::eventually("the close to be counted", || {
+            (limits::active_connections(&s) == open).then_some(())
+        });
+        assert_eq!(
+            http_get(s.addr, "/ready").0,
+            ready,
+            "{open} of 4, resume at 2"
+        );
+    }
+    // Below the limit upgrades are admitted all along.
+    clients.push(s.user("u4"));
+    assert_eq!(
+        http_get(s.addr, "/ready").0,
+        200,
+        "3 of 4, after the resume"
+    );
+}
+
+/// Issue 17 #8: out of file descriptors, the server backs off, answers the
+/// clients waiting in its backlog (503 to an upgrade and to `/ready`, 200 to
+/// `/health`) instead of leaving them hanging, logs it once instead of ~40
+/// times a second, and takes clients again once descriptors are free.
+#[test]
+fn out_of_file_descriptors_the_server_answers_503_and_recovers() {
+    let started = Instant::now();
+    let s = ServerProcess::start(&["--shards", "1"], &[]);
+    let mut clients = vec![s.user("u0")];
+    // Room for three more descriptors: two clients, and the one the
+    // server's next accept(2) allocates before it looks at the backlog
+    // (the server keeps one more in reserve).
+    limits::limit_open_files(s.pid(), 3);
+    clients.push(s.user("u1"));
+    clients.push(s.user("u2"));
+    let refused = Client::connect(s.addr, "/ws?userId=u3")
+        .err()
+        .expect("no descriptor left for u3");
+    assert_eq!(refused.status, 503, "{}", refused.body);
+    assert!(
+        refused.body.contains("file descriptors"),
+        "{}",
+        refused.body
+    );
+    assert_eq!(http_get(s.addr, "/ready").0, 503);
+    assert_eq!(http_get(s.addr, "/health").0, 200, "alive all along");
+    clients.pop().unwrap().close();
+    clients.pop().unwrap().close();
+    support::eventually("/ready to turn 200", || {
+        (http_get(s.addr, "/ready").0 == 200).then_some(())
+    });
+    clients.push(s.user("u4"));
+    let log = s.log_text();
+    let lines = log
+        .lines()
+        .filter(|l| l.contains("lack of descriptors"))
+        .count();
+    let periods = started.elapsed().as_secs() as usize / 10 + 1;
+    assert!(
+        (1..=periods).contains(&lines),
+        "{lines} lines about failing accepts in {:?}:\n{log}",
+        started.elapsed()
+    );
 }
 
 fn rss_kib(pid: u32) -> u64 {
@@ -302,7 +499,8 @@ fn chat_round_trip(s: &ServerProcess) {
     assert_eq!(b.recv_type("chat_message")["payload"], "d");
     assert_eq!(a.recv_type("ack")["status"], "delivered");
     // Bursts of 8 x 60 KB: within bob's 1 MiB send queue even while he
-    // does not read, and more than one read buffer in and one write out.
+    // does not read, and more than one read buffer in and one write out
+    // (three in a row: more than the default byte budget, which is off here).
     let big = "x".repeat(60_000);
     for burst in 0..3 {
         for i in 0..8 {
@@ -333,14 +531,34 @@ fn chat_round_trip(s: &ServerProcess) {
 
 #[test]
 fn works_on_the_io_uring_driver() {
-    let s = ServerProcess::start(&["--io-driver", "uring", "--shards", "2"], &[]);
+    let s = ServerProcess::start(
+        &[
+            "--io-driver",
+            "uring",
+            "--shards",
+            "2",
+            "--rate-limit-bytes",
+            "0",
+        ],
+        &[],
+    );
     s.wait_log("io driver: io_uring");
     chat_round_trip(&s);
 }
 
 #[test]
 fn works_on_the_epoll_driver() {
-    let s = ServerProcess::start(&["--io-driver", "legacy", "--shards", "2"], &[]);
+    let s = ServerProcess::start(
+        &[
+            "--io-driver",
+            "legacy",
+            "--shards",
+            "2",
+            "--rate-limit-bytes",
+            "0",
+        ],
+        &[],
+    );
     s.wait_log("io driver: epoll");
     chat_round_trip(&s);
 }

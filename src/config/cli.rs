@@ -377,6 +377,46 @@ pub struct Args {
         value_name = "PER_SEC"
     )]
     pub api_rate_limit: u32,
+    // ---- Abuse limits (issue 17): bytes, unfinished messages, readiness ----
+    /// Bytes per second one connection's messages may cost, envelopes included (0 = no byte limit); the default, ~1 Mbit/s, is what a modest reader drains
+    #[arg(
+        long,
+        env = "RATE_LIMIT_BYTES_PER_SEC",
+        default_value_t = 131_072,
+        value_name = "BYTES"
+    )]
+    pub rate_limit_bytes: u32,
+
+    /// Bytes a connection may send at once after a pause; unset = half of SEND_QUEUE_BYTES. At least MAX_MESSAGE_BYTES, at most SEND_QUEUE_BYTES - 1024, so no single client can fill another's queue
+    #[arg(long, env = "RATE_LIMIT_BYTES_BURST", value_name = "BYTES")]
+    pub rate_limit_bytes_burst: Option<u32>,
+
+    /// A started frame or message must complete within this many ms, or the connection is closed 1008 (a byte now and then does not extend it)
+    #[arg(
+        long,
+        env = "MESSAGE_COMPLETE_TIMEOUT_MS",
+        default_value_t = 30_000,
+        value_name = "MS"
+    )]
+    pub message_complete_timeout_ms: u64,
+
+    /// Bytes all unfinished messages of one shard may hold (at least MAX_MESSAGE_BYTES + 1 KiB); the connection whose message goes past it is closed 1008
+    #[arg(
+        long,
+        env = "PARTIAL_MESSAGE_BYTES_PER_SHARD",
+        default_value_t = 33_554_432,
+        value_name = "BYTES"
+    )]
+    pub partial_message_bytes_per_shard: usize,
+
+    /// After /ready turned 503 at MAX_CONNECTIONS, it turns 200 again once open connections fall to this percentage of it (0..=100; at least one below the limit)
+    #[arg(
+        long,
+        env = "READY_RESUME_PERCENT",
+        default_value_t = 95,
+        value_name = "PERCENT"
+    )]
+    pub ready_resume_percent: u8,
 }
 
 /// A string that is or may contain a secret (`JWT_SECRET`, a password in

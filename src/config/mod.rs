@@ -45,6 +45,8 @@ mod tests;
 #[cfg(test)]
 mod tests_auth;
 #[cfg(test)]
+mod tests_limits;
+#[cfg(test)]
 mod tests_sources;
 
 use std::fmt;
@@ -179,6 +181,8 @@ impl Config {
             "server_id={} listen={} shards={} io_driver={} auth={auth} origins={origins} \
              environment={:?} coordination={coordination} max_message_bytes={} \
              send_queue_bytes={} max_connections={} rate_limit={}/s burst={} strikes={} \
+             rate_limit_bytes={}/s bytes_burst={} message_complete_timeout={}ms \
+             partial_message_bytes_per_shard={} ready_resume_percent={} \
              heartbeat={}ms timeout={}ms delivery_timeout={}ms shutdown_timeout={}ms \
              drain_rate={}/s broadcast={} echo_path={} dashboard={} cloudwatch=({cloudwatch}) api={api} log={:?} \
              jwt_leeway={}s max_json_depth={}",
@@ -193,6 +197,11 @@ impl Config {
             rl.per_sec,
             rl.burst,
             rl.strikes,
+            rl.bytes_per_sec,
+            rl.bytes_burst,
+            s.message_complete_timeout.as_millis(),
+            s.partial_message_budget,
+            s.ready_resume_percent,
             s.heartbeat_interval.as_millis(),
             s.heartbeat_timeout.as_millis(),
             s.delivery_timeout.as_millis(),

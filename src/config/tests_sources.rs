@@ -9,7 +9,7 @@ use super::*;
 
 /// Every variable a setting is read from (the contract of `--help`, the docs
 /// and `.env.example`).
-const ALL_VARS: [&str; 48] = [
+const ALL_VARS: [&str; 53] = [
     "JWT_PUBLIC_KEY_FILE",
     "JWT_LEEWAY_SECS",
     "MAX_JSON_DEPTH",
@@ -57,6 +57,12 @@ const ALL_VARS: [&str; 48] = [
     "API_MAX_BODY_BYTES",
     "API_REQUEST_TIMEOUT_MS",
     "API_RATE_LIMIT",
+    // Abuse limits (issue 17).
+    "RATE_LIMIT_BYTES_PER_SEC",
+    "RATE_LIMIT_BYTES_BURST",
+    "MESSAGE_COMPLETE_TIMEOUT_MS",
+    "PARTIAL_MESSAGE_BYTES_PER_SHARD",
+    "READY_RESUME_PERCENT",
     // Not a variable: keeps the list honest about the flag-only setting.
     "--env-file",
 ];

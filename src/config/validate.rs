@@ -40,24 +40,9 @@ pub(super) fn config(a: Args) -> Result<Config, ConfigError> {
         io_driver: a.io_driver,
         server_id: server_id(a.server_id.as_deref(), a.port)?,
         max_message_bytes: range("MAX_MESSAGE_BYTES", a.max_message_bytes, 256, 16 << 20)?,
-        send_queue_bytes: range(
-            "SEND_QUEUE_BYTES",
-            a.send_queue_bytes,
-            a.max_message_bytes.saturating_add(1024),
-            1 << 30,
-        )
-        .map_err(|_| {
-            invalid(
-                "SEND_QUEUE_BYTES",
-                format!(
-                    "{} must be at least MAX_MESSAGE_BYTES + 1024 = {} and at most 1 GiB",
-                    a.send_queue_bytes,
-                    a.max_message_bytes.saturating_add(1024)
-                ),
-            )
-        })?,
+        send_queue_bytes: queue_bytes(&a)?,
         max_connections: range("MAX_CONNECTIONS", a.max_connections, 1, usize::MAX)?,
-        rate_limit: rate_limit(&a)?,
+        rate_limit: rate_limit(&a, queue_bytes(&a)?)?,
         heartbeat_interval: millis(
             "HEARTBEAT_INTERVAL_MS",
             a.heartbeat_interval_ms,
@@ -83,6 +68,14 @@ pub(super) fn config(a: Args) -> Result<Config, ConfigError> {
         token_notice: millis("TOKEN_NOTICE_MS", a.token_notice_ms, 0, 86_400_000)?,
         token_grace: millis("TOKEN_GRACE_MS", a.token_grace_ms, 0, 86_400_000)?,
         api: api::settings(&a)?,
+        message_complete_timeout: millis(
+            "MESSAGE_COMPLETE_TIMEOUT_MS",
+            a.message_complete_timeout_ms,
+            100,
+            3_600_000,
+        )?,
+        partial_message_budget: partial_message_budget(&a)?,
+        ready_resume_percent: range("READY_RESUME_PERCENT", a.ready_resume_percent, 0, 100)?,
     };
     Ok(Config {
         auth,
@@ -206,7 +199,32 @@ fn shards(n: usize) -> Result<usize, ConfigError> {
     }
 }
 
-fn rate_limit(a: &Args) -> Result<RateLimit, ConfigError> {
+/// `SEND_QUEUE_BYTES`, which must hold one largest message with room to spare.
+fn queue_bytes(a: &Args) -> Result<usize, ConfigError> {
+    let min = a.max_message_bytes.saturating_add(1024);
+    range("SEND_QUEUE_BYTES", a.send_queue_bytes, min, 1 << 30).map_err(|_| {
+        invalid(
+            "SEND_QUEUE_BYTES",
+            format!(
+                "{} must be at least MAX_MESSAGE_BYTES + 1024 = {min} and at most 1 GiB",
+                a.send_queue_bytes
+            ),
+        )
+    })
+}
+
+/// Lowest accepted `RATE_LIMIT_BYTES_PER_SEC` while on: the budget refills
+/// by the millisecond, so slower rates would round to nothing.
+const MIN_BYTES_PER_SEC: u32 = 1024;
+/// Room left in an idle receiver's queue after a sender's whole byte burst:
+/// the envelope of its last message (sender, timestamp, id), charged after
+/// the message was allowed, fits in it.
+const BURST_HEADROOM: usize = 1024;
+
+/// Both budgets. The byte burst holds one largest message (else it could
+/// never be sent) and stays below the send queue by [`BURST_HEADROOM`], so
+/// one client alone can never overflow an idle receiver's queue.
+fn rate_limit(a: &Args, send_queue_bytes: usize) -> Result<RateLimit, ConfigError> {
     let per_sec = range("RATE_LIMIT_PER_SEC", a.rate_limit, 0, 1_000_000)?;
     let burst = range("RATE_LIMIT_BURST", a.rate_limit_burst, 0, 1_000_000)?;
     if per_sec > 0 && burst == 0 {
@@ -216,10 +234,38 @@ fn rate_limit(a: &Args) -> Result<RateLimit, ConfigError> {
         ));
     }
     let strikes = range("RATE_LIMIT_STRIKES", a.rate_limit_strikes, 1, u16::MAX)?;
+    let bytes_per_sec = a.rate_limit_bytes;
+    if bytes_per_sec != 0 && !(MIN_BYTES_PER_SEC..=1 << 30).contains(&bytes_per_sec) {
+        return Err(invalid(
+            "RATE_LIMIT_BYTES_PER_SEC",
+            format!(
+                "{bytes_per_sec} must be 0 (off) or {MIN_BYTES_PER_SEC}..={}",
+                1u32 << 30
+            ),
+        ));
+    }
+    let (min, max) = (a.max_message_bytes, send_queue_bytes - BURST_HEADROOM);
+    let bytes_burst = match a.rate_limit_bytes_burst {
+        None => (send_queue_bytes / 2).clamp(min, max),
+        Some(b) if (min..=max).contains(&(b as usize)) => b as usize,
+        Some(b) => {
+            return Err(invalid(
+                "RATE_LIMIT_BYTES_BURST",
+                format!(
+                    "{b} must be at least MAX_MESSAGE_BYTES ({min}), so that one largest message \
+                     can pass, and at most SEND_QUEUE_BYTES - {BURST_HEADROOM} ({max}), so that \
+                     one client cannot fill another's send queue"
+                ),
+            ))
+        }
+    };
     Ok(RateLimit {
         per_sec,
         burst,
         strikes,
+        bytes_per_sec,
+        // At most 1 GiB (the send queue's bound).
+        bytes_burst: bytes_burst as u32,
     })
 }
 
@@ -344,6 +390,23 @@ fn log_filter(filter: &str) -> Result<String, ConfigError> {
         )
     })?;
     Ok(filter.to_owned())
+}
+
+/// `PARTIAL_MESSAGE_BYTES_PER_SHARD`: room for one largest message being
+/// assembled (with the decoder's state), so a lone client is never refused.
+fn partial_message_budget(a: &Args) -> Result<usize, ConfigError> {
+    let min = a.max_message_bytes.saturating_add(1024);
+    let budget = a.partial_message_bytes_per_shard;
+    if !(min..=1 << 40).contains(&budget) {
+        return Err(invalid(
+            "PARTIAL_MESSAGE_BYTES_PER_SHARD",
+            format!(
+                "{budget} must be at least MAX_MESSAGE_BYTES + 1024 = {min} (one largest \
+                 message being assembled) and at most 1 TiB"
+            ),
+        ));
+    }
+    Ok(budget)
 }
 
 /// `INBOX_SIZE` and `INBOX_TTL_SECS`: the inbox, when kept.

@@ -11,6 +11,10 @@ pub const PROTOCOL_ERROR: u16 = 1002;
 pub const UNSUPPORTED_DATA: u16 = 1003;
 /// A text message that is not valid UTF-8.
 pub const INVALID_UTF8: u16 = 1007;
+/// Policy violation: a message not completed in time
+/// (`MESSAGE_COMPLETE_TIMEOUT_MS`), or unfinished messages past the shard's
+/// budget (`PARTIAL_MESSAGE_BYTES_PER_SHARD`).
+pub const POLICY_VIOLATION: u16 = 1008;
 /// A message larger than `MAX_MESSAGE_BYTES`.
 pub const TOO_BIG: u16 = 1009;
 /// The server failed; reconnecting may help.

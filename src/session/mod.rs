@@ -173,12 +173,31 @@ pub fn handle_text(
         Err(rej) => return error(rej.code, &rej.message, rej.id.as_deref()),
     };
     // Every message counts, heartbeats too: a flood of them costs the
-    // server an answer each.
-    match state.bucket.check(&rules.rate_limit, from.now_ms) {
+    // server an answer each. Its bytes count against the byte budget.
+    match state
+        .bucket
+        .check(&rules.rate_limit, from.now_ms, text.len())
+    {
         Verdict::Allow => {}
         Verdict::Refuse => return rate_limited(&msg),
         Verdict::Close => return Outcome::Close(CloseReason::RATE_LIMITED),
     }
+    let outcome = judge(msg, from, state.next_message, rules);
+    // What a delivery puts on receivers' queues beyond the message itself
+    // (the server's envelope) is charged too, so the byte budget bounds what
+    // reaches another connection, not only what this one sent.
+    let extra = outcome.delivered_len().saturating_sub(text.len());
+    state.bucket.charge_extra(&rules.rate_limit, extra);
+    outcome
+}
+
+/// What an allowed message leads to.
+fn judge(
+    msg: ClientMessage<'_>,
+    from: &Sender<'_>,
+    next_message: &mut u32,
+    rules: &Rules<'_>,
+) -> Outcome {
     let timestamp = envelope::timestamp(from.now);
     match msg {
         ClientMessage::Heartbeat => Outcome::Reply(text_frame_with(|out| {
@@ -197,7 +216,7 @@ pub fn handle_text(
                     id.as_deref(),
                 );
             };
-            let msg_id = message_id(id.as_deref(), from.connection_id, state.next_message);
+            let msg_id = message_id(id.as_deref(), from.connection_id, next_message);
             let frame = text_frame_with(|out| {
                 envelope::write_chat(
                     out,
@@ -232,7 +251,7 @@ pub fn handle_text(
                     id.as_deref(),
                 );
             }
-            let msg_id = message_id(id.as_deref(), from.connection_id, state.next_message);
+            let msg_id = message_id(id.as_deref(), from.connection_id, next_message);
             let frame = text_frame_with(|out| {
                 envelope::write_broadcast(out, &msg_id, from.user, payload, timestamp.as_str())
             });
@@ -244,7 +263,25 @@ pub fn handle_text(
                 ack: id.map(|s| s.into_owned()),
             }
         }
-        v2 => channels::handle(v2, from, state.next_message, rules, &timestamp),
+        v2 => channels::handle(v2, from, next_message, rules, &timestamp),
+    }
+}
+
+/// Most bytes a message grows by on its way to a receiver after the
+/// session built it: `,"offset":` and 20 digits (a publication in a channel
+/// with history, a direct message kept in an inbox), and a frame header.
+const OFFSET_AND_HEADER: usize = 30 + 10;
+
+impl Outcome {
+    /// At most how many bytes this outcome puts on each receiving
+    /// connection's queue (0 when it reaches no other connection).
+    pub fn delivered_len(&self) -> usize {
+        match self {
+            Outcome::Broadcast { frame, .. } => frame.len(),
+            Outcome::Direct { frame, .. } => frame.len() + OFFSET_AND_HEADER,
+            Outcome::Publish { json, .. } => json.len() + OFFSET_AND_HEADER,
+            _ => 0,
+        }
     }
 }
 

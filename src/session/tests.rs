@@ -10,6 +10,8 @@ const LIMIT: RateLimit = RateLimit {
     per_sec: 10,
     burst: 2,
     strikes: 3,
+    bytes_per_sec: 0,
+    bytes_burst: 0,
 };
 
 fn rules() -> Rules<'static> {
@@ -198,6 +200,41 @@ fn heartbeats_count_against_the_rate_limit() {
         v["code"], "rate_limited",
         "a flood of heartbeats is refused"
     );
+}
+
+#[test]
+fn the_byte_budget_counts_what_reaches_receivers() {
+    // Messages are plentiful; bytes are not: 1,000 at once, 1,000 a second.
+    let rules = Rules {
+        rate_limit: RateLimit {
+            per_sec: 1000,
+            burst: 1000,
+            strikes: 3,
+            bytes_per_sec: 1000,
+            bytes_burst: 1000,
+        },
+        ..rules()
+    };
+    let mut c = Conn::new();
+    let payload = "x".repeat(600);
+    let text = format!(r#"{{"type":"broadcast","payload":"{payload}","id":"b"}}"#);
+    let Outcome::Broadcast { frame, .. } = c.handle(&text, &rules) else {
+        panic!("the first broadcast fits the budget")
+    };
+    assert!(frame.len() > text.len(), "the envelope adds bytes");
+    // 1,000 - frame.len() bytes are left: less than another broadcast.
+    let v = refused(c.handle(&text, &rules));
+    assert_eq!(
+        (v["type"].as_str(), v["status"].as_str()),
+        (Some("ack"), Some("rate_limited"))
+    );
+    // A small message still fits what is left; heartbeats pay their bytes too.
+    let left = 1000 - frame.len();
+    let hb = r#"{"type":"heartbeat"}"#;
+    for _ in 0..left / hb.len() {
+        assert_eq!(reply(c.handle(hb, &rules))["type"], "heartbeat_ack");
+    }
+    assert_eq!(refused(c.handle(hb, &rules))["code"], "rate_limited");
 }
 
 #[test]

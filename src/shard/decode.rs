@@ -11,6 +11,7 @@ use crate::protocol::frame::{encode_frame, pong_frame, FrameDecoder, Opcode, WsM
 use crate::session::{self, Rules, Sender, SessionState};
 
 use super::core::unix_micros;
+use super::unfinished::Verdict;
 use super::{ConnKey, Flags, Phase, Shard};
 
 impl Shard {
@@ -28,12 +29,48 @@ impl Shard {
             return false;
         };
         let max = self.instance.settings.max_message_bytes;
-        let result = decoder.feed(data, max, |msg| self.on_ws_message(key, msg));
+        let mut completed = false;
+        let result = decoder.feed(data, max, |msg| {
+            // Control frames may come between fragments: only a data
+            // message ends what was unfinished.
+            completed |= matches!(msg, WsMessage::Text(_) | WsMessage::Binary(_));
+            self.on_ws_message(key, msg)
+        });
+        let held = decoder.held_bytes();
         let alive = self.with_conn(key, |c| c.decoder = decoder).is_some();
         if let Err(violation) = result {
             self.close_conn(key, CloseReason::violation(violation));
         }
+        if alive {
+            self.check_unfinished(key, held, completed, now);
+        }
         alive
+    }
+
+    /// Holds what the connection keeps unfinished after a read to the
+    /// deadline and the shard's budget; past either, closes it (1008) and
+    /// frees its unfinished message at once.
+    fn check_unfinished(&self, key: ConnKey, held: usize, completed: bool, now: u32) {
+        let verdict = self
+            .unfinished
+            .borrow_mut()
+            .update(key, held, completed, now);
+        let reason = match verdict {
+            Verdict::Ok => return,
+            Verdict::Overdue => CloseReason::MESSAGE_TIMEOUT,
+            Verdict::OverBudget => CloseReason::UNFINISHED_BUDGET,
+        };
+        self.close_conn(key, reason);
+        self.drop_unfinished(key);
+    }
+
+    /// Frees a connection's unfinished frame or message. Used only once the
+    /// connection is closing: what it sends next is read only to find its
+    /// close frame, and a frame cut in two there at worst hides that close
+    /// until the socket is cut at the close deadline.
+    pub(super) fn drop_unfinished(&self, key: ConnKey) {
+        self.with_conn(key, |c| c.decoder = FrameDecoder::new());
+        self.unfinished.borrow_mut().remove(key);
     }
 
     /// One complete message or control frame. Returns false to stop decoding

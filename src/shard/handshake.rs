@@ -178,6 +178,14 @@ fn admit(shard: &Shard, req: &Request, echo: bool) -> Result<Identity, Vec<u8>> 
             "server is shutting down or draining",
         ));
     }
+    if !shard.instance.admission.can_accept() {
+        // The descriptor this client holds is the reserve: answer, don't keep it.
+        return Err(json_error_response(
+            503,
+            "unavailable",
+            "server is out of file descriptors",
+        ));
+    }
     let identity = if echo {
         Identity::insecure(UserId::parse("echo").expect("valid literal"))
     } else {

@@ -102,6 +102,7 @@ impl Shard {
                 _ => return,
             }
         };
+        self.unfinished.borrow_mut().remove(key);
         let unexpected = conn.ending != Ending::Expected;
         self.metrics.connection_closed(unexpected);
         self.reclaim.note();

@@ -6,7 +6,8 @@
 //! # Layout: the data flow
 //!
 //! - accept → [`runner`]: the runtime, the accept loop, the mailbox loop and
-//!   the sweep timer; [`handshake`]: one short-lived task per accepted socket
+//!   the sweep timer; [`accept`]: back-off and readiness at the descriptor
+//!   limit; [`handshake`]: one short-lived task per accepted socket
 //!   reads the HTTP request, answers plain HTTP ([`http`]) or upgrades.
 //! - read → [`read`]: the one task that waits on the shard's readiness set
 //!   ([`poller`], epoll) and drains ready sockets into pooled buffers.
@@ -23,10 +24,13 @@
 //!
 //! Around them: [`lifecycle`] (a connection's insert and removal, shutdown
 //! and drain), [`sweep`] (one timer per shard: heartbeats, close deadlines,
-//! ack deadlines, token expiry, drain pace), [`token`] (`refresh`,
-//! `token_expiring`, 4001), [`reclaim`] (memory back to the OS after a
-//! burst), [`mailbox`] and [`messages`] (cross-shard messages).
+//! ack deadlines, token expiry, drain pace, unfinished-message deadlines),
+//! [`token`] (`refresh`, `token_expiring`, 4001), [`unfinished`] (the side
+//! table of connections mid-message, its deadline and budget), [`reclaim`]
+//! (memory back to the OS after a burst), [`mailbox`] and [`messages`]
+//! (cross-shard messages).
 
+mod accept;
 mod api_call;
 mod conn;
 pub mod core;
@@ -43,6 +47,7 @@ mod reclaim;
 mod runner;
 mod sweep;
 mod token;
+mod unfinished;
 mod write;
 
 use std::cell::{Cell, RefCell};
@@ -61,8 +66,10 @@ pub use messages::{CloseAll, ShardMsg};
 pub use runner::run_shard;
 
 use self::core::CoreConfig;
+use accept::AcceptGate;
 use poller::Poller;
 use reclaim::Reclaim;
+use unfinished::{Unfinished, UnfinishedLimits};
 use write::FlushList;
 
 /// A connection's address on its shard: slab key plus generation.
@@ -126,6 +133,11 @@ pub struct Shard {
     next_seq: Cell<u64>,
     /// Set when every connection is being closed (shutdown or drain).
     pub closing_all: Cell<Option<CloseAll>>,
+    /// Connections mid-message: when each began, what it holds, and the
+    /// shard's deadline and budget for them.
+    pub unfinished: RefCell<Unfinished>,
+    /// The accept loop's reserve descriptor, back-off and stall state.
+    pub accept_gate: RefCell<AcceptGate>,
 }
 
 /// Size of a pooled read buffer.
@@ -151,6 +163,13 @@ impl Shard {
         let seed = instance.boot_id ^ (u64::from(index) << 48);
         let server_id = settings.server_id.as_str().into();
         let core = ShardCore::new(cfg, metrics.clone(), namespaces, server_id, seed);
+        let unfinished = Unfinished::new(UnfinishedLimits {
+            timeout_ms: settings.message_complete_timeout.as_millis() as u32,
+            budget_bytes: settings.partial_message_budget,
+        });
+        let poller = Poller::new()?;
+        // The accept loop's reserve: see `accept`.
+        let accept_gate = AcceptGate::new(Some(poller.dup_fd()?));
         Ok(Self {
             index,
             instance,
@@ -159,12 +178,14 @@ impl Shard {
             core: RefCell::new(core),
             api_calls: api_call::ApiCalls::default(),
             read_pool: RefCell::new(Vec::new()),
-            poller: Poller::new()?,
+            poller,
             flush_list: FlushList::default(),
             reclaim: Reclaim::default(),
             started: Instant::now(),
             next_seq: Cell::new(1),
             closing_all: Cell::new(None),
+            unfinished: RefCell::new(unfinished),
+            accept_gate: RefCell::new(accept_gate),
         })
     }
 

@@ -64,9 +64,10 @@ async fn accept_loop(shard: Rc<Shard>, listener: TcpListener) {
                 monoio::spawn(handshake::serve(shard.clone(), stream));
             }
             Err(e) => {
-                // EMFILE and friends: back off briefly instead of spinning.
-                tracing::warn!(shard = shard.index, error = %e, "accept failed");
-                monoio::time::sleep(Duration::from_millis(50)).await;
+                // EMFILE and friends: back off (bounded), say not ready, log
+                // rarely; see `accept`.
+                let pause = shard.accept_failed(&e);
+                monoio::time::sleep(pause).await;
             }
         }
     }

@@ -1,10 +1,12 @@
 //! The per-shard sweep: one timer per shard instead of one per connection.
 //!
-//! Every tick it closes connections silent past the heartbeat timeout (4000),
-//! tells those whose token is about to expire and closes those whose token
-//! expired past the grace (4001, see [`super::token`]), cuts closing connections whose peer did not answer in time, expires acks
-//! whose remote confirmation is overdue, paces a drain, and returns the
-//! memory of a finished burst to the OS.
+//! Every tick it closes connections silent past the heartbeat timeout (4000)
+//! or mid-message past the message completion timeout (1008), tells those
+//! whose token is about to expire and closes those whose token expired past
+//! the grace (4001, see [`super::token`]), cuts closing connections whose
+//! peer did not answer in time, expires acks whose remote confirmation is
+//! overdue, paces a drain, lets a shard stalled at the descriptor limit
+//! accept again, and returns the memory of a finished burst to the OS.
 
 use std::net::Shutdown;
 use std::rc::Rc;
@@ -18,9 +20,12 @@ use super::token::{unix_now_ms, Expiry};
 use super::{CloseAll, ConnKey, Phase, Shard};
 
 impl Shard {
-    /// How often the sweep runs: an eighth of the heartbeat timeout, within 50 ms..1 s.
+    /// How often the sweep runs: an eighth of the heartbeat timeout or a
+    /// quarter of the message completion timeout, within 50 ms..1 s.
     pub fn sweep_period(&self) -> Duration {
-        (self.instance.settings.heartbeat_timeout / 8)
+        let settings = &self.instance.settings;
+        (settings.heartbeat_timeout / 8)
+            .min(settings.message_complete_timeout / 4)
             .clamp(Duration::from_millis(50), Duration::from_secs(1))
     }
 
@@ -58,11 +63,19 @@ impl Shard {
         for key in expired {
             self.close_expired(key);
         }
+        // Messages started too long ago, however they trickle (the reads
+        // check it too, but a connection that stopped sending has no read).
+        let late = self.unfinished.borrow().overdue(now);
+        for key in late {
+            self.close_conn(key, CloseReason::MESSAGE_TIMEOUT);
+            self.drop_unfinished(key);
+        }
         for key in overdue {
             // Shutting the socket makes it readable (EOF): the read then
             // removes the connection.
             self.with_conn(key, |c| SockRef::from(&c.fd).shutdown(Shutdown::Both));
         }
+        self.check_accepting();
         self.with_core(|core| core.tick(now));
         if let Some(CloseAll::Drain { per_sec }) = self.closing_all.get() {
             self.drain_some(per_sec);

@@ -39,6 +39,27 @@ impl Client {
         headers: &[(&str, &str)],
     ) -> Result<Self, Refused> {
         let stream = TcpStream::connect(addr).expect("tcp connect");
+        Self::handshake(stream, addr, path, headers)
+    }
+
+    /// Opens `ws://addr{path}` on a socket whose receive buffer is about
+    /// `rcvbuf` bytes, so that what the server sends faster than the test
+    /// reads waits in the server's send queue, not in this kernel's buffer.
+    pub fn connect_small_buffer(addr: SocketAddr, path: &str, rcvbuf: usize) -> Self {
+        let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
+            .expect("socket");
+        // Before connect: the window is negotiated in the handshake.
+        socket.set_recv_buffer_size(rcvbuf).expect("SO_RCVBUF");
+        socket.connect(&addr.into()).expect("tcp connect");
+        Self::handshake(socket.into(), addr, path, &[]).expect("upgrade")
+    }
+
+    fn handshake(
+        stream: TcpStream,
+        addr: SocketAddr,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> Result<Self, Refused> {
         stream.set_read_timeout(Some(WAIT)).unwrap();
         let mut req = Request::builder()
             .uri(format!("ws://{addr}{path}"))

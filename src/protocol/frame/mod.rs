@@ -155,6 +155,15 @@ impl FrameDecoder {
         self.partial.is_none()
     }
 
+    /// Heap bytes held for an unfinished frame or message (0 while idle):
+    /// the partial state and the message buffer's capacity. The shard
+    /// bounds the sum over its connections.
+    pub fn held_bytes(&self) -> usize {
+        self.partial.as_ref().map_or(0, |p| {
+            std::mem::size_of::<Partial>() + p.message.as_ref().map_or(0, |m| m.data.capacity())
+        })
+    }
+
     /// Feeds bytes just read from the socket, unmasking them in place, and
     /// calls `on_message` for each complete message in order. When
     /// `on_message` returns false, decoding stops (the connection is closing),

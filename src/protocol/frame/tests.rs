@@ -300,3 +300,21 @@ fn idle_after_completion_and_boxed_only_in_between() {
     assert_eq!(feed_all(&mut d, &[&whole], 100).1, Ok(()));
     assert!(d.partial.is_none(), "whole frames never allocate");
 }
+
+#[test]
+fn held_bytes_counts_the_partial_state_and_the_message_buffer() {
+    let mut d = FrameDecoder::new();
+    assert_eq!(d.held_bytes(), 0);
+    let f = frame(true, 1, &[b'x'; 1000]);
+    assert_eq!(feed_all(&mut d, &[&f[..3]], 4096).1, Ok(()));
+    let state = d.held_bytes();
+    assert!(
+        state >= std::mem::size_of::<Partial>(),
+        "split header: {state}"
+    );
+    assert_eq!(feed_all(&mut d, &[&f[3..600]], 4096).1, Ok(()));
+    assert!(d.held_bytes() >= state + 592, "payload so far");
+    assert!(d.held_bytes() <= state + 4096, "never past the limit");
+    assert_eq!(feed_all(&mut d, &[&f[600..]], 4096).0.len(), 1);
+    assert_eq!(d.held_bytes(), 0, "freed once the message completes");
+}
