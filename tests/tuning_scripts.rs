@@ -27,7 +27,7 @@ fn scripts_parse() {
         eprintln!("bash not found: skipped");
         return;
     }
-    for script in ["check-host.sh", "measure-idle.sh"] {
+    for script in ["check-host.sh", "measure-idle.sh", "compare-load.sh"] {
         let path = tuning(script);
         assert!(path.exists(), "{} missing", path.display());
         let out = Command::new("bash").arg("-n").arg(&path).output().unwrap();
