@@ -15,6 +15,11 @@
 #                           so both ends of every connection are counted)
 #   setup rate            = connections / wall time from start to ESTABLISHED
 #
+# With --subscriptions K every connection also holds K channel subscriptions
+# (loadgen's channels scenario with --rate 0 --hold, over --channels C
+# channels per process); the difference of the user-space figure with and
+# without them, divided by K, is the memory per subscription.
+#
 # Why several loadgen processes: each process has its own open-file limit
 # (20,000 here), so 19,000 connections take two processes of 9,500.
 # The server needs N + ~100 fds: the script raises its soft limit to the hard
@@ -22,7 +27,8 @@
 #
 # Usage: tuning/measure-idle.sh [-n N] [--procs P] [--rate R] [--settle S]
 #                               [--shards K] [--warmup W] [--no-build] [--keep-logs]
-# Env equivalents: N, PROCS, RATE, SETTLE, SHARDS, WARMUP.
+#                               [--subscriptions K] [--channels C]
+# Env equivalents: N, PROCS, RATE, SETTLE, SHARDS, WARMUP, SUBS, CHANNELS.
 # Bounded: every wait has a deadline; the whole run takes < 3 minutes.
 set -euo pipefail
 
@@ -32,6 +38,8 @@ RATE=${RATE:-5000}          # connect rate per loadgen process (conn/s)
 SETTLE=${SETTLE:-5}         # seconds of heartbeats before each sample
 SHARDS=${SHARDS:-2}
 WARMUP=${WARMUP:-500}       # connections opened and closed before the baseline
+SUBS=${SUBS:-0}             # channel subscriptions per connection
+CHANNELS=${CHANNELS:-1000}  # channels per loadgen process (with SUBS > 0)
 BUILD=1
 KEEP_LOGS=0
 HB_MS=2000
@@ -46,9 +54,11 @@ while [ $# -gt 0 ]; do
         --settle) SETTLE=$2; shift 2 ;;
         --shards) SHARDS=$2; shift 2 ;;
         --warmup) WARMUP=$2; shift 2 ;;
+        --subscriptions) SUBS=$2; shift 2 ;;
+        --channels) CHANNELS=$2; shift 2 ;;
         --no-build) BUILD=0; shift ;;
         --keep-logs) KEEP_LOGS=1; shift ;;
-        -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,33p' "$0"; exit 0 ;;
         *) echo "measure-idle: unknown argument $1" >&2; exit 2 ;;
     esac
 done
@@ -95,6 +105,12 @@ T0=$(date +%s)   # the 3-minute bound is for the measurement, not the build
 
 PER=$(( N / PROCS ))
 [ $(( PER * PROCS )) -eq "$N" ] || die "N ($N) must be a multiple of PROCS ($PROCS)"
+SUBS_PER_CHANNEL=0
+if [ "$SUBS" -gt 0 ]; then
+    SUBS_PER_CHANNEL=$(( PER * SUBS / CHANNELS ))
+    [ $(( SUBS_PER_CHANNEL * CHANNELS )) -eq $(( PER * SUBS )) ] \
+        || die "N/PROCS x SUBS ($(( PER * SUBS ))) must be a multiple of CHANNELS ($CHANNELS)"
+fi
 
 # --- limits ---------------------------------------------------------------
 HARD=$(ulimit -Hn)
@@ -144,6 +160,9 @@ sample() { # name pid
 INUSE_START=$(tcp_inuse)
 # Authenticated: HS256 tokens (loadgen mints one per user with the same secret).
 export JWT_SECRET=${JWT_SECRET:-measure-idle-secret-0123456789abcdef0123}
+# The loadgen's channels live in namespace `lg` (its JWTs grant every channel).
+printf '[namespaces.lg]\npublic = true\n' >"$WORK/channels.toml"
+export CHANNELS_CONFIG=$WORK/channels.toml
 NO_COLOR=1 RUST_LOG=${RUST_LOG:-info} "$SERVER" --port 0 --shards "$SHARDS" \
     --heartbeat-interval-ms "$HB_MS" --heartbeat-timeout-ms "$HB_TIMEOUT_MS" \
     --max-connections $(( N + 1000 )) --dashboard off \
@@ -173,7 +192,7 @@ set -e
 
 run_loadgen() { # out-prefix clients duration [extra...]
     local out=$1 clients=$2 dur=$3; shift 3
-    "$LOADGEN" run --url "$URL" --scenario idle --clients "$clients" \
+    "$LOADGEN" run --url "$URL" --clients "$clients" \
         --connect-rate "$RATE" "${SRC_ARGS[@]}" \
         --duration "$dur" --grace 0 --quiet "$@" >"$out.out" 2>"$out.err" &
     LAST_PID=$!
@@ -193,9 +212,21 @@ wait_established() { # out-prefix pid expected -> sets EST
     [ "$EST" -eq "$want" ] || echo "measure-idle: WARNING: $out established $EST of $want" >&2
 }
 
+wait_subscribed() { # out-prefix pid expected
+    local out=$1 pid=$2 want=$3 line got=
+    while [ "$(left)" -gt 0 ]; do
+        line=$(grep -m1 '^SUBSCRIBED' "$out.out" 2>/dev/null || true)
+        if [ -n "$line" ]; then got=${line#SUBSCRIBED }; break; fi
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.05
+    done
+    [ -n "$got" ] || { tail -n 5 "$out.err" "$out.out" >&2; die "loadgen $out: no SUBSCRIBED line"; }
+    [ "$got" -eq "$want" ] || echo "measure-idle: WARNING: $out subscribed $got of $want" >&2
+}
+
 # --- warm-up: exercise the accept/upgrade/heartbeat paths once ---------------
 if [ "$WARMUP" -gt 0 ]; then
-    run_loadgen "$WORK/warmup" "$WARMUP" 3 --hold
+    run_loadgen "$WORK/warmup" "$WARMUP" 3 --scenario idle --hold
     WPID=$LAST_PID
     wait_established "$WORK/warmup" "$WPID" "$WARMUP"
     wait "$WPID" 2>/dev/null || true
@@ -217,8 +248,15 @@ TOTAL_EST=0
 SETUP_MS=0
 for i in $(seq 1 "$PROCS"); do
     START=$(now_ms)
-    run_loadgen "$WORK/lg$i" "$PER" "$HOLD_S" --hold
+    if [ "$SUBS" -gt 0 ]; then
+        run_loadgen "$WORK/lg$i" "$PER" "$HOLD_S" --hold --scenario channels --rate 0 \
+            --channels "$CHANNELS" --subscribers-per-channel "$SUBS_PER_CHANNEL" \
+            --subscriptions-per-connection "$SUBS" --channel-prefix "lg:p$i-"
+    else
+        run_loadgen "$WORK/lg$i" "$PER" "$HOLD_S" --hold --scenario idle
+    fi
     wait_established "$WORK/lg$i" "$LAST_PID" "$PER"
+    [ "$SUBS" -gt 0 ] && wait_subscribed "$WORK/lg$i" "$LAST_PID" $(( PER * SUBS ))
     END=$(now_ms)
     eval "SETUP_MS_$i=$(( END - START ))"
     SETUP_MS=$(( SETUP_MS + END - START ))
@@ -260,6 +298,9 @@ for i in $(seq 1 "$PROCS"); do
     echo "  after process $i  $(( PER * i )) conns  RSS $r KiB"
 done
 echo "user-space       $(div "$D_RSS" "$N") B/conn  (delta RSS $D_RSS B / $N; RssAnon $(div "$D_ANON" "$N") B/conn)"
+if [ "$SUBS" -gt 0 ]; then
+    echo "  subscriptions  $SUBS per connection over $(( CHANNELS * PROCS )) channels: $(div "$D_RSS" $(( N * SUBS ))) B/subscription including the connection (subtract a run without --subscriptions, divide by $SUBS)"
+fi
 echo "  marginal       $(div $(( (RSS_end - RSS_prev) * 1024 )) "$PER") B/conn  (last $PER connections only)"
 echo "kernel sockstat  $(div "$D_TCPMEM" "$N") B/conn  (TCP mem $TCPMEM_base -> $TCPMEM_end pages; both ends)"
 if [ "$SLAB_base" -ge 0 ] && [ "$SLAB_end" -ge 0 ]; then
