@@ -1,7 +1,9 @@
 //! The host-tuning scripts in `tuning/` parse, and `check-host.sh` runs on
 //! this machine: `--report` exits 0 whatever the host's state (CI runners are
 //! not tuned), prints one OK/WARN line per checked setting, and `--strict`
-//! fails exactly when something is off.
+//! fails exactly when something is off. The Node benchmarks in
+//! `tuning/bench/` parse (`node --check`) and answer `--help` without a
+//! server.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -34,6 +36,130 @@ fn scripts_parse() {
         assert!(
             out.status.success(),
             "bash -n {script}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+/// The Node benchmarks (tuning/bench/*.mjs; BENCHMARKS.md runs them).
+const BENCH_SCRIPTS: &[&str] = &["recovery-storm.mjs", "history-cost.mjs", "presence.mjs"];
+
+fn node_available() -> bool {
+    Command::new("node")
+        .arg("--version")
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
+}
+
+#[test]
+fn bench_scripts_parse_and_answer_help() {
+    if !node_available() {
+        eprintln!("node not found: skipped");
+        return;
+    }
+    let dir = tuning("bench");
+    for script in BENCH_SCRIPTS.iter().chain(&["common.mjs"]) {
+        let path = dir.join(script);
+        assert!(path.exists(), "{} missing", path.display());
+        let out = Command::new("node")
+            .arg("--check")
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "node --check {script}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // --help needs no WebSocket and no server: it exits 0 with the usage,
+    // the common server options included. A bad option is a usage error (2).
+    for script in BENCH_SCRIPTS {
+        let out = Command::new("node")
+            .arg(dir.join(script))
+            .arg("--help")
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{script} --help: {stdout}");
+        assert!(
+            stdout.starts_with(script) && stdout.contains("--spawn") && stdout.contains("--url"),
+            "{script} --help: {stdout}"
+        );
+        let out = Command::new("node")
+            .arg(dir.join(script))
+            .arg("--bogus")
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{script} --bogus");
+    }
+}
+
+/// `node` arguments that give it a global `WebSocket` (none from Node 22 on,
+/// `--experimental-websocket` on 20 and 21), or `None` without one.
+fn node_websocket_flags() -> Option<Vec<&'static str>> {
+    let probe = |flags: &[&'static str]| {
+        Command::new("node")
+            .args(flags)
+            .args([
+                "-e",
+                "process.exit(typeof WebSocket === 'function' ? 0 : 1)",
+            ])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    [vec![], vec!["--experimental-websocket"]]
+        .into_iter()
+        .find(|f| probe(f))
+}
+
+/// Each benchmark, tiny, against this build of the server (`--spawn`,
+/// embedded): it exits 0 only when its own checks held (every recovery
+/// exact, no delivery missing, presence counts right). No figure is
+/// asserted; this keeps the scripts working as the protocol evolves.
+#[test]
+fn bench_scripts_run_small() {
+    let Some(flags) = node_websocket_flags() else {
+        eprintln!("node with WebSocket not found: skipped");
+        return;
+    };
+    let bin = env!("CARGO_BIN_EXE_websocket-app");
+    let runs: &[(&str, &[&str])] = &[
+        (
+            "recovery-storm.mjs",
+            &["--clients", "20", "--publications", "5", "--rounds", "2"],
+        ),
+        (
+            "history-cost.mjs",
+            &["--subscribers", "5", "--duration", "1", "--warmup", "0"],
+        ),
+        (
+            "presence.mjs",
+            &["--members", "50", "--requests", "10", "--duration", "1"],
+        ),
+    ];
+    for (script, args) in runs {
+        let out = Command::new("node")
+            .args(&flags)
+            .arg(tuning("bench").join(script))
+            .args([
+                "--spawn",
+                "--shards",
+                "1",
+                "--bin",
+                bin,
+                "--time-limit",
+                "60",
+            ])
+            .args(*args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{script}: exit {:?}\n--- stdout:\n{}\n--- stderr:\n{}",
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
     }
