@@ -7,7 +7,7 @@
 
 // Only part of the shared scenarios is used here.
 #[allow(unused_imports)]
-#[path = "support/redis_scenarios.rs"]
+#[path = "support/redis_scenarios/mod.rs"]
 mod scenarios;
 mod support;
 

@@ -4,7 +4,7 @@
 
 #[path = "support/channel_scenarios.rs"]
 mod channel_scenarios;
-#[path = "support/redis_scenarios.rs"]
+#[path = "support/redis_scenarios/mod.rs"]
 mod scenarios;
 mod support;
 

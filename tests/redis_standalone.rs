@@ -1,10 +1,10 @@
 //! Multi-instance coordination over a real standalone Redis: the
 //! coordinator API with a recording router, then real server processes
-//! with real clients (scenarios in `support/redis_scenarios.rs`).
+//! with real clients (scenarios in `support/redis_scenarios/`).
 
 #[path = "support/channel_scenarios.rs"]
 mod channel_scenarios;
-#[path = "support/redis_scenarios.rs"]
+#[path = "support/redis_scenarios/mod.rs"]
 mod scenarios;
 mod support;
 

@@ -17,7 +17,9 @@
 //! # Layout
 //! - [`users`]: local users, registration with the owner, welcome.
 //! - [`directory`]: the owner's directory of the users it owns.
-//! - [`routing`]: direct messages and broadcasts, delivery counts, acks.
+//! - [`routing`]: client messages in; direct messages (through the
+//!   receiver's owner) and broadcasts out.
+//! - [`delivery`]: queuing on local connections, delivery counts, acks.
 //! - [`pending`]: acks waiting for their counts.
 //! - [`channels`]: this shard's channel subscriptions.
 //! - [`interest`]: the channel owner's view of which shards want a channel.
@@ -31,6 +33,7 @@
 mod action;
 mod api;
 pub mod channels;
+mod delivery;
 pub mod directory;
 mod history;
 mod inbox;

@@ -1,5 +1,7 @@
 //! Unit tests of the per-shard subscription table.
 
+use bytes::Bytes;
+
 use super::*;
 
 fn joining(index: u32) -> Joining {

@@ -1,5 +1,5 @@
 //! Scenarios with real server processes and WebSocket clients (part of
-//! `redis_scenarios.rs`).
+//! `redis_scenarios`).
 
 use std::time::{Duration, Instant};
 

@@ -1,5 +1,5 @@
 //! Scenarios about who an instance is in Redis and whether Redis still
-//! knows every route (part of `redis_scenarios.rs`): a duplicate
+//! knows every route (part of `redis_scenarios`): a duplicate
 //! `SERVER_ID`, a crashed instance restarting under its id, and Redis
 //! restarting empty while a receiver stays connected.
 
