@@ -7,9 +7,9 @@
 
 // Only part of the shared scenarios is used here.
 #[allow(unused_imports)]
-#[path = "support/redis_scenarios/mod.rs"]
-mod scenarios;
 mod support;
+
+use support::redis_scenarios as scenarios;
 
 use std::time::{Duration, Instant};
 

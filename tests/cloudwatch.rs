@@ -2,8 +2,9 @@
 //! dimensionless aggregate, no fake latency, the final flush, and bounded
 //! failure handling. Every wait polls with a deadline.
 
-#[path = "support/moto.rs"]
-mod moto;
+mod support;
+
+use support::moto;
 
 use std::time::{Duration, Instant};
 

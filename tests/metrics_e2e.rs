@@ -2,9 +2,9 @@
 //! `/metrics` and from a real CloudWatch-compatible endpoint (moto), including
 //! the flush on graceful shutdown.
 
-#[path = "support/moto.rs"]
-mod moto;
 mod support;
+
+use support::moto;
 
 use std::time::Duration;
 

@@ -2,11 +2,10 @@
 //! pub/sub for per-server channels): the same scenarios as
 //! `redis_standalone.rs`, plus Cluster-specific checks.
 
-#[path = "support/channel_scenarios.rs"]
-mod channel_scenarios;
-#[path = "support/redis_scenarios/mod.rs"]
-mod scenarios;
 mod support;
+
+use support::channel_scenarios;
+use support::redis_scenarios as scenarios;
 
 use support::redis::RedisCluster;
 use websocket_app::config::ClusterMode;

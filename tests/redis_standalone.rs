@@ -2,11 +2,10 @@
 //! coordinator API with a recording router, then real server processes
 //! with real clients (scenarios in `support/redis_scenarios/`).
 
-#[path = "support/channel_scenarios.rs"]
-mod channel_scenarios;
-#[path = "support/redis_scenarios/mod.rs"]
-mod scenarios;
 mod support;
+
+use support::channel_scenarios;
+use support::redis_scenarios as scenarios;
 
 use support::redis::RedisServer;
 use websocket_app::config::ClusterMode;

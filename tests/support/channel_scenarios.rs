@@ -1,5 +1,5 @@
 //! Channels across instances over Redis, shared by `redis_standalone.rs`
-//! and `redis_cluster.rs` (included there with `#[path]`): interest-based
+//! and `redis_cluster.rs` (as `support::channel_scenarios`): interest-based
 //! subscriptions, one order per channel from publishers on every instance,
 //! unsubscribe, a Redis restart with subscribers connected, and a killed
 //! instance.
@@ -7,10 +7,10 @@
 
 use std::time::Duration;
 
-use crate::scenarios::{instance_with, wait_ready, Deployment};
 use crate::support::channels::{
     ack, config_file, publications, publish, subscribe, unsubscribe, NAMESPACES,
 };
+use crate::support::redis_scenarios::{instance_with, wait_ready, Deployment};
 use crate::support::{eventually, Client, ServerProcess};
 
 /// Instances `ids` with the test namespaces; keep the file alive.
@@ -197,7 +197,9 @@ pub fn a_killed_instances_members_leave(dep: &dyn Deployment) {
     servers[1].wait_exit(Duration::from_secs(5));
     let killed = std::time::Instant::now();
     assert_eq!(event(&mut watcher), ("leave".into(), "ghost".into()));
-    let bound = Duration::from_millis(crate::scenarios::TTL_MS + 3 * crate::scenarios::SWEEP_MS);
+    let bound = Duration::from_millis(
+        crate::support::redis_scenarios::TTL_MS + 3 * crate::support::redis_scenarios::SWEEP_MS,
+    );
     assert!(
         killed.elapsed() < bound + Duration::from_secs(2),
         "leave after {:?}",

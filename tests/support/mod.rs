@@ -4,13 +4,16 @@
 
 pub mod api;
 pub mod api_scenarios;
+pub mod channel_scenarios;
 pub mod channels;
 pub mod client;
 pub mod history;
 pub mod limits;
+pub mod moto;
 pub mod openapi;
 pub mod presence;
 pub mod redis;
+pub mod redis_scenarios;
 pub mod tokens;
 
 use std::io::{BufRead, BufReader, Read, Write};

@@ -1,6 +1,5 @@
 //! A real moto server (a local CloudWatch) for tests, and blocking helpers to
-//! read back what was pushed. Include it with
-//! `#[path = "support/moto.rs"] mod moto;`.
+//! read back what was pushed (`support::moto`).
 //!
 //! moto is found at `$MOTO_SERVER`, else `<crate>/.venv/bin/moto_server`
 //! (`tests/run-all.sh` creates that venv); a test that needs it fails with a

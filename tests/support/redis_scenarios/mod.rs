@@ -1,5 +1,5 @@
 //! Multi-instance scenarios shared by `redis_standalone.rs`,
-//! `redis_cluster.rs` and `api.rs` (included there with `#[path]`): the same
+//! `redis_cluster.rs` and `api.rs` (as `support::redis_scenarios`): the same
 //! checks run against a standalone Redis and a 3-master Cluster.
 //!
 //! Two levels: the coordinator API driven directly with a recording router
@@ -20,8 +20,11 @@ mod app;
 mod coordinator_api;
 mod identity;
 
+// Every test binary compiles the harness; only some call these.
+#[allow(unused_imports)]
 pub use app::*;
 pub use coordinator_api::*;
+#[allow(unused_imports)]
 pub use identity::*;
 
 use serde_json::{json, Value};
