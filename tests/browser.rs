@@ -10,11 +10,29 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use support::channels::config_file;
 use support::{http_get, ServerProcess};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 /// Bound on the whole Node run (it bounds itself at 120 s too).
 const NODE_LIMIT: Duration = Duration::from_secs(150);
+
+/// The page's rooms: `room` as docs/CLIENT.md suggests it (plus presence),
+/// and `news`, which clients may join but not publish to (the page must
+/// show `forbidden`).
+const NAMESPACES: &str = "\
+[namespaces.room]
+public = true
+client_publish = true
+history_size = 50
+history_ttl_secs = 3600
+presence = true
+join_leave = true
+join_leave_per_sec = 0
+
+[namespaces.news]
+public = true
+";
 
 fn browser_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser")
@@ -61,6 +79,7 @@ fn demo_page_in_chromium() {
     check_prerequisites();
     // A short heartbeat interval so the page's heartbeats are exercised (and a
     // page that forgot them would be closed 4000 within the run).
+    let namespaces = config_file(NAMESPACES);
     let server = ServerProcess::start(
         &[
             "--shards",
@@ -70,18 +89,25 @@ fn demo_page_in_chromium() {
             "--heartbeat-timeout-ms",
             "5000",
         ],
-        &[],
+        &[(
+            "CHANNELS_CONFIG",
+            namespaces.path().to_str().expect("UTF-8 temp path"),
+        )],
     );
     let readonly = ServerProcess::start(&["--shards", "1"], &[("DASHBOARD", "readonly")]);
+    // No CHANNELS_CONFIG: the page must say rooms are unavailable.
+    let no_rooms = ServerProcess::start(&["--shards", "1"], &[]);
     let out = out_dir();
     let base = format!("http://{}", server.addr);
     let readonly_base = format!("http://{}", readonly.addr);
+    let no_rooms_base = format!("http://{}", no_rooms.addr);
 
     let mut child = Command::new("node")
         .arg(browser_dir().join("e2e.mjs"))
         .arg(&base)
         .arg(&out)
         .arg(&readonly_base)
+        .arg(&no_rooms_base)
         .current_dir(browser_dir())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

@@ -1,6 +1,7 @@
 // Chat demo, on the client library (/client.js): connects as a user id
 // (insecure mode) or with a token, sends direct messages and broadcasts and
-// shows their acks, heartbeats, errors, closes and reconnects. The library
+// shows their acks, heartbeats, errors, closes and reconnects; rooms
+// (channels) are rooms.js's `roomsDemo`, handed each new client. The library
 // does the protocol; this code only draws it.
 import { connect, closeCodeText } from '/client.js';
 
@@ -36,6 +37,7 @@ function log(kind, text, meta, cls) {
 }
 
 const show = (payload) => (typeof payload === 'string' ? payload : JSON.stringify(payload));
+const rooms = roomsDemo({ $, log, show });
 
 // The state pill and the buttons. Messages may be sent while reconnecting: the library queues them.
 function setState(state, text) {
@@ -46,6 +48,7 @@ function setState(state, text) {
   $('send-dm').disabled = !alive;
   $('send-broadcast').disabled = !alive;
   $('disconnect').disabled = !alive;
+  rooms.setEnabled(alive);
   $('connect').textContent = alive ? 'Reconnect' : 'Connect';
 }
 
@@ -117,6 +120,7 @@ function start() {
   welcomed = false;
   const c = connect('/ws', t.options);
   client = c;
+  rooms.attach(c);
   // Every listener ignores a client that was replaced (Reconnect, Disconnect).
   const on = (type, fn) => c.on(type, (data) => { if (c === client) fn(data); });
   on('connected', onConnected);
@@ -131,14 +135,18 @@ function start() {
   setState('connecting', 'connecting…');
 }
 
-// Types the library turns into events (the rest is logged raw).
-const KNOWN = new Set(['welcome', 'chat_message', 'server_message', 'broadcast', 'heartbeat_ack', 'ack', 'error']);
+// Types the library turns into events (the rest is logged raw); channel
+// frames are drawn by rooms.js.
+const KNOWN = new Set(['welcome', 'chat_message', 'server_message', 'broadcast', 'heartbeat_ack', 'ack', 'error',
+  'subscribed', 'unsubscribed', 'publication', 'join', 'leave', 'history', 'presence', 'presence_stats']);
 
 function stop() {
   clearInterval(countdown);
   const old = client;
   client = null;
-  if (old) old.close(1000, 'bye');
+  if (!old) return;
+  rooms.detach();
+  old.close(1000, 'bye');
 }
 
 function onConnected({ welcome: w, reconnected }) {

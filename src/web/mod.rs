@@ -6,7 +6,9 @@
 //! build step, nothing from another origin). It talks to the server only
 //! through the public surface: the chat demo imports `/client.js` and
 //! connects like any app (`?userId=…` or `?token=…`, so it never weakens
-//! authentication), and the dashboard polls `GET /stats`.
+//! authentication), and the dashboard polls `GET /stats`. The chat demo's
+//! rooms (`rooms.js`, protocol version 2 channels `room:<name>`) are appended
+//! to its script: one module, so no other route is needed.
 //! `DASHBOARD=readonly` serves the page without the chat demo's markup and
 //! script; `DASHBOARD=off` answers 404 on `/` and `/stats` (the library stays).
 
@@ -27,6 +29,8 @@ const STYLE: &str = include_str!("style.css");
 const DASHBOARD_JS: &str = include_str!("dashboard.js");
 /// The chat demo script (`DASHBOARD=on` only); it imports `/client.js`.
 const CHAT_JS: &str = include_str!("chat.js");
+/// The chat demo's rooms, in the same module as [`CHAT_JS`] (which calls it).
+const ROOMS_JS: &str = include_str!("rooms.js");
 
 const STYLE_MARK: &str = "/* @style */";
 const SCRIPT_MARK: &str = "/* @script */";
@@ -54,7 +58,7 @@ pub fn render(mode: Dashboard) -> String {
         page = page.replace(CHAT_START, "").replace(CHAT_END, "");
     }
     let script = if chat {
-        format!("{DASHBOARD_JS}\n{CHAT_JS}")
+        format!("{DASHBOARD_JS}\n{CHAT_JS}\n{ROOMS_JS}")
     } else {
         DASHBOARD_JS.to_owned()
     };
@@ -116,8 +120,11 @@ mod tests {
         let on = render(Dashboard::On);
         assert!(on.contains("id=\"chat\"") && on.contains("from '/client.js'"));
         assert!(on.contains("data-mode=\"on\""));
+        assert!(on.contains("id=\"rooms\"") && on.contains("function roomsDemo("));
+        assert!(on.contains("id=\"rooms-unavailable\""));
         let ro = render(Dashboard::ReadOnly);
         assert!(!ro.contains("id=\"chat\""));
+        assert!(!ro.contains("id=\"rooms\"") && !ro.contains("roomsDemo"));
         assert!(!ro.contains("WebSocket") && !ro.contains("client.js"));
         assert!(ro.contains("data-mode=\"readonly\""));
     }

@@ -1,18 +1,21 @@
 // End-to-end test of the demo page (GET /) in headless Chromium.
 //
-//   node e2e.mjs <base-url> <out-dir> [readonly-base-url]
+//   node e2e.mjs <base-url> <out-dir> [readonly-base-url] [no-rooms-base-url]
 //
 // <base-url> is a running server with DASHBOARD=on, started with a short
-// heartbeat interval; [readonly-base-url] one with DASHBOARD=readonly.
+// heartbeat interval and a CHANNELS_CONFIG with the `room` and `news`
+// namespaces (tests/browser.rs); [readonly-base-url] one with
+// DASHBOARD=readonly; [no-rooms-base-url] one with DASHBOARD=on and no
+// CHANNELS_CONFIG (rooms unavailable).
 // Exits 0 when every step passed; otherwise prints the failing step, each
 // page's log, and saves failure screenshots under <out-dir>.
 import { chromium } from 'playwright-core';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
-const [base, outDir, readonlyBase] = process.argv.slice(2);
+const [base, outDir, readonlyBase, noRoomsBase] = process.argv.slice(2);
 if (!base || !outDir) {
-  console.error('usage: node e2e.mjs <base-url> <out-dir> [readonly-base-url]');
+  console.error('usage: node e2e.mjs <base-url> <out-dir> [readonly-base-url] [no-rooms-base-url]');
   process.exit(2);
 }
 mkdirSync(outDir, { recursive: true });
@@ -106,6 +109,65 @@ async function waitAck(page, msg, status) {
   return handle.jsonValue();
 }
 
+// ---- rooms (protocol v2 channels) ----
+
+const roomItem = (channel) => `#room-list li[data-channel="${channel}"]`;
+
+async function joinRoom(page, name, channel) {
+  await page.fill('#room-name', name);
+  await page.click('#join-room');
+  await page.waitForSelector(`${roomItem(channel)}[data-state="open"]`, { timeout: WAIT })
+    .catch(() => { throw new Error(`${channel} was not joined within ${WAIT} ms`); });
+}
+
+async function publishTo(page, channel, msg) {
+  await page.click(`${roomItem(channel)} .room-select`);
+  await page.fill('#room-text', msg);
+  await page.click('#publish');
+}
+
+// Every line of a room's view, for failure messages.
+async function roomLines(page, channel) {
+  return page.$$eval(`.room-messages[data-channel="${channel}"] li`, (lis) => lis.map((li) => `${li.className}: ${li.textContent}`));
+}
+
+// Waits until the view of `channel` has a `li.<cls>` from `sender` reading `msg`.
+async function waitPublication(page, channel, sender, msg, cls = 'publication') {
+  await page.waitForFunction(([channel, sender, msg, cls]) => {
+    const list = document.querySelector(`.room-messages[data-channel="${channel}"]`);
+    return !!list && [...list.querySelectorAll('li.' + cls)].some((li) =>
+      li.querySelector('.sender').textContent === sender && li.querySelector('.text').textContent === msg);
+  }, [channel, sender, msg, cls], { timeout: WAIT }).catch(async () => {
+    throw new Error(`${channel}: no "${cls}" line "${msg}" from ${sender} within ${WAIT} ms; the room shows ${JSON.stringify(await roomLines(page, channel))}`);
+  });
+}
+
+async function countPublications(page, channel, msg) {
+  return page.$$eval(`.room-messages[data-channel="${channel}"] li.publication .text`,
+    (texts, msg) => texts.filter((t) => t.textContent === msg).length, msg);
+}
+
+// Waits until `user` is (or is not) in the member list of `channel`.
+async function waitMember(page, channel, user, present) {
+  await page.waitForFunction(([channel, user, present]) => {
+    const view = document.querySelector(`.room-view[data-channel="${channel}"]`);
+    return !!view && !view.querySelector('.members-box').hidden
+      && !!view.querySelector(`.members li[data-user="${user}"]`) === present;
+  }, [channel, user, present], { timeout: WAIT }).catch(async () => {
+    const members = await page.$$eval(`.room-view[data-channel="${channel}"] .members li`, (lis) => lis.map((li) => li.dataset.user));
+    throw new Error(`${channel}: ${user} ${present ? 'not' : 'still'} among the members ${JSON.stringify(members)} after ${WAIT} ms`);
+  });
+}
+
+async function waitRoomStatus(page, state, needle) {
+  await page.waitForFunction(([state, needle]) => {
+    const el = document.getElementById('room-status');
+    return el.dataset.state === state && el.textContent.includes(needle);
+  }, [state, needle], { timeout: WAIT }).catch(async () => {
+    throw new Error(`the publish status is not "${state}" with "${needle}": "${await text(page, '#room-status')}"`);
+  });
+}
+
 let browser;
 async function main() {
   browser = await step('launch chromium', () => chromium.launch({ executablePath: CHROMIUM, headless: true, args: ARGS, timeout: 30_000 }));
@@ -154,6 +216,75 @@ async function main() {
     await sendDm(alice, 'not a valid id!', 'nope');
     await waitEntry(alice, 'error', ['bad_user_id'], 'alice sees the error');
     await waitAck(alice, 'nope', 'error');
+  });
+
+  const LOBBY = 'room:lobby';
+  await step('alice and bob join room "lobby" and see each other as members', async () => {
+    await joinRoom(alice, 'lobby', LOBBY);
+    await waitEntry(alice, 'joined', [LOBBY, 'history kept'], 'alice logs the join');
+    await joinRoom(bob, 'lobby', LOBBY);
+    await waitMember(alice, LOBBY, 'bob', true);
+    await waitMember(bob, LOBBY, 'alice', true);
+  });
+
+  await step('a publication reaches the other member, and its sender once', async () => {
+    await publishTo(alice, LOBBY, 'hello room');
+    await waitPublication(bob, LOBBY, 'alice', 'hello room');
+    await waitPublication(alice, LOBBY, 'alice', 'hello room', 'publication.mine');
+    await waitRoomStatus(alice, 'ok', 'published to room:lobby · offset');
+    if (await alice.isVisible('#rooms-unavailable')) throw new Error('"rooms are unavailable" shows on a server that has them');
+    // Channel order: once bob's reply is shown, a second copy of alice's would be too.
+    await publishTo(bob, LOBBY, 'hi alice');
+    await waitPublication(alice, LOBBY, 'bob', 'hi alice');
+    await waitPublication(bob, LOBBY, 'bob', 'hi alice');
+    for (const [name, p] of [['alice', alice], ['bob', bob]]) {
+      for (const msg of ['hello room', 'hi alice']) {
+        const n = await countPublications(p, LOBBY, msg);
+        if (n !== 1) throw new Error(`${name} shows "${msg}" ${n} times, expected once: ${JSON.stringify(await roomLines(p, LOBBY))}`);
+      }
+    }
+    const time = await bob.textContent(`.room-messages[data-channel="${LOBBY}"] li.publication .time`);
+    if (!/^\d\d:\d\d:\d\d$/.test(time)) throw new Error(`a publication's time reads "${time}"`);
+  });
+
+  await step('publishing where clients may not publish shows "forbidden"', async () => {
+    await joinRoom(alice, 'news:today', 'news:today');
+    await publishTo(alice, 'news:today', 'not allowed here');
+    await waitEntry(alice, 'error', ['publish to news:today', 'forbidden'], 'alice sees the refusal');
+    await waitRoomStatus(alice, 'error', 'forbidden');
+    if (await countPublications(alice, 'news:today', 'not allowed here')) throw new Error('the refused publication is shown');
+  });
+
+  await step('an invalid room name shows "bad_channel" and is not listed', async () => {
+    await alice.fill('#room-name', 'bad name!');
+    await alice.click('#join-room');
+    await waitEntry(alice, 'error', ['room:bad name!', 'bad_channel'], 'alice sees the refusal');
+    await alice.waitForFunction(() => [...document.querySelectorAll('#room-list li')].every((li) => li.dataset.channel !== 'room:bad name!'),
+      null, { timeout: WAIT }).catch(() => { throw new Error('the refused room is still listed'); });
+  });
+
+  await step('bob leaves "lobby" and no longer receives its publications', async () => {
+    await bob.click(`${roomItem(LOBBY)} .leave`);
+    await waitEntry(bob, 'left', [LOBBY, 'confirmed by the server'], 'bob\'s leave is confirmed');
+    if (await bob.$(roomItem(LOBBY))) throw new Error('bob still lists the room');
+    await waitMember(alice, LOBBY, 'bob', false);
+    await publishTo(alice, LOBBY, 'after bob left');
+    await waitPublication(alice, LOBBY, 'alice', 'after bob left');
+    // Something later on bob's connection, so a stray publication would be there by now.
+    await sendDm(alice, 'bob', 'dm after the leave');
+    await waitEntry(bob, 'chat_message', ['dm after the leave'], 'bob receives the direct message');
+    const seen = await bob.evaluate(() => document.getElementById('chat').textContent.includes('after bob left'));
+    if (seen) throw new Error(`bob received a publication after leaving:\n${await logOf(bob)}`);
+  });
+
+  await step('bob joins "lobby" again: history shows what he missed, then live ones', async () => {
+    await joinRoom(bob, 'lobby', LOBBY);
+    await waitPublication(bob, LOBBY, 'alice', 'after bob left', 'publication.history');
+    await waitPublication(bob, LOBBY, 'alice', 'hello room', 'publication.history');
+    await waitEntry(bob, 'history', [LOBBY, 'earlier message'], 'bob logs the history');
+    await publishTo(alice, LOBBY, 'welcome back bob');
+    await waitPublication(bob, LOBBY, 'alice', 'welcome back bob', 'publication:not(.history)');
+    await waitMember(alice, LOBBY, 'bob', true);
   });
 
   await step('heartbeats are sent every heartbeatIntervalMs and acked', async () => {
@@ -217,6 +348,9 @@ async function main() {
       && document.getElementById('me-conn').textContent !== old, aliceConn, { timeout: WAIT })
       .catch(() => { throw new Error('alice did not reconnect with a new connection id'); });
     await waitEntry(alice, 'welcome', ['reconnected as alice'], 'alice logs the reconnect');
+    await waitEntry(alice, 'rejoined', [LOBBY, 'recovered: nothing missed'], 'alice\'s room recovers');
+    await publishTo(bob, LOBBY, 'after alice reconnected');
+    await waitPublication(alice, LOBBY, 'bob', 'after alice reconnected');
     await sendDm(bob, 'alice', 'still there?');
     await waitEntry(alice, 'chat_message', ['still there?'], 'alice receives on the new connection');
     await waitAck(bob, 'still there?', 'delivered');
@@ -229,6 +363,9 @@ async function main() {
     const state = await bob.getAttribute('#conn-state', 'data-state');
     if (state !== 'idle') throw new Error(`bob's state is "${state}" after Disconnect, expected idle`);
     if (!(await bob.isDisabled('#send-dm'))) throw new Error('Send is still enabled after Disconnect');
+    if (!(await bob.isDisabled('#publish'))) throw new Error('Publish is still enabled after Disconnect');
+    const room = await bob.getAttribute(roomItem(LOBBY), 'data-state');
+    if (room !== 'idle') throw new Error(`bob's room is "${room}" after Disconnect, expected idle`);
   });
 
   await step('no heartbeat timeout (4000) happened', async () => {
@@ -251,6 +388,32 @@ async function main() {
         && /^\d+$/.test(document.getElementById('stat-active').textContent), null, { timeout: WAIT })
         .catch(() => { throw new Error('the dashboard did not update'); });
       await ro.screenshot({ path: join(outDir, 'readonly.png'), fullPage: true });
+    });
+  }
+
+  if (noRoomsBase) {
+    await step('without a room namespace the page says rooms are unavailable, and nothing fails', async () => {
+      const carol = await newPage('carol');
+      const r = await carol.goto(noRoomsBase + '/', { timeout: WAIT });
+      if (r.status() !== 200) throw new Error(`GET / answered ${r.status()}`);
+      await connectAs(carol, 'carol');
+      if (await carol.isVisible('#rooms-unavailable')) throw new Error('the notice shows before the server refused anything');
+      // Insecure mode: the default options let anyone subscribe, not publish.
+      await joinRoom(carol, 'lobby', LOBBY);
+      await publishTo(carol, LOBBY, 'anyone here?');
+      await carol.waitForSelector('#rooms-unavailable:not([hidden])', { timeout: WAIT })
+        .catch(() => { throw new Error(`no "rooms are unavailable" notice within ${WAIT} ms`); });
+      const notice = await text(carol, '#rooms-unavailable');
+      for (const needle of ['Rooms are unavailable', 'CHANNELS_CONFIG', 'client_publish']) {
+        if (!notice.includes(needle)) throw new Error(`the notice lacks "${needle}": "${notice}"`);
+      }
+      if ((await carol.getAttribute('#rooms', 'data-available')) !== 'false') throw new Error('#rooms is not marked unavailable');
+      await waitRoomStatus(carol, 'error', 'rooms are unavailable');
+      await waitEntry(carol, 'sys', [LOBBY, 'rooms are unavailable'], 'carol logs why');
+      const errors = await carol.$$eval('#log li.error', (ls) => ls.map((l) => l.textContent));
+      if (errors.length) throw new Error(`the page logged errors: ${JSON.stringify(errors)}`);
+      if (await countPublications(carol, LOBBY, 'anyone here?')) throw new Error('the refused publication is shown');
+      await carol.screenshot({ path: join(outDir, 'no-rooms.png'), fullPage: true });
     });
   }
 
