@@ -23,7 +23,7 @@ impl Shard {
             return false;
         };
         let max = self.instance.settings.max_message_bytes;
-        let result = decoder.feed(data, max, |msg| self.on_ws_message(key, msg));
+        let result = decoder.feed(data, max, false, |msg| self.on_ws_message(key, msg));
         let alive = self.with_conn(key, |c| c.decoder = decoder).is_some();
         if let Err(violation) = result {
             self.metrics.incr(Counter::ProtocolErrors);
@@ -71,6 +71,19 @@ impl Shard {
                 self.enqueue(key, pong_frame(payload), 0);
             }
             WsMessage::Pong(_) => {}
+            // Never produced yet: `feed` is told deflate is off until the
+            // handshake negotiates it (issue 15 wiring).
+            WsMessage::Compressed { .. } => {
+                self.metrics.incr(Counter::ProtocolErrors);
+                self.close_conn(
+                    key,
+                    1002,
+                    "compressed message without permessage-deflate",
+                    Ending::Unexpected,
+                    false,
+                );
+                return false;
+            }
             WsMessage::Close(frame) => {
                 let code = frame.as_ref().map(|f| f.code);
                 let ending = match code {
