@@ -1,6 +1,7 @@
 //! The I/O-free protocol core: bytes and events in, bytes and actions out.
 //! Depends on nothing of the server.
 
+pub mod deflate;
 pub mod envelope;
 pub mod frame;
 pub mod handshake;
