@@ -97,8 +97,11 @@ impl DeflateConfig {
     /// `COMPRESSION_MIN_BYTES` default: below ~256 bytes the deflate block
     /// header and Huffman tables eat most of the gain.
     pub const DEFAULT_MIN_BYTES: usize = 256;
-    /// `COMPRESSION_LEVEL` default (see tuning/BENCHMARKS.md, "permessage-deflate").
-    pub const DEFAULT_LEVEL: u32 = 1;
+    /// `COMPRESSION_LEVEL` default. On ~1 KB dashboard JSON (zlib-rs, see
+    /// tuning/BENCHMARKS.md) level 6 sends 39% of the bytes and level 1 53%
+    /// (static Huffman codes only) for ~2.5x less CPU. A broadcast is
+    /// compressed once per shard and sent many times, so bytes win.
+    pub const DEFAULT_LEVEL: u32 = 6;
     /// Accepted levels: 0 (stored) would only add framing.
     pub const LEVELS: std::ops::RangeInclusive<u32> = 1..=9;
 }
