@@ -5,6 +5,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use crate::protocol::deflate::DeflateConfig;
 use crate::ratelimit::RateLimit;
 
 /// Which io driver the shards run on.
@@ -64,4 +65,7 @@ pub struct Settings {
     pub dashboard: Dashboard,
     /// Drain pace: connections closed per second per instance.
     pub drain_rate: u32,
+    /// permessage-deflate: `None` when `COMPRESSION=off` (every offer is
+    /// declined), else how the shard compresses.
+    pub compression: Option<DeflateConfig>,
 }

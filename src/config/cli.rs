@@ -16,6 +16,8 @@ use std::str::FromStr;
 use clap::builder::BoolishValueParser;
 use clap::{ArgAction, Parser, ValueEnum};
 
+use crate::protocol::deflate::DeflateConfig;
+
 /// Every setting as given on the command line or in the environment.
 #[derive(Debug, Clone, Parser)]
 #[command(
@@ -260,6 +262,30 @@ pub struct Args {
     /// Log line format (json needs tracing-subscriber's json feature, not in this build)
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+
+    // ---- Compression: permessage-deflate (issue 15). One block, kept last;
+    // validated together in `validate::compression`. ----
+    /// permessage-deflate (RFC 7692, no context takeover) for clients that offer it
+    #[arg(long, env = "COMPRESSION", value_enum, default_value_t = OnOff::Off)]
+    pub compression: OnOff,
+
+    /// Messages shorter than this are sent uncompressed (0..=16 MiB)
+    #[arg(
+        long,
+        env = "COMPRESSION_MIN_BYTES",
+        default_value_t = DeflateConfig::DEFAULT_MIN_BYTES,
+        value_name = "BYTES"
+    )]
+    pub compression_min_bytes: usize,
+
+    /// zlib level, 1 (fastest) to 9 (smallest); 6 sends ~40% of the bytes of JSON
+    #[arg(
+        long,
+        env = "COMPRESSION_LEVEL",
+        default_value_t = DeflateConfig::DEFAULT_LEVEL,
+        value_name = "LEVEL"
+    )]
+    pub compression_level: u32,
 }
 
 /// A string that is or may contain a secret (`JWT_SECRET`, a password in
@@ -324,6 +350,15 @@ pub enum DashboardArg {
     Readonly,
     /// GET / and /stats answer 404
     Off,
+}
+
+/// A plain two-way switch (`COMPRESSION`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OnOff {
+    /// Disabled
+    Off,
+    /// Enabled
+    On,
 }
 
 /// `LOG_FORMAT`. Only text: JSON lines need tracing-subscriber's `json`

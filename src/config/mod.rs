@@ -31,12 +31,14 @@ mod tests;
 #[cfg(test)]
 mod tests_auth;
 #[cfg(test)]
+mod tests_compression;
+#[cfg(test)]
 mod tests_sources;
 
 use std::fmt;
 use std::time::Duration;
 
-pub use cli::{Args, AuthModeArg, DashboardArg, IoDriverArg, LogFormat, Secret, Switch};
+pub use cli::{Args, AuthModeArg, DashboardArg, IoDriverArg, LogFormat, OnOff, Secret, Switch};
 pub use error::ConfigError;
 pub use load::{
     command, env_names, export_env_file, load, load_from, merge_env_file, process_env,
@@ -147,7 +149,7 @@ impl Config {
             ),
         };
         let rl = &s.rate_limit;
-        format!(
+        let mut line = format!(
             "server_id={} listen={} shards={} io_driver={} auth={auth} origins={origins} \
              environment={:?} coordination={coordination} max_message_bytes={} \
              send_queue_bytes={} max_connections={} rate_limit={}/s burst={} strikes={} \
@@ -173,7 +175,15 @@ impl Config {
             s.echo_path.as_deref().unwrap_or("off"),
             dashboard_name(s.dashboard),
             self.log,
-        )
+        );
+        match s.compression {
+            None => line.push_str(" compression=off"),
+            Some(d) => line.push_str(&format!(
+                " compression=on(level={} min_bytes={})",
+                d.level, d.min_bytes
+            )),
+        }
+        line
     }
 }
 

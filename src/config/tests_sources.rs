@@ -9,7 +9,7 @@ use super::*;
 
 /// Every variable a setting is read from (the contract of `--help`, the docs
 /// and `.env.example`).
-const ALL_VARS: [&str; 34] = [
+const ALL_VARS: [&str; 37] = [
     "WSS_HOST",
     "WSS_PORT",
     "WSS_SHARDS",
@@ -43,6 +43,9 @@ const ALL_VARS: [&str; 34] = [
     "DASHBOARD",
     "RUST_LOG",
     "LOG_FORMAT",
+    "COMPRESSION",
+    "COMPRESSION_MIN_BYTES",
+    "COMPRESSION_LEVEL",
     // Not a variable: keeps the list honest about the flag-only setting.
     "--env-file",
 ];

@@ -5,9 +5,10 @@ use std::fmt::Display;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use super::cli::{Args, AuthModeArg, DashboardArg, IoDriverArg};
+use super::cli::{Args, AuthModeArg, DashboardArg, IoDriverArg, OnOff};
 use super::error::{invalid, ConfigError};
 use super::{redis, CloudWatchSettings, Config, ResolvedAuth};
+use crate::protocol::deflate::DeflateConfig;
 use crate::ratelimit::RateLimit;
 use crate::settings::{Dashboard, IoDriver, Settings};
 
@@ -73,6 +74,7 @@ pub(super) fn config(a: Args) -> Result<Config, ConfigError> {
             DashboardArg::Off => Dashboard::Off,
         },
         drain_rate: range("DRAIN_RATE", a.drain_rate, 1, u32::MAX)?,
+        compression: compression(&a)?,
     };
     Ok(Config {
         auth,
@@ -330,6 +332,27 @@ fn cloudwatch(a: &Args) -> Result<Option<CloudWatchSettings>, ConfigError> {
         interval: Duration::from_secs(interval),
         region: region.map(str::to_owned),
     }))
+}
+
+/// The `COMPRESSION_*` block: checked even when off, so that a typo does not
+/// wait for the day compression is turned on.
+fn compression(a: &Args) -> Result<Option<DeflateConfig>, ConfigError> {
+    let levels = DeflateConfig::LEVELS;
+    let config = DeflateConfig {
+        min_bytes: range(
+            "COMPRESSION_MIN_BYTES",
+            a.compression_min_bytes,
+            0,
+            16 << 20,
+        )?,
+        level: range(
+            "COMPRESSION_LEVEL",
+            a.compression_level,
+            *levels.start(),
+            *levels.end(),
+        )?,
+    };
+    Ok((a.compression == OnOff::On).then_some(config))
 }
 
 fn log_filter(filter: &str) -> Result<String, ConfigError> {
