@@ -91,4 +91,35 @@ impl Deflater {
         buf.truncate(buf.len() - SYNC_TAIL.len());
         Some(frame_from_reserved(buf, opcode, true))
     }
+
+    /// [`Deflater::compress_frame`] for a plain frame the server already
+    /// built (FIN, unmasked, as `encode_frame` and `text_frame_with` make
+    /// them): the compressed twin of a queued frame. `None` also for
+    /// anything that is not such a text or binary frame.
+    pub fn compress_plain_frame(&mut self, frame: &[u8], agreement: Agreement) -> Option<Bytes> {
+        let (&first, rest) = frame.split_first()?;
+        let opcode = match first {
+            0x81 => Opcode::Text,
+            0x82 => Opcode::Binary,
+            _ => return None,
+        };
+        let (&len7, rest) = rest.split_first()?;
+        let header = match len7 {
+            0..=125 => 0,
+            126 => 2,
+            127 => 8,
+            _ => return None, // masked: not a server frame
+        };
+        let payload = rest.get(header..)?;
+        let len = match header {
+            0 => usize::from(len7),
+            _ => rest[..header]
+                .iter()
+                .fold(0usize, |n, &b| n.wrapping_shl(8) | usize::from(b)),
+        };
+        if len != payload.len() {
+            return None;
+        }
+        self.compress_frame(opcode, payload, agreement)
+    }
 }

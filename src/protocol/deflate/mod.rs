@@ -28,9 +28,10 @@
 //!    a compressed message arrives as `WsMessage::Compressed`, which
 //!    [`Inflater::inflate_message`] turns into `Text` (UTF-8 checked) or
 //!    `Binary`, or a violation (1009 too big, 1007 corrupt or not UTF-8).
-//! 3. Writing: [`Deflater::compress_frame`] once per message and window size,
-//!    shared by every receiver with that agreement; `None` means send the
-//!    plain frame (small or incompressible payload).
+//! 3. Writing: [`Deflater::compress_frame`] (or, from an already built
+//!    plain frame, [`Deflater::compress_plain_frame`]) once per message and
+//!    window size, shared by every receiver with that agreement; `None`
+//!    means send the plain frame (small or incompressible payload).
 
 mod compress;
 mod header;

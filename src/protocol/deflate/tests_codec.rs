@@ -343,3 +343,31 @@ fn a_server_frame_sent_back_by_a_client_decodes_and_inflates() {
     assert_eq!(got, Some(true));
     assert_eq!(out, data);
 }
+
+#[test]
+fn a_queued_plain_frame_gets_its_compressed_twin() {
+    use crate::protocol::frame::{close_frame, encode_frame, text_frame_with};
+    let mut d = deflater(0);
+    let a = agreement(15);
+    for n in [300, 70_000] {
+        let data = json(n);
+        let plain = text_frame_with(|out| out.extend_from_slice(&data));
+        let twin = d.compress_plain_frame(&plain, a).expect("a text frame");
+        assert_eq!(twin, d.compress_frame(Opcode::Text, &data, a).unwrap());
+        let binary = encode_frame(Opcode::Binary, &data);
+        let twin = d.compress_plain_frame(&binary, a).expect("a binary frame");
+        assert_eq!(split_frame(&twin).0, 0xc2);
+        // Cut short, or not a frame we make: refused, never a panic.
+        assert_eq!(d.compress_plain_frame(&plain[..plain.len() - 1], a), None);
+        assert_eq!(d.compress_plain_frame(&plain[..3], a), None);
+    }
+    assert_eq!(
+        d.compress_plain_frame(&close_frame(1000, &"x".repeat(100)), a),
+        None
+    );
+    assert_eq!(d.compress_plain_frame(&[0x81], a), None);
+    assert_eq!(d.compress_plain_frame(&[], a), None);
+    let mut masked = encode_frame(Opcode::Text, &json(300)).to_vec();
+    masked[1] |= 0x80;
+    assert_eq!(d.compress_plain_frame(&masked, a), None);
+}
