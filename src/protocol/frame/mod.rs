@@ -5,7 +5,7 @@
 //! tungstenite's `WebSocket` would hold (and zero-fill) a 128 KiB read buffer
 //! per connection, and we hold none while a connection is idle. Everything
 //! else (checks, unmasking, reassembly, UTF-8, close payloads) is ours;
-//! encoding lives in [`super::frame_encode`] and is re-exported here.
+//! encoding lives in [`encode`] and is re-exported here.
 //!
 //! [`FrameDecoder`] is one pointer wide. Frames that arrive whole are
 //! unmasked in place in the caller's (per-shard) read buffer and handed out
