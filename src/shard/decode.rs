@@ -7,7 +7,9 @@ use std::time::SystemTime;
 
 use crate::close::CloseReason;
 use crate::metrics::Counter;
-use crate::protocol::frame::{encode_frame, pong_frame, FrameDecoder, Opcode, WsMessage};
+use crate::protocol::frame::{
+    encode_frame, pong_frame, FrameDecoder, Opcode, ProtocolViolation, WsMessage,
+};
 use crate::session::{self, Rules, Sender, SessionState};
 
 use super::core::unix_micros;
@@ -30,10 +32,13 @@ impl Shard {
         };
         let max = self.instance.settings.max_message_bytes;
         let mut completed = false;
-        let result = decoder.feed(data, max, |msg| {
+        let result = decoder.feed(data, max, false, |msg| {
             // Control frames may come between fragments: only a data
             // message ends what was unfinished.
-            completed |= matches!(msg, WsMessage::Text(_) | WsMessage::Binary(_));
+            completed |= matches!(
+                msg,
+                WsMessage::Text(_) | WsMessage::Binary(_) | WsMessage::Compressed { .. }
+            );
             self.on_ws_message(key, msg)
         });
         let held = decoder.held_bytes();
@@ -99,6 +104,18 @@ impl Shard {
                 self.enqueue(key, pong_frame(payload), 0);
             }
             WsMessage::Pong(_) => {}
+            // Never produced yet: `feed` is told deflate is off until the
+            // handshake negotiates it (issue 15 wiring).
+            WsMessage::Compressed { .. } => {
+                self.close_conn(
+                    key,
+                    CloseReason::violation(ProtocolViolation {
+                        code: crate::protocol::close::PROTOCOL_ERROR,
+                        reason: "compressed message without permessage-deflate",
+                    }),
+                );
+                return false;
+            }
             WsMessage::Close(frame) => {
                 let code = frame.as_ref().map(|f| f.code);
                 self.close_conn(key, CloseReason::echo(code));

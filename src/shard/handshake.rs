@@ -144,7 +144,7 @@ async fn upgrade(
         }
     };
     let key = req.ws_key.as_deref().unwrap_or_default();
-    let (res, _) = stream.write_all(upgrade_response(key)).await;
+    let (res, _) = stream.write_all(upgrade_response(key, None)).await;
     if res.is_err() {
         shard.instance.release_connection();
         return;
