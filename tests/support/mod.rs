@@ -6,6 +6,7 @@ pub mod api;
 pub mod api_scenarios;
 pub mod channels;
 pub mod client;
+pub mod deflate;
 pub mod history;
 pub mod limits;
 pub mod openapi;
