@@ -128,9 +128,15 @@ fn autobahn_sections_1_to_7_9_10_have_no_failures() {
 ///   9-bit window; 13.7 offers (9, none, none) and gets the first.
 ///
 /// The server answers `client_no_context_takeover` to all of them, which the
-/// client accepts (its offers say it can). Echoes shorter than
-/// `COMPRESSION_MIN_BYTES` go back uncompressed, which RFC 7692 allows and the
-/// cases accept: they compare payloads, not framing.
+/// client accepts (its offers say it can).
+///
+/// The echo path compresses every echoed message, also those shorter than
+/// `COMPRESSION_MIN_BYTES` (16 and 64 B cases) and incompressible ones (the
+/// bitmap and PDF data sets), so the codec is exercised by every case. It
+/// must: RFC 7692 lets a server send any message plain, but kosoku 0.1.0
+/// hands an uncompressed echo to these cases as a `str`, which their SHA-1
+/// comparison cannot hash, and the case ends in ERROR. So NON-STRICT is not
+/// expected either (these cases never give it: they compare payloads).
 #[test]
 fn autobahn_sections_12_13_compression_have_no_failures() {
     let s = echo_server(&["--compression", "on"]);

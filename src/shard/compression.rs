@@ -107,9 +107,13 @@ impl ShardCodec {
         Some(Twin { frame, saved })
     }
 
-    /// A single receiver's frame (an echo): compressed for `agreement` when
-    /// worth it, bypassing the cache (no one else gets it).
-    pub fn compress_one(
+    /// An echo (the conformance path): every data message compressed for
+    /// `agreement`, whatever its size or gain, bypassing the cache (no one
+    /// else gets it). A conformance suite thus exercises the codec on every
+    /// message; and kosoku 0.1.0 hands an uncompressed echo to the Autobahn
+    /// 12.x/13.x cases as a `str`, which their SHA-1 check cannot hash
+    /// (ERROR), though RFC 7692 allows sending it plain.
+    pub fn compress_echo(
         &self,
         opcode: Opcode,
         payload: &[u8],
@@ -117,7 +121,7 @@ impl ShardCodec {
     ) -> Option<Bytes> {
         self.deflater
             .borrow_mut()
-            .compress_frame(opcode, payload, agreement)
+            .compress_frame_always(opcode, payload, agreement)
     }
 
     /// Inflates a compressed client message into `out` (a pooled buffer),

@@ -156,12 +156,13 @@ impl Shard {
         alive
     }
 
-    /// Echoes a message (conformance path), compressed when negotiated.
+    /// Echoes a message (conformance path); with permessage-deflate every
+    /// echo is compressed ([`super::compression::ShardCodec::compress_echo`]).
     fn echo(self: &Rc<Self>, key: ConnKey, opcode: Opcode, payload: &[u8]) {
         let agreement = self.with_conn(key, |c| c.deflate).flatten();
         let compressed = agreement
             .zip(self.codec.as_ref())
-            .and_then(|(a, codec)| codec.compress_one(opcode, payload, a));
+            .and_then(|(a, codec)| codec.compress_echo(opcode, payload, a));
         let frame = compressed.unwrap_or_else(|| encode_frame(opcode, payload));
         self.enqueue(key, frame, 0);
     }

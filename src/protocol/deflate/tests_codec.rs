@@ -371,3 +371,20 @@ fn a_queued_plain_frame_gets_its_compressed_twin() {
     masked[1] |= 0x80;
     assert_eq!(d.compress_plain_frame(&masked, a), None);
 }
+
+#[test]
+fn the_echo_path_compresses_every_data_message() {
+    let mut d = deflater(256);
+    for payload in [Vec::new(), b"tiny".to_vec(), noise(70_000), json(2000)] {
+        let frame = d
+            .compress_frame_always(Opcode::Binary, &payload, agreement(9))
+            .expect("always compressed");
+        let (first, body) = split_frame(&frame);
+        assert_eq!(first, 0xC2, "FIN, RSV1, binary");
+        assert!(body.len() <= payload.len() + payload.len() / 128 + 64);
+        assert_eq!(client_inflate(body, 9).unwrap(), payload);
+    }
+    assert!(d
+        .compress_frame_always(Opcode::Ping, b"x", agreement(15))
+        .is_none());
+}
