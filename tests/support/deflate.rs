@@ -7,7 +7,7 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress};
 use serde_json::Value;
@@ -166,22 +166,6 @@ impl DeflateClient {
                     None => 1005,
                 };
             }
-        }
-    }
-
-    /// True when nothing arrives within `limit`.
-    pub fn silent_for(&mut self, limit: Duration) -> bool {
-        if !self.buffered.is_empty() {
-            return false;
-        }
-        self.stream.set_read_timeout(Some(limit)).unwrap();
-        let mut b = [0u8; 1];
-        match self.stream.read(&mut b) {
-            Err(e) => matches!(
-                e.kind(),
-                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-            ),
-            Ok(_) => false,
         }
     }
 }
