@@ -42,7 +42,7 @@ fn decode(c: &mut Criterion) {
             || frames.clone(),
             |buf| {
                 let mut bytes = 0;
-                let r = decoder.feed(buf, 1 << 20, |m| {
+                let r = decoder.feed(buf, 1 << 20, false, |m| {
                     if let WsMessage::Text(t) = m {
                         bytes += t.len();
                     }

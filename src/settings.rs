@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use crate::coordinator::Retention;
 use crate::namespaces::Namespaces;
+use crate::protocol::deflate::DeflateConfig;
 use clap::ValueEnum;
 
 use crate::ratelimit::RateLimit;
@@ -96,4 +97,7 @@ pub struct Settings {
     /// Once `/ready` turned 503 at `max_connections`, it turns 200 again
     /// when open connections fall to this percentage of it.
     pub ready_resume_percent: u8,
+    /// permessage-deflate: `None` when `COMPRESSION=off` (every offer is
+    /// declined), else how the shard compresses.
+    pub compression: Option<DeflateConfig>,
 }

@@ -5,8 +5,12 @@
 //! messages in the same order, and the same verdict (except that a text
 //! frame still arriving may be refused early, with 1007, for its UTF-8).
 //!
-//! Layout: byte 0 picks the size limit, bytes 1..4 the chunk sizes (cycled),
-//! the rest is the stream.
+//! With permessage-deflate negotiated, RSV1 messages come out as
+//! `Compressed` (never checked as UTF-8), and only then.
+//!
+//! Layout: byte 0 picks the size limit (bits 0-1) and whether deflate was
+//! negotiated (bit 2), bytes 1..4 the chunk sizes (cycled), the rest is the
+//! stream.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -20,10 +24,16 @@ enum Got {
     Ping(Vec<u8>),
     Pong(Vec<u8>),
     Close(Option<(u16, String)>),
+    Compressed(bool, Vec<u8>),
 }
 
 /// Feeds `stream` in chunks of the given sizes (cycled); stops at the first error.
-fn run(stream: &[u8], sizes: &[usize], max: usize) -> (Vec<Got>, Result<(), ProtocolViolation>) {
+fn run(
+    stream: &[u8],
+    sizes: &[usize],
+    max: usize,
+    deflate: bool,
+) -> (Vec<Got>, Result<(), ProtocolViolation>) {
     let mut decoder = FrameDecoder::new();
     let mut out = Vec::new();
     let mut rest = stream;
@@ -34,8 +44,8 @@ fn run(stream: &[u8], sizes: &[usize], max: usize) -> (Vec<Got>, Result<(), Prot
         let (chunk, tail) = rest.split_at(size.min(rest.len()));
         rest = tail;
         let mut buf = chunk.to_vec();
-        let r = decoder.feed(&mut buf, max, |m| {
-            out.push(check(m, max));
+        let r = decoder.feed(&mut buf, max, deflate, |m| {
+            out.push(check(m, max, deflate));
             true
         });
         if r.is_err() {
@@ -47,7 +57,7 @@ fn run(stream: &[u8], sizes: &[usize], max: usize) -> (Vec<Got>, Result<(), Prot
 }
 
 /// Checks a message's invariants and copies it.
-fn check(m: WsMessage<'_>, max: usize) -> Got {
+fn check(m: WsMessage<'_>, max: usize, deflate: bool) -> Got {
     match m {
         WsMessage::Text(t) => {
             assert!(t.len() <= max);
@@ -69,6 +79,11 @@ fn check(m: WsMessage<'_>, max: usize) -> Got {
             assert!((1000..5000).contains(&c.code));
             (c.code, c.reason.into())
         })),
+        WsMessage::Compressed { text, data } => {
+            assert!(deflate, "compressed only when negotiated");
+            assert!(data.len() <= max);
+            Got::Compressed(text, data.into())
+        }
     }
 }
 
@@ -77,9 +92,10 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let max = [0, 1, 125, 4096][usize::from(limit & 3)];
+    let deflate = limit & 4 != 0;
     let sizes = [a, b, c].map(|s| usize::from(s % 32) + 1);
-    let (whole, whole_result) = run(stream, &[usize::MAX], max);
-    let (chunked, chunked_result) = run(stream, &sizes, max);
+    let (whole, whole_result) = run(stream, &[usize::MAX], max, deflate);
+    let (chunked, chunked_result) = run(stream, &sizes, max, deflate);
     if let Err(v) = whole_result {
         assert!(matches!(v.code, 1002 | 1007 | 1009), "{v}");
     }

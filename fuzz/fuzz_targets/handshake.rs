@@ -31,7 +31,7 @@ fn exercise(req: &Request, data_len: usize) {
     let _ = req.query_param("userId");
     match check_upgrade(req) {
         Ok(()) => {
-            let _ = upgrade_response(req.ws_key.as_deref().unwrap_or_default());
+            let _ = upgrade_response(req.ws_key.as_deref().unwrap_or_default(), req.deflate);
         }
         Err(refusal) => {
             let _ = refusal.to_response();

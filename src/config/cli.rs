@@ -17,6 +17,7 @@ use clap::builder::{BoolishValueParser, FalseyValueParser};
 use clap::{ArgAction, Parser, ValueEnum};
 
 use super::redis::ClusterMode;
+use crate::protocol::deflate::DeflateConfig;
 use crate::settings::{Dashboard, IoDriver};
 
 /// Every setting as given on the command line or in the environment.
@@ -417,6 +418,30 @@ pub struct Args {
         value_name = "PERCENT"
     )]
     pub ready_resume_percent: u8,
+
+    // ---- Compression: permessage-deflate (issue 15). One block, kept last;
+    // validated together in `super::compression`. ----
+    /// permessage-deflate (RFC 7692, no context takeover) for clients that offer it
+    #[arg(long, env = "COMPRESSION", value_enum, default_value_t = OnOff::Off)]
+    pub compression: OnOff,
+
+    /// Messages shorter than this are sent uncompressed (0..=16 MiB)
+    #[arg(
+        long,
+        env = "COMPRESSION_MIN_BYTES",
+        default_value_t = DeflateConfig::DEFAULT_MIN_BYTES,
+        value_name = "BYTES"
+    )]
+    pub compression_min_bytes: usize,
+
+    /// zlib level, 1 (fastest) to 9 (smallest); 6 sends ~40% of the bytes of JSON
+    #[arg(
+        long,
+        env = "COMPRESSION_LEVEL",
+        default_value_t = DeflateConfig::DEFAULT_LEVEL,
+        value_name = "LEVEL"
+    )]
+    pub compression_level: u32,
 }
 
 /// A string that is or may contain a secret (`JWT_SECRET`, a password in
@@ -448,4 +473,13 @@ pub enum AuthMode {
     Token,
     /// ?userId= without proof; explicit opt-in, logged loudly, not with JWT_SECRET
     Insecure,
+}
+
+/// A plain two-way switch (`COMPRESSION`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OnOff {
+    /// Disabled
+    Off,
+    /// Enabled
+    On,
 }

@@ -12,7 +12,8 @@
 //! - [`Args`] (`cli.rs`): the raw clap struct, one field per setting: its
 //!   flag, variable, default and `--help` line, defined there only. Enums
 //!   are parsed as the types their subsystem uses (`ValueEnum`).
-//! - [`Config::from_args`] (`validate.rs`, `redis.rs`, `cloudwatch.rs`):
+//! - [`Config::from_args`] (`validate.rs`, `redis.rs`, `cloudwatch.rs`,
+//!   `compression.rs`, ...):
 //!   checks every value and their consistency and returns the typed
 //!   [`Config`], or a [`ConfigError`] naming the setting.
 //!
@@ -34,6 +35,7 @@ mod api;
 mod channels;
 mod cli;
 mod cloudwatch;
+mod compression;
 mod error;
 mod hardening;
 mod load;
@@ -45,13 +47,15 @@ mod tests;
 #[cfg(test)]
 mod tests_auth;
 #[cfg(test)]
+mod tests_compression;
+#[cfg(test)]
 mod tests_limits;
 #[cfg(test)]
 mod tests_sources;
 
 use std::fmt;
 
-pub use cli::{Args, AuthMode, Secret};
+pub use cli::{Args, AuthMode, OnOff, Secret};
 pub use cloudwatch::CloudWatchSettings;
 pub use error::ConfigError;
 pub use hardening::Hardening;
@@ -177,6 +181,10 @@ impl Config {
                 a.rate_limit
             ),
         };
+        let compression = match s.compression {
+            None => "off".to_owned(),
+            Some(d) => format!("on(level={} min_bytes={})", d.level, d.min_bytes),
+        };
         format!(
             "server_id={} listen={} shards={} io_driver={} auth={auth} origins={origins} \
              environment={:?} coordination={coordination} max_message_bytes={} \
@@ -185,7 +193,7 @@ impl Config {
              partial_message_bytes_per_shard={} ready_resume_percent={} \
              heartbeat={}ms timeout={}ms delivery_timeout={}ms shutdown_timeout={}ms \
              drain_rate={}/s broadcast={} echo_path={} dashboard={} cloudwatch=({cloudwatch}) api={api} log={:?} \
-             jwt_leeway={}s max_json_depth={}",
+             jwt_leeway={}s max_json_depth={} compression={compression}",
             s.server_id,
             s.listen,
             s.shards,

@@ -9,7 +9,7 @@ use super::*;
 
 /// Every variable a setting is read from (the contract of `--help`, the docs
 /// and `.env.example`).
-const ALL_VARS: [&str; 53] = [
+const ALL_VARS: [&str; 56] = [
     "JWT_PUBLIC_KEY_FILE",
     "JWT_LEEWAY_SECS",
     "MAX_JSON_DEPTH",
@@ -63,6 +63,10 @@ const ALL_VARS: [&str; 53] = [
     "MESSAGE_COMPLETE_TIMEOUT_MS",
     "PARTIAL_MESSAGE_BYTES_PER_SHARD",
     "READY_RESUME_PERCENT",
+    // Compression (issue 15).
+    "COMPRESSION",
+    "COMPRESSION_MIN_BYTES",
+    "COMPRESSION_LEVEL",
     // Not a variable: keeps the list honest about the flag-only setting.
     "--env-file",
 ];

@@ -76,6 +76,7 @@ pub(super) fn config(a: Args) -> Result<Config, ConfigError> {
         )?,
         partial_message_budget: partial_message_budget(&a)?,
         ready_resume_percent: range("READY_RESUME_PERCENT", a.ready_resume_percent, 0, 100)?,
+        compression: super::compression::settings(&a)?,
     };
     Ok(Config {
         auth,

@@ -59,6 +59,15 @@ pub enum Counter {
     ApiIdempotentReplays,
     /// Server API requests refused for a missing or wrong key.
     ApiAuthFailures,
+    /// Messages compressed for permessage-deflate receivers (once per shard,
+    /// message and window, however many receivers share the result).
+    DeflateCompressions,
+    /// Compressed frames queued to receivers (each shares its message's
+    /// one compression).
+    DeflateFrames,
+    /// Bytes not queued thanks to compression: plain minus compressed
+    /// size, summed over the receivers of compressed frames.
+    DeflateBytesSaved,
 }
 
 /// Names and help text of one counter, the single source for every exporter.
@@ -95,7 +104,7 @@ const COUNT: Option<&str> = Some("Count");
 
 impl Counter {
     /// How many counters there are.
-    pub const COUNT: usize = 27;
+    pub const COUNT: usize = 30;
 
     /// Every counter, in index order.
     pub const ALL: [Counter; Counter::COUNT] = [
@@ -126,6 +135,9 @@ impl Counter {
         Counter::JoinLeaveDropped,
         Counter::ApiIdempotentReplays,
         Counter::ApiAuthFailures,
+        Counter::DeflateCompressions,
+        Counter::DeflateFrames,
+        Counter::DeflateBytesSaved,
     ];
 
     /// Position in the counter arrays.
@@ -293,6 +305,24 @@ impl Counter {
                 "wss_api_auth_failures_total",
                 "Server API requests refused with 401 (missing or wrong key).",
                 COUNT,
+            ),
+            DeflateCompressions => info(
+                "DeflateCompressions",
+                "wss_deflate_compressions_total",
+                "Messages compressed for permessage-deflate receivers (once per shard, message and window).",
+                None,
+            ),
+            DeflateFrames => info(
+                "DeflateFrames",
+                "wss_deflate_frames_total",
+                "Compressed frames queued to permessage-deflate receivers.",
+                None,
+            ),
+            DeflateBytesSaved => info(
+                "DeflateBytesSaved",
+                "wss_deflate_saved_bytes_total",
+                "Bytes not queued thanks to permessage-deflate (plain minus compressed, per receiver).",
+                None,
             ),
             InboxStored => info(
                 "InboxStored",

@@ -3,6 +3,7 @@
 
 pub mod channel;
 pub mod close;
+pub mod deflate;
 pub mod envelope;
 pub mod frame;
 pub mod handshake;

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use crate::auth::Grants;
+use crate::protocol::deflate::Agreement;
 use crate::protocol::frame::FrameDecoder;
 use crate::protocol::UserId;
 use crate::ratelimit::TokenBucket;
@@ -77,6 +78,9 @@ pub struct Conn {
     pub ending: Ending,
     /// Yes/no facts about the connection, one bit each.
     pub flags: Flags,
+    /// permessage-deflate as negotiated at the upgrade (one byte: the
+    /// codec is the shard's); `None`: frames go out plain.
+    pub deflate: Option<Agreement>,
     /// The rate limiter.
     pub bucket: TokenBucket,
     /// Frame reassembly; holds heap only mid-frame.
@@ -207,6 +211,7 @@ impl Conn {
             },
             ending: Ending::Unknown,
             flags,
+            deflate: None,
             queued_bytes: 0,
             write_offset: 0,
             next_message: 0,
@@ -214,6 +219,12 @@ impl Conn {
             decoder: FrameDecoder::new(),
             queue: SendQueue::default(),
         }
+    }
+
+    /// The same connection with what permessage-deflate agreed.
+    pub fn with_deflate(mut self, deflate: Option<Agreement>) -> Self {
+        self.deflate = deflate;
+        self
     }
 
     /// The same connection with the token's grants.

@@ -7,12 +7,20 @@ use std::time::SystemTime;
 
 use crate::close::CloseReason;
 use crate::metrics::Counter;
-use crate::protocol::frame::{encode_frame, pong_frame, FrameDecoder, Opcode, WsMessage};
+use crate::protocol::frame::{
+    encode_frame, pong_frame, FrameDecoder, Opcode, ProtocolViolation, WsMessage,
+};
 use crate::session::{self, Rules, Sender, SessionState};
 
 use super::core::unix_micros;
 use super::unfinished::Verdict;
 use super::{ConnKey, Flags, Phase, Shard};
+
+/// RSV1 on a connection without permessage-deflate.
+const NOT_NEGOTIATED: ProtocolViolation = ProtocolViolation {
+    code: crate::protocol::close::PROTOCOL_ERROR,
+    reason: "compressed message without permessage-deflate",
+};
 
 impl Shard {
     /// Feeds bytes read from a connection. Returns false when the connection
@@ -23,17 +31,25 @@ impl Shard {
             if c.phase != Phase::Closing {
                 c.clock_ms = now;
             }
-            std::mem::replace(&mut c.decoder, FrameDecoder::new())
+            (
+                std::mem::replace(&mut c.decoder, FrameDecoder::new()),
+                c.deflate.is_some(),
+            )
         });
-        let Some(mut decoder) = decoder else {
+        let Some((mut decoder, deflate)) = decoder else {
             return false;
         };
         let max = self.instance.settings.max_message_bytes;
         let mut completed = false;
-        let result = decoder.feed(data, max, |msg| {
+        // With permessage-deflate, RSV1 marks a compressed message
+        // (`Compressed`); without it RSV1 is a protocol error (1002).
+        let result = decoder.feed(data, max, deflate, |msg| {
             // Control frames may come between fragments: only a data
             // message ends what was unfinished.
-            completed |= matches!(msg, WsMessage::Text(_) | WsMessage::Binary(_));
+            completed |= matches!(
+                msg,
+                WsMessage::Text(_) | WsMessage::Binary(_) | WsMessage::Compressed { .. }
+            );
             self.on_ws_message(key, msg)
         });
         let held = decoder.held_bytes();
@@ -84,16 +100,9 @@ impl Shard {
             return !matches!(msg, WsMessage::Close(_));
         }
         match msg {
-            WsMessage::Text(text) if echo => {
-                self.enqueue(key, encode_frame(Opcode::Text, text.as_bytes()), 0);
-            }
-            WsMessage::Text(text) => self.on_text(key, text),
-            WsMessage::Binary(data) if echo => {
-                self.enqueue(key, encode_frame(Opcode::Binary, data), 0);
-            }
-            WsMessage::Binary(_) => {
-                self.close_conn(key, CloseReason::BINARY);
-                return false;
+            WsMessage::Text(_) | WsMessage::Binary(_) => return self.on_data(key, msg, echo),
+            WsMessage::Compressed { text, data } => {
+                return self.on_compressed(key, text, data, echo)
             }
             WsMessage::Ping(payload) => {
                 self.enqueue(key, pong_frame(payload), 0);
@@ -106,6 +115,56 @@ impl Shard {
             }
         }
         true
+    }
+
+    /// A complete text or binary message, as sent or once inflated. Returns
+    /// false when the connection is closing.
+    fn on_data(self: &Rc<Self>, key: ConnKey, msg: WsMessage<'_>, echo: bool) -> bool {
+        match msg {
+            WsMessage::Text(text) if echo => self.echo(key, Opcode::Text, text.as_bytes()),
+            WsMessage::Text(text) => self.on_text(key, text),
+            WsMessage::Binary(data) if echo => self.echo(key, Opcode::Binary, data),
+            _ => {
+                self.close_conn(key, CloseReason::BINARY);
+                return false;
+            }
+        }
+        true
+    }
+
+    /// A compressed message (RSV1; only decoded so with permessage-deflate):
+    /// inflated into a pooled buffer, bounded by `MAX_MESSAGE_BYTES` (1009
+    /// as soon as it goes past, the rest not inflated; 1007 for bad data),
+    /// then handled like any message.
+    fn on_compressed(self: &Rc<Self>, key: ConnKey, text: bool, data: &[u8], echo: bool) -> bool {
+        let Some(codec) = &self.codec else {
+            // Unreachable: without a codec no agreement is made, so RSV1 is
+            // refused by the decoder. Still a clear close, never a panic.
+            self.close_conn(key, CloseReason::violation(NOT_NEGOTIATED));
+            return false;
+        };
+        let max = self.instance.settings.max_message_bytes;
+        let mut buf = self.take_read_buffer();
+        let alive = match codec.inflate(text, data, max, &mut buf) {
+            Ok(msg) => self.on_data(key, msg, echo),
+            Err(violation) => {
+                self.close_conn(key, CloseReason::violation(violation));
+                false
+            }
+        };
+        self.give_read_buffer(buf);
+        alive
+    }
+
+    /// Echoes a message (conformance path); with permessage-deflate every
+    /// echo is compressed ([`super::compression::ShardCodec::compress_echo`]).
+    fn echo(self: &Rc<Self>, key: ConnKey, opcode: Opcode, payload: &[u8]) {
+        let agreement = self.with_conn(key, |c| c.deflate).flatten();
+        let compressed = agreement
+            .zip(self.codec.as_ref())
+            .and_then(|(a, codec)| codec.compress_echo(opcode, payload, a));
+        let frame = compressed.unwrap_or_else(|| encode_frame(opcode, payload));
+        self.enqueue(key, frame, 0);
     }
 
     /// A text message from an open protocol connection: the session judges

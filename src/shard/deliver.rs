@@ -168,6 +168,13 @@ impl Shard {
     }
 
     /// Queues `frame` on the target connections; returns how many took it.
+    ///
+    /// Every shared frame of the shard passes here (broadcasts,
+    /// publications, join/leave, direct messages, server API sends, replies),
+    /// so this is where permessage-deflate is applied: a receiver that
+    /// negotiated it gets the frame's compressed twin, made once per message
+    /// and window by the shard's codec and shared by all of them, and only
+    /// when some receiver asks for it.
     fn deliver(self: &Rc<Self>, to: Target, frame: &Bytes, sent_at_us: u64) -> u32 {
         let keys: smallvec::SmallVec<[ConnKey; 4]> = match to {
             Target::Conn(key) => smallvec::smallvec![key],
@@ -175,9 +182,33 @@ impl Shard {
             Target::All { except } => self.open_keys(except),
             Target::Members(members) => self.keys_of(&members),
         };
-        keys.into_iter()
-            .filter(|k| self.enqueue(*k, frame.clone(), sent_at_us))
-            .count() as u32
+        let Some(codec) = &self.codec else {
+            return keys
+                .into_iter()
+                .filter(|k| self.enqueue(*k, frame.clone(), sent_at_us))
+                .count() as u32;
+        };
+        let (mut taken, mut compressed, mut saved) = (0, 0, 0);
+        for key in keys {
+            let agreement = self.with_conn(key, |c| c.deflate).flatten();
+            let twin = agreement.and_then(|a| codec.twin(frame, a, &self.metrics));
+            let (out, twin_saved) = match twin {
+                Some(t) => (t.frame, Some(t.saved)),
+                None => (frame.clone(), None),
+            };
+            if self.enqueue(key, out, sent_at_us) {
+                taken += 1;
+                if let Some(s) = twin_saved {
+                    compressed += 1;
+                    saved += s as u64;
+                }
+            }
+        }
+        if compressed > 0 {
+            self.metrics.add(Counter::DeflateFrames, compressed);
+            self.metrics.add(Counter::DeflateBytesSaved, saved);
+        }
+        taken
     }
 
     /// Keys of listed slab indices (the core lists only live connections).

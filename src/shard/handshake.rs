@@ -143,8 +143,11 @@ async fn upgrade(
             return;
         }
     };
+    // An offer is taken only with COMPRESSION=on; otherwise it is declined
+    // by not answering it (the client then sends uncompressed frames).
+    let deflate = shard.instance.settings.compression.and(req.deflate);
     let key = req.ws_key.as_deref().unwrap_or_default();
-    let (res, _) = stream.write_all(upgrade_response(key)).await;
+    let (res, _) = stream.write_all(upgrade_response(key, deflate)).await;
     if res.is_err() {
         shard.instance.release_connection();
         return;
@@ -154,7 +157,7 @@ async fn upgrade(
     // SAFETY: into_raw_fd hands over the only owner of the descriptor.
     let fd = unsafe { OwnedFd::from_raw_fd(stream.into_raw_fd()) };
     let raw = fd.as_raw_fd();
-    let key = shard.insert_conn(identity, fd, echo);
+    let key = shard.insert_conn(identity, fd, echo, deflate);
     let mut leftover = leftover;
     if !leftover.is_empty() && !shard.on_bytes(key, &mut leftover) {
         shard.remove_conn(key);

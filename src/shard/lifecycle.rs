@@ -10,6 +10,7 @@ use crate::auth::Identity;
 use crate::close::CloseReason;
 use crate::metrics::Counter;
 use crate::protocol::channel::ChannelName;
+use crate::protocol::deflate::Agreement;
 use crate::protocol::envelope::{self, InboxTop, Welcome};
 use crate::protocol::frame::text_frame_with;
 
@@ -21,7 +22,13 @@ impl Shard {
     /// Protocol connections start registering their route (their frames
     /// are held until the core asks for the welcome); echo connections are
     /// open at once and never reach the core.
-    pub fn insert_conn(self: &Rc<Self>, identity: Identity, fd: OwnedFd, echo: bool) -> ConnKey {
+    pub fn insert_conn(
+        self: &Rc<Self>,
+        identity: Identity,
+        fd: OwnedFd,
+        echo: bool,
+        deflate: Option<Agreement>,
+    ) -> ConnKey {
         let Identity {
             user,
             grants,
@@ -29,8 +36,9 @@ impl Shard {
         } = identity;
         let subs = grants.as_ref().map(|g| g.subs.clone()).unwrap_or_default();
         let seq = self.next_seq();
-        let conn =
-            Conn::new(user.clone(), fd, echo, seq, self.now_ms()).with_grants(grants, insecure);
+        let conn = Conn::new(user.clone(), fd, echo, seq, self.now_ms())
+            .with_grants(grants, insecure)
+            .with_deflate(deflate);
         let index = self.conns.borrow_mut().insert(conn) as u32;
         self.metrics.connection_opened();
         let key = ConnKey {

@@ -22,6 +22,10 @@
 //! Server API requests come in through [`handshake`] too and reach the core
 //! through [`api_call`].
 //!
+//! permessage-deflate: [`compression`] holds the shard's one compressor and
+//! one decompressor; [`decode`] inflates through it, [`deliver`] compresses
+//! each shared frame once for every receiver that negotiated it.
+//!
 //! Around them: [`lifecycle`] (a connection's insert and removal, shutdown
 //! and drain), [`sweep`] (one timer per shard: heartbeats, close deadlines,
 //! ack deadlines, token expiry, drain pace, unfinished-message deadlines),
@@ -32,6 +36,7 @@
 
 mod accept;
 mod api_call;
+mod compression;
 mod conn;
 pub mod core;
 mod decode;
@@ -138,6 +143,9 @@ pub struct Shard {
     pub unfinished: RefCell<Unfinished>,
     /// The accept loop's reserve descriptor, back-off and stall state.
     pub accept_gate: RefCell<AcceptGate>,
+    /// permessage-deflate's one compressor and one decompressor for every
+    /// connection, and the compress-once cache; `None` with `COMPRESSION=off`.
+    pub codec: Option<compression::ShardCodec>,
 }
 
 /// Size of a pooled read buffer.
@@ -167,6 +175,7 @@ impl Shard {
             timeout_ms: settings.message_complete_timeout.as_millis() as u32,
             budget_bytes: settings.partial_message_budget,
         });
+        let codec = settings.compression.map(compression::ShardCodec::new);
         let poller = Poller::new()?;
         // The accept loop's reserve: see `accept`.
         let accept_gate = AcceptGate::new(Some(poller.dup_fd()?));
@@ -186,6 +195,7 @@ impl Shard {
             closing_all: Cell::new(None),
             unfinished: RefCell::new(unfinished),
             accept_gate: RefCell::new(accept_gate),
+            codec,
         })
     }
 

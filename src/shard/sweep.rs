@@ -80,6 +80,9 @@ impl Shard {
         if let Some(CloseAll::Drain { per_sec }) = self.closing_all.get() {
             self.drain_some(per_sec);
         }
+        if let Some(codec) = &self.codec {
+            codec.forget_last();
+        }
         if self.reclaim.due(now) {
             super::reclaim::collect_thread_heap();
         }

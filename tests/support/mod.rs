@@ -7,6 +7,7 @@ pub mod api_scenarios;
 pub mod channel_scenarios;
 pub mod channels;
 pub mod client;
+pub mod deflate;
 pub mod history;
 pub mod limits;
 pub mod moto;

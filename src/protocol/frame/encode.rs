@@ -44,6 +44,11 @@ impl Opcode {
     }
 }
 
+/// RSV1: the message is compressed (permessage-deflate, RFC 7692 §6).
+const RSV1: u8 = 0x40;
+/// Room [`frame_from_reserved`] needs before the payload: the longest header.
+pub const HEADER_ROOM: usize = MAX_HEADER;
+
 /// Writes the unmasked header of a final frame at the end of `slot`, so it
 /// sits just before a payload that follows `slot`; returns where it starts.
 fn write_header(slot: &mut [u8; MAX_HEADER], opcode: Opcode, len: usize) -> usize {
@@ -74,9 +79,22 @@ pub fn text_frame_with(write_payload: impl FnOnce(&mut Vec<u8>)) -> Bytes {
     let mut buf = Vec::with_capacity(256);
     buf.resize(MAX_HEADER, 0);
     write_payload(&mut buf);
+    frame_from_reserved(buf, Opcode::Text, false)
+}
+
+/// Turns `buf`, whose first [`HEADER_ROOM`] bytes are reserved and whose
+/// rest is the payload, into a final frame without copying the payload;
+/// `compressed` sets RSV1 (the payload is a permessage-deflate message).
+pub fn frame_from_reserved(mut buf: Vec<u8>, opcode: Opcode, compressed: bool) -> Bytes {
     let len = buf.len().saturating_sub(MAX_HEADER);
+    if buf.len() < MAX_HEADER {
+        buf.resize(MAX_HEADER, 0);
+    }
     let mut slot = [0; MAX_HEADER];
-    let start = write_header(&mut slot, Opcode::Text, len);
+    let start = write_header(&mut slot, opcode, len);
+    if compressed {
+        slot[start] |= RSV1;
+    }
     buf[..MAX_HEADER].copy_from_slice(&slot);
     Bytes::from(buf).slice(start..)
 }
@@ -148,13 +166,14 @@ mod tests {
     /// Decodes one masked frame into (kind, payload).
     fn decode_one(frame: &mut [u8]) -> (&'static str, Vec<u8>) {
         let mut got = None;
-        let r = FrameDecoder::new().feed(frame, 1 << 20, |m| {
+        let r = FrameDecoder::new().feed(frame, 1 << 20, false, |m| {
             got = Some(match m {
                 WsMessage::Text(t) => ("text", t.as_bytes().to_vec()),
                 WsMessage::Binary(b) => ("binary", b.to_vec()),
                 WsMessage::Ping(p) => ("ping", p.to_vec()),
                 WsMessage::Pong(p) => ("pong", p.to_vec()),
                 WsMessage::Close(c) => ("close", c.map_or(vec![], |c| c.reason.into())),
+                WsMessage::Compressed { data, .. } => ("compressed", data.to_vec()),
             });
             true
         });

@@ -5,7 +5,7 @@
 //! tungstenite's `WebSocket` would hold (and zero-fill) a 128 KiB read buffer
 //! per connection, and we hold none while a connection is idle. Everything
 //! else (checks, unmasking, reassembly, UTF-8, close payloads) is ours;
-//! encoding lives in [`super::frame_encode`] and is re-exported here.
+//! encoding lives in [`encode`] and is re-exported here.
 //!
 //! [`FrameDecoder`] is one pointer wide. Frames that arrive whole are
 //! unmasked in place in the caller's (per-shard) read buffer and handed out
@@ -16,10 +16,21 @@
 //! with the bytes received, never past `max_message_bytes`. Text is checked
 //! as it arrives, so invalid UTF-8 is refused before the rest of its frame or
 //! message (Autobahn's strict behaviour).
+//!
+//! permessage-deflate (RFC 7692): whether the connection negotiated it is an
+//! argument of [`FrameDecoder::feed`], not state (the decoder stays one
+//! pointer). When it did, RSV1 on the first frame of a data message marks it
+//! compressed: such a message is delivered as [`WsMessage::Compressed`], its
+//! bytes as received, and is not UTF-8-checked here (the check belongs to the
+//! inflated text, see `protocol::deflate::Inflater::inflate_message`). RSV1
+//! anywhere else, or without the extension, is a protocol error (1002).
 
 pub mod encode;
 
-pub use encode::{close_frame, encode_frame, pong_frame, text_frame_with, unmask, Opcode};
+pub use encode::{
+    close_frame, encode_frame, frame_from_reserved, pong_frame, text_frame_with, unmask, Opcode,
+    HEADER_ROOM,
+};
 
 /// Close codes the decoder asks for.
 pub mod close {
@@ -49,6 +60,15 @@ pub enum WsMessage<'a> {
     Pong(&'a [u8]),
     /// A close frame, with its code and reason when it had a payload.
     Close(Option<CloseFrameRef<'a>>),
+    /// A data message compressed with permessage-deflate (only when `feed`
+    /// was told the connection negotiated it): the payload as received,
+    /// without the RFC 7692 tail, not yet inflated nor UTF-8-checked.
+    Compressed {
+        /// A text message (to be UTF-8-checked once inflated), else binary.
+        text: bool,
+        /// The compressed payload (all its frames, unmasked, joined).
+        data: &'a [u8],
+    },
 }
 
 /// The payload of a close frame.
@@ -94,6 +114,8 @@ struct Head {
     kind: Kind,
     /// FIN: the last frame of its message.
     fin: bool,
+    /// RSV1 on the first frame of a data message: permessage-deflate.
+    compressed: bool,
     /// The client's masking key.
     mask: [u8; 4],
     /// Payload length, already known to fit the limits.
@@ -112,8 +134,10 @@ struct InFlight {
 /// A data message being assembled.
 #[derive(Debug)]
 struct Message {
-    /// Text (validated as it arrives) or binary.
+    /// Text (validated as it arrives unless compressed) or binary.
     text: bool,
+    /// Compressed (permessage-deflate): delivered as is, never validated here.
+    compressed: bool,
     /// The unmasked payload so far.
     data: Vec<u8>,
     /// Prefix of `data` known to be valid UTF-8 (only a split code point may follow).
@@ -135,6 +159,16 @@ struct Partial {
     control_len: usize,
     /// The data message whose last byte has not arrived yet.
     message: Option<Message>,
+}
+
+/// What every check needs to know about the connection, passed down by
+/// value rather than stored (it would cost every idle connection).
+#[derive(Debug, Clone, Copy)]
+struct Rules {
+    /// Largest message (compressed size for compressed messages).
+    max: usize,
+    /// permessage-deflate was negotiated: RSV1 allowed on a message's first frame.
+    deflate: bool,
 }
 
 /// Per-connection decoder state: one pointer, no heap while idle.
@@ -169,13 +203,22 @@ impl FrameDecoder {
     /// `on_message` returns false, decoding stops (the connection is closing),
     /// the rest is dropped, and the decoder is reset; it is also reset after
     /// an error, after which the connection must be closed.
+    ///
+    /// `deflate`: the connection negotiated permessage-deflate (the same value
+    /// on every call of a connection); compressed messages then arrive as
+    /// [`WsMessage::Compressed`], bounded by `max_message_bytes` compressed.
     pub fn feed(
         &mut self,
         input: &mut [u8],
         max_message_bytes: usize,
+        deflate: bool,
         mut on_message: impl FnMut(WsMessage<'_>) -> bool,
     ) -> Result<(), ProtocolViolation> {
-        let outcome = self.decode(input, max_message_bytes, &mut on_message);
+        let rules = Rules {
+            max: max_message_bytes,
+            deflate,
+        };
+        let outcome = self.decode(input, rules, &mut on_message);
         let keep =
             matches!(outcome, Ok(true)) && self.partial.as_ref().is_some_and(|p| !p.is_empty());
         if !keep {
@@ -188,19 +231,19 @@ impl FrameDecoder {
     fn decode(
         &mut self,
         input: &mut [u8],
-        max: usize,
+        rules: Rules,
         on: &mut impl FnMut(WsMessage<'_>) -> bool,
     ) -> Result<bool, ProtocolViolation> {
         let mut pos = 0;
         loop {
             if let Some(p) = self.partial.as_deref_mut().filter(|p| p.frame.is_some()) {
-                let (n, go) = p.resume_payload(&mut input[pos..], max, on)?;
+                let (n, go) = p.resume_payload(&mut input[pos..], rules, on)?;
                 pos += n;
                 if !go || pos == input.len() {
                     return Ok(go);
                 }
             }
-            let Some((head, head_len)) = self.next_head(&input[pos..], max)? else {
+            let Some((head, head_len)) = self.next_head(&input[pos..], rules)? else {
                 return Ok(true);
             };
             pos += head_len;
@@ -212,7 +255,7 @@ impl FrameDecoder {
             let payload = &mut body[..head.len];
             pos += head.len;
             unmask(payload, head.mask);
-            if !self.whole_frame(head, payload, max, on)? {
+            if !self.whole_frame(head, payload, rules, on)? {
                 return Ok(false);
             }
         }
@@ -223,13 +266,13 @@ impl FrameDecoder {
     fn next_head(
         &mut self,
         rest: &[u8],
-        max: usize,
+        rules: Rules,
     ) -> Result<Option<(Head, usize)>, ProtocolViolation> {
         match self.partial.as_deref_mut() {
-            Some(p) if p.head_len > 0 => p.resume_head(rest, max),
+            Some(p) if p.head_len > 0 => p.resume_head(rest, rules),
             _ if rest.is_empty() => Ok(None),
             _ => {
-                let parsed = parse_head(rest, self.message_len(), max)?;
+                let parsed = parse_head(rest, self.message_len(), rules)?;
                 if parsed.is_none() {
                     self.partial_mut().save_head(rest);
                 }
@@ -243,20 +286,21 @@ impl FrameDecoder {
         &mut self,
         head: Head,
         payload: &[u8],
-        max: usize,
+        rules: Rules,
         on: &mut impl FnMut(WsMessage<'_>) -> bool,
     ) -> Result<bool, ProtocolViolation> {
         if is_control(head.kind) {
             return Ok(on(control_message(head.kind, payload)?));
         }
+        let text = head.kind == Kind::Text;
         if head.fin && head.kind != Kind::Continue {
-            return Ok(on(data_message(head.kind == Kind::Text, payload)?));
+            return Ok(on(data_message(text, head.compressed, payload)?));
         }
         let p = self.partial_mut();
         if head.kind != Kind::Continue {
-            p.message = Some(Message::new(head.kind == Kind::Text));
+            p.message = Some(Message::new(text, head.compressed));
         }
-        p.append(payload, max, head.fin)?;
+        p.append(payload, rules.max, head.fin)?;
         if head.fin {
             p.finish_message(on)
         } else {
@@ -279,151 +323,11 @@ impl FrameDecoder {
     }
 }
 
-impl Partial {
-    fn new() -> Self {
-        Self {
-            head: [0; MAX_HEAD],
-            head_len: 0,
-            frame: None,
-            control: [0; MAX_CONTROL],
-            control_len: 0,
-            message: None,
-        }
-    }
-
-    /// Nothing pending: the box can go.
-    fn is_empty(&self) -> bool {
-        self.head_len == 0 && self.frame.is_none() && self.message.is_none()
-    }
-
-    /// Keeps the bytes of an incomplete header (fewer than `MAX_HEAD`).
-    fn save_head(&mut self, bytes: &[u8]) {
-        let n = bytes.len().min(MAX_HEAD - self.head_len);
-        self.head[self.head_len..self.head_len + n].copy_from_slice(&bytes[..n]);
-        self.head_len += n;
-    }
-
-    /// Completes a split header; returns it and the bytes it took from `input`.
-    fn resume_head(
-        &mut self,
-        input: &[u8],
-        max: usize,
-    ) -> Result<Option<(Head, usize)>, ProtocolViolation> {
-        let before = self.head_len;
-        self.save_head(input);
-        let so_far = self.message.as_ref().map(|m| m.data.len());
-        let Some((head, len)) = parse_head(&self.head[..self.head_len], so_far, max)? else {
-            return Ok(None);
-        };
-        self.head_len = 0;
-        Ok(Some((head, len - before)))
-    }
-
-    /// Starts a frame whose payload has not all arrived.
-    fn begin(&mut self, head: Head) {
-        if matches!(head.kind, Kind::Text | Kind::Binary) {
-            self.message = Some(Message::new(head.kind == Kind::Text));
-        }
-        self.frame = Some(InFlight { head, received: 0 });
-    }
-
-    /// Takes what `input` holds of the in-flight frame's payload; returns the
-    /// bytes taken and whether to go on.
-    fn resume_payload(
-        &mut self,
-        input: &mut [u8],
-        max: usize,
-        on: &mut impl FnMut(WsMessage<'_>) -> bool,
-    ) -> Result<(usize, bool), ProtocolViolation> {
-        let Some(frame) = self.frame.as_mut() else {
-            return Ok((0, true));
-        };
-        let n = (frame.head.len - frame.received).min(input.len());
-        let chunk = &mut input[..n];
-        let mut mask = frame.head.mask;
-        mask.rotate_left(frame.received % 4);
-        unmask(chunk, mask);
-        frame.received += n;
-        let head = frame.head;
-        let done = frame.received == head.len;
-        if is_control(head.kind) {
-            self.control[self.control_len..self.control_len + n].copy_from_slice(chunk);
-            self.control_len += n;
-        } else {
-            self.append(chunk, max, done && head.fin)?;
-        }
-        if !done {
-            return Ok((n, true));
-        }
-        self.frame = None;
-        let go = if is_control(head.kind) {
-            let len = std::mem::take(&mut self.control_len);
-            on(control_message(head.kind, &self.control[..len])?)
-        } else if head.fin {
-            self.finish_message(on)?
-        } else {
-            true
-        };
-        Ok((n, go))
-    }
-
-    /// Appends payload to the message; fails fast on invalid UTF-8 unless
-    /// `last` (then [`Partial::finish_message`] checks the whole).
-    fn append(&mut self, chunk: &[u8], max: usize, last: bool) -> Result<(), ProtocolViolation> {
-        let Some(m) = self.message.as_mut() else {
-            return Err(violation(close::PROTOCOL, "continuation without a message"));
-        };
-        let needed = m.data.len() + chunk.len();
-        if needed > m.data.capacity() {
-            // Grow geometrically (many small fragments stay linear), never past the limit.
-            let target = m
-                .data
-                .capacity()
-                .saturating_mul(2)
-                .clamp(needed, max.max(needed));
-            m.data.reserve_exact(target - m.data.len());
-        }
-        m.data.extend_from_slice(chunk);
-        if m.text && !last {
-            m.validate_prefix()?;
-        }
-        Ok(())
-    }
-
-    /// Delivers the completed message and frees its buffer.
-    fn finish_message(
-        &mut self,
-        on: &mut impl FnMut(WsMessage<'_>) -> bool,
-    ) -> Result<bool, ProtocolViolation> {
-        let Some(m) = self.message.take() else {
-            return Err(violation(close::PROTOCOL, "continuation without a message"));
-        };
-        Ok(on(data_message(m.text, &m.data)?))
-    }
-}
-
-impl Message {
-    fn new(text: bool) -> Self {
-        Self {
-            text,
-            data: Vec::new(),
-            valid_up_to: 0,
-        }
-    }
-
-    /// Fails on invalid UTF-8; only a code point split at the end may stay unchecked.
-    fn validate_prefix(&mut self) -> Result<(), ProtocolViolation> {
-        match std::str::from_utf8(&self.data[self.valid_up_to..]) {
-            Ok(_) => self.valid_up_to = self.data.len(),
-            Err(e) if e.error_len().is_some() => return Err(INVALID_UTF8),
-            Err(e) => self.valid_up_to += e.valid_up_to(),
-        }
-        Ok(())
-    }
-}
-
+mod partial;
 mod rules;
 use rules::{control_message, data_message, is_control, parse_head};
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_deflate;

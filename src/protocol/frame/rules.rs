@@ -9,7 +9,7 @@ use tungstenite::protocol::frame::coding::{Control, Data, OpCode};
 use tungstenite::protocol::frame::FrameHeader;
 
 use super::{
-    close, violation, CloseFrameRef, Head, Kind, ProtocolViolation, WsMessage, INVALID_UTF8,
+    close, violation, CloseFrameRef, Head, Kind, ProtocolViolation, Rules, WsMessage, INVALID_UTF8,
     MAX_CONTROL,
 };
 
@@ -18,7 +18,7 @@ use super::{
 pub(super) fn parse_head(
     bytes: &[u8],
     so_far: Option<usize>,
-    max: usize,
+    rules: Rules,
 ) -> Result<Option<(Head, usize)>, ProtocolViolation> {
     let mut cursor = Cursor::new(bytes);
     let parsed = FrameHeader::parse(&mut cursor)
@@ -26,7 +26,7 @@ pub(super) fn parse_head(
     let Some((header, len)) = parsed else {
         return Ok(None);
     };
-    let head = check_head(&header, len, so_far, max)?;
+    let head = check_head(&header, len, so_far, rules)?;
     Ok(Some((head, cursor.position() as usize)))
 }
 
@@ -35,15 +35,23 @@ pub(super) fn check_head(
     h: &FrameHeader,
     len: u64,
     so_far: Option<usize>,
-    max: usize,
+    rules: Rules,
 ) -> Result<Head, ProtocolViolation> {
-    if h.rsv1 || h.rsv2 || h.rsv3 {
+    let max = rules.max;
+    if h.rsv2 || h.rsv3 || (h.rsv1 && !rules.deflate) {
         return Err(violation(close::PROTOCOL, "reserved bits set"));
     }
     let Some(mask) = h.mask else {
         return Err(violation(close::PROTOCOL, "client frames must be masked"));
     };
     let kind = kind_of(h.opcode)?;
+    // RFC 7692 §6.1: RSV1 marks a compressed message on its first frame only.
+    if h.rsv1 && !matches!(kind, Kind::Text | Kind::Binary) {
+        return Err(violation(
+            close::PROTOCOL,
+            "RSV1 on a control or continuation frame",
+        ));
+    }
     if len > i64::MAX as u64 {
         return Err(violation(close::PROTOCOL, "length with its top bit set"));
     }
@@ -63,6 +71,7 @@ pub(super) fn check_head(
         _ => Ok(Head {
             kind,
             fin: h.is_final,
+            compressed: h.rsv1,
             mask,
             len: len as usize,
         }),
@@ -87,8 +96,19 @@ pub(super) fn is_control(kind: Kind) -> bool {
     matches!(kind, Kind::Ping | Kind::Pong | Kind::Close)
 }
 
-/// A complete data message from its (unmasked) payload.
-pub(super) fn data_message(text: bool, payload: &[u8]) -> Result<WsMessage<'_>, ProtocolViolation> {
+/// A complete data message from its (unmasked) payload; a compressed one is
+/// handed out as is (UTF-8 is checked after inflating).
+pub(super) fn data_message(
+    text: bool,
+    compressed: bool,
+    payload: &[u8],
+) -> Result<WsMessage<'_>, ProtocolViolation> {
+    if compressed {
+        return Ok(WsMessage::Compressed {
+            text,
+            data: payload,
+        });
+    }
     if !text {
         return Ok(WsMessage::Binary(payload));
     }

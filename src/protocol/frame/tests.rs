@@ -1,7 +1,7 @@
 use super::*;
 
 /// A client frame (masked unless `mask` is `None`).
-fn frame_with(fin: bool, opcode: u8, payload: &[u8], mask: Option<[u8; 4]>) -> Vec<u8> {
+pub(super) fn frame_with(fin: bool, opcode: u8, payload: &[u8], mask: Option<[u8; 4]>) -> Vec<u8> {
     let mut out = vec![u8::from(fin) << 7 | opcode];
     let bit = if mask.is_some() { 0x80 } else { 0 };
     match payload.len() {
@@ -23,27 +23,30 @@ fn frame_with(fin: bool, opcode: u8, payload: &[u8], mask: Option<[u8; 4]>) -> V
     out
 }
 
-fn frame(fin: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
+pub(super) fn frame(fin: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
     frame_with(fin, opcode, payload, Some([0x11, 0x22, 0x33, 0x44]))
 }
 
 /// An owned copy of a message, to compare.
 #[derive(Debug, Clone, PartialEq)]
-enum Got {
+pub(super) enum Got {
     Text(String),
     Binary(Vec<u8>),
     Ping(Vec<u8>),
     Pong(Vec<u8>),
     Close(Option<(u16, String)>),
+    /// (text, compressed bytes)
+    Compressed(bool, Vec<u8>),
 }
 
-fn got(m: WsMessage<'_>) -> Got {
+pub(super) fn got(m: WsMessage<'_>) -> Got {
     match m {
         WsMessage::Text(t) => Got::Text(t.into()),
         WsMessage::Binary(b) => Got::Binary(b.into()),
         WsMessage::Ping(p) => Got::Ping(p.into()),
         WsMessage::Pong(p) => Got::Pong(p.into()),
         WsMessage::Close(c) => Got::Close(c.map(|c| (c.code, c.reason.into()))),
+        WsMessage::Compressed { text, data } => Got::Compressed(text, data.into()),
     }
 }
 
@@ -53,9 +56,19 @@ fn feed_all(
     chunks: &[&[u8]],
     max: usize,
 ) -> (Vec<Got>, Result<(), ProtocolViolation>) {
+    feed_all_with(d, chunks, max, false)
+}
+
+/// [`feed_all`] with permessage-deflate negotiated or not.
+pub(super) fn feed_all_with(
+    d: &mut FrameDecoder,
+    chunks: &[&[u8]],
+    max: usize,
+    deflate: bool,
+) -> (Vec<Got>, Result<(), ProtocolViolation>) {
     let mut out = Vec::new();
     for chunk in chunks {
-        let r = d.feed(&mut chunk.to_vec(), max, |m| {
+        let r = d.feed(&mut chunk.to_vec(), max, deflate, |m| {
             out.push(got(m));
             true
         });
@@ -276,7 +289,7 @@ fn many_small_fragments_of_a_big_message() {
 fn stop_requested_by_the_callback() {
     let mut s = [frame(true, 1, b"a"), frame(false, 1, b"b")].concat();
     let mut seen = 0;
-    let r = FrameDecoder::new().feed(&mut s, 100, |_| {
+    let r = FrameDecoder::new().feed(&mut s, 100, false, |_| {
         seen += 1;
         false
     });

@@ -9,6 +9,8 @@
 
 use percent_encoding::percent_decode_str;
 
+use super::deflate::{self, Agreement};
+
 /// Largest request head we accept; a client sending more gets 431.
 pub const MAX_REQUEST_HEAD_BYTES: usize = 8192;
 
@@ -58,6 +60,10 @@ pub struct Request {
     pub origin: Option<String>,
     /// The token of `Authorization: Bearer <token>`, one way to send a JWT.
     pub bearer: Option<String>,
+    /// The first permessage-deflate offer of `Sec-WebSocket-Extensions` (all
+    /// its lines, in order) that the server can honour, whether or not
+    /// compression is on: the caller decides to use it or decline it.
+    pub deflate: Option<Agreement>,
     /// Length of the head in bytes: what follows is already frame data.
     pub head_len: usize,
 }
@@ -161,6 +167,7 @@ impl Request {
             ws_version_ok: false,
             origin: None,
             bearer: None,
+            deflate: None,
             head_len,
         };
         req.read_headers(parsed.headers)?;
@@ -186,6 +193,9 @@ impl Request {
                 set_once(&mut self.origin, h)?;
             } else if name.eq_ignore_ascii_case("authorization") {
                 set_once(&mut authorization, h)?;
+            } else if name.eq_ignore_ascii_case("sec-websocket-extensions") {
+                // A list header: several lines are one list, read in order.
+                self.deflate = self.deflate.or_else(|| deflate::negotiate(h.value));
             }
         }
         self.upgrade_websocket = upgrade && connection;
@@ -326,12 +336,17 @@ fn is_valid_ws_key(key: &str) -> bool {
             .all(|&b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/')
 }
 
-/// The 101 answer accepting an upgrade: no extension, no subprotocol.
-pub fn upgrade_response(ws_key: &str) -> Vec<u8> {
+/// The 101 answer accepting an upgrade, with no subprotocol. `deflate`:
+/// the agreement to confirm (`Sec-WebSocket-Extensions`), or `None` to
+/// decline every extension offered (the connection goes on uncompressed).
+pub fn upgrade_response(ws_key: &str, deflate: Option<Agreement>) -> Vec<u8> {
     let accept = tungstenite::handshake::derive_accept_key(ws_key.as_bytes());
+    let extensions = deflate.map_or_else(String::new, |a| {
+        format!("Sec-WebSocket-Extensions: {}\r\n", a.response_value())
+    });
     format!(
         "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Accept: {accept}\r\n\r\n"
+         Sec-WebSocket-Accept: {accept}\r\n{extensions}\r\n"
     )
     .into_bytes()
 }

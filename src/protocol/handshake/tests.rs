@@ -244,7 +244,7 @@ fn wrong_version_value_is_not_ok() {
 
 #[test]
 fn upgrade_response_uses_rfc_accept_key() {
-    let resp = text(&upgrade_response("dGhlIHNhbXBsZSBub25jZQ=="));
+    let resp = text(&upgrade_response("dGhlIHNhbXBsZSBub25jZQ==", None));
     assert!(resp.starts_with("HTTP/1.1 101 Switching Protocols\r\n"));
     assert!(resp.contains("\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"));
     assert!(
@@ -278,4 +278,44 @@ fn json_error_body_is_escaped() {
     assert_eq!(v["error"], "unauthorized");
     assert_eq!(v["message"], "bad \"quote\"\n\\");
     assert!(head.contains(&format!("Content-Length: {}", body.len())));
+}
+
+/// `UPGRADE` with extra header lines before the blank line.
+fn upgrade_with(extra: &str) -> Request {
+    parse(&UPGRADE.replace("\r\n\r\n", &format!("\r\n{extra}\r\n\r\n")))
+}
+
+#[test]
+fn a_browser_deflate_offer_is_found() {
+    assert_eq!(parse(UPGRADE).deflate, None, "no offer");
+    let req = upgrade_with("Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits");
+    let agreed = req.deflate.expect("the browser offer is acceptable");
+    assert_eq!(agreed.server_window().get(), 15);
+}
+
+#[test]
+fn extension_lines_form_one_list_in_order() {
+    // The first line holds only offers we decline; the second decides.
+    let req = upgrade_with(
+        "Sec-WebSocket-Extensions: x-webkit-deflate-frame, permessage-deflate; server_max_window_bits=8\r\n\
+         sec-websocket-extensions: permessage-deflate; server_max_window_bits=10\r\n\
+         Sec-WebSocket-Extensions: permessage-deflate",
+    );
+    assert_eq!(req.deflate.map(|a| a.server_window().get()), Some(10));
+    let req = upgrade_with("Sec-WebSocket-Extensions: permessage-deflate; bogus");
+    assert_eq!(req.deflate, None, "declined, and the request is still fine");
+    assert!(check_upgrade(&req).is_ok());
+}
+
+#[test]
+fn upgrade_response_confirms_an_agreement() {
+    let agreed =
+        upgrade_with("Sec-WebSocket-Extensions: permessage-deflate; server_max_window_bits=12")
+            .deflate;
+    let resp = text(&upgrade_response("dGhlIHNhbXBsZSBub25jZQ==", agreed));
+    assert!(resp.contains(
+        "\r\nSec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover; \
+         client_no_context_takeover; server_max_window_bits=12\r\n"
+    ));
+    assert!(resp.ends_with("\r\n\r\n") && resp.matches("\r\n\r\n").count() == 1);
 }
