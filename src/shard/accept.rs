@@ -12,11 +12,12 @@
 //!   it back on a failure, so the next accept takes a waiting client and
 //!   answers it (503 to an upgrade or to `/ready`, 200 to `/health`) instead
 //!   of leaving it to time out in the backlog;
-//! - resumes from the sweep once it holds its reserve again and two more
-//!   descriptors can be had: only then is there room for a connection (its
-//!   own descriptor, and the one the next `accept(2)` allocates before it
-//!   even looks at the backlog, failing with `EMFILE` rather than `EAGAIN`
-//!   when there is none).
+//! - resumes from the sweep once three descriptors can be had: the reserve
+//!   again, and room for a connection (its own descriptor, and the one the
+//!   next `accept(2)` allocates before it even looks at the backlog, failing
+//!   with `EMFILE` rather than `EAGAIN` when there is none). Until then it
+//!   holds no reserve, so a descriptor that frees up goes to the next
+//!   waiting client rather than back to the reserve.
 //!
 //! [`Admission`]: crate::admission::Admission
 
@@ -88,20 +89,21 @@ impl Shard {
         Duration::from_millis(u64::from(step.delay_ms))
     }
 
-    /// From the sweep: a stalled shard resumes once it holds its reserve
-    /// again and there is room for one more connection.
+    /// From the sweep: a stalled shard resumes once there is room for its
+    /// reserve and one more connection.
     pub(super) fn check_accepting(&self) {
         let mut gate = self.accept_gate.borrow_mut();
         if !gate.stalled {
             return;
         }
-        if gate.spare.is_none() {
-            gate.spare = self.poller.dup_fd().ok();
-        }
-        // Room for a connection is two descriptors: its own, and the one
-        // the loop's next accept(2) allocates before it even finds the
-        // backlog empty. The probes are closed at once.
-        let room = gate.spare.is_some()
+        // Room is three descriptors: the reserve, a connection's own, and
+        // the one the loop's next accept(2) allocates before it even finds
+        // the backlog empty. The probes are closed at once; so is the
+        // reserve when there is no room: while stalled the shard holds no
+        // spare, or the sweep and the accept loop could take turns at the
+        // one free descriptor and a waiting client would never be answered.
+        let spare = self.poller.dup_fd().ok();
+        let room = spare.is_some()
             && self
                 .poller
                 .dup_fd()
@@ -110,6 +112,7 @@ impl Shard {
         if !room {
             return;
         }
+        gate.spare = spare;
         gate.stalled = false;
         gate.backoff.recovered();
         self.instance.admission.resume();
