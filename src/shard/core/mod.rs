@@ -27,11 +27,13 @@
 //! - [`streams`]: the streams an owner keeps in memory in embedded mode.
 //! - [`presence`]: who is subscribed: counting, the owner's tables, requests.
 //! - [`api`]: server API commands, and operations on a user's connections.
+//! - [`footprint`]: how much state the core holds (leak checks).
 
 mod action;
 mod api;
 pub mod channels;
 pub mod directory;
+mod footprint;
 mod history;
 mod inbox;
 pub mod interest;
@@ -73,6 +75,7 @@ use users::WelcomeWait;
 
 pub use action::{Action, CoordinatorCall, Report, Target};
 pub use api::{ApiCommand, ApiOutcome, Claimed, UserOp, IDEMPOTENCY_TTL};
+pub use footprint::Footprint;
 pub use routing::unix_micros;
 
 /// What the core needs to know about its instance, fixed at start.

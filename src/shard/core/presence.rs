@@ -127,6 +127,16 @@ impl Tables {
         }
     }
 
+    /// Channels with a table (leak checks).
+    pub fn len(&self) -> usize {
+        self.tables.len()
+    }
+
+    /// True when no channel has a table.
+    pub fn is_empty(&self) -> bool {
+        self.tables.is_empty()
+    }
+
     /// Every table, for a coordination layer that lost them.
     pub fn all(&self) -> impl Iterator<Item = (&ChannelName, Vec<(UserId, u32)>)> {
         self.tables.iter().map(|(c, t)| {
