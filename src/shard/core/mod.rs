@@ -329,6 +329,7 @@ impl ShardCore {
         }
         self.expire_publishes(now_ms);
         self.streams.expire(now_ms);
+        self.presence.purge(now_ms);
     }
 
     /// Channels `conn` is subscribed to (or joining).
