@@ -188,9 +188,12 @@ mod reuse_tests {
         ShardCore::new(cfg, metrics, Default::default(), "s".into(), 1)
     }
 
+    /// A welcome: the slot and the inbox epoch it carries.
+    type Welcomed = (u32, Option<Arc<str>>);
+
     /// Takes every action: answers route writes at once, and returns the
     /// inbox reads (user, token) and welcomes (slot, inbox epoch).
-    fn run(core: &mut ShardCore) -> (Vec<(String, u64)>, Vec<(u32, Option<Arc<str>>)>) {
+    fn run(core: &mut ShardCore) -> (Vec<(String, u64)>, Vec<Welcomed>) {
         let (mut reads, mut welcomes) = (Vec::new(), Vec::new());
         while let Some(a) = core.poll_action() {
             match a {
