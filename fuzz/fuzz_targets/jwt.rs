@@ -93,7 +93,12 @@ fn expected(c: &Claims) -> Option<(&str, bool, Option<u64>)> {
 
 fn structured(c: &Claims) {
     let mut obj = Map::new();
-    if let Some((k, v)) = &c.extra {
+    const KNOWN: [&str; 6] = ["sub", "channels", "subs", "broadcast", "exp", "nbf"];
+    if let Some((k, v)) = c
+        .extra
+        .as_ref()
+        .filter(|(k, _)| !KNOWN.contains(&k.as_str()))
+    {
         obj.insert(k.clone(), json!(v));
     }
     let mut put = |k: &str, v: Value| {
