@@ -111,7 +111,7 @@ pub async fn run(shard: &Rc<Shard>, batch: &Batch<'_>) -> Answer {
 }
 
 /// Command `i` as a write; errors name it (`commands[i]...`).
-fn command(text: &str, i: usize) -> Result<super::request::Write<'_>, ApiError> {
+pub fn command(text: &str, i: usize) -> Result<super::request::Write<'_>, ApiError> {
     let what = format!("commands[{i}]");
     let f: CommandFields<'_> = object(text, &what)?;
     let in_command = |e: ApiError| ApiError {

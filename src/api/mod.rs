@@ -16,6 +16,8 @@
 //! - [`http`]: request heads (`httparse`) and answers, I/O-free.
 //! - [`route`]: path and method to an endpoint; query parameters.
 //! - [`keys`]: constant-time key check, per-key rate limit, bounded logging.
+//! - [`parse`]: a head's checks and an admitted request's body to typed
+//!   work (I/O-free, fuzzed).
 //! - [`request`]: JSON bodies (and paths) to typed commands; 400s that
 //!   name their field.
 //! - [`answer`]: answers and errors, and how an idempotency key keeps one.
@@ -28,6 +30,7 @@ pub mod batch;
 pub mod execute;
 pub mod http;
 pub mod keys;
+pub mod parse;
 pub mod request;
 pub mod route;
 mod session;

@@ -22,8 +22,9 @@ use monoio::net::TcpStream;
 use super::answer::{Answer, ApiError};
 use super::http::{parse_head, write_response, Head, HeadError, CONTINUE};
 use super::keys::{FailureLog, KeyId};
-use super::route::{route, RouteError, Routed};
-use super::{batch, execute, request, ApiSettings};
+use super::parse::{self, Parsed, Refusal};
+use super::route::{route, Routed};
+use super::{batch, execute, ApiSettings};
 use crate::metrics::{ApiEndpoint, ApiStatus, Counter};
 use crate::shard::Shard;
 
@@ -73,12 +74,7 @@ pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream, buf: Vec<u8>) {
                     .record_api(ApiEndpoint::Other, ApiStatus::Timeout, None)
             }
             Err(NoRequest::Refused(e)) => {
-                let error = match e {
-                    HeadError::TooLarge => {
-                        ApiError::new(431, "too_large", "request head too large")
-                    }
-                    HeadError::Malformed(why) => ApiError::bad_request(why),
-                };
+                let error = parse::head_error(e);
                 let started = Instant::now();
                 finish(
                     &shard,
@@ -177,34 +173,7 @@ fn admit(
         );
         return Err((endpoint, e, &[("WWW-Authenticate", "apikey")]));
     };
-    if head.transfer_encoding {
-        let e = ApiError::bad_request(
-            "Transfer-Encoding (chunked bodies) is not supported: send the body with Content-Length",
-        );
-        return Err((endpoint, e, &[]));
-    }
-    let routed = match routed {
-        Ok(r) => r,
-        Err(RouteError::NotFound) => {
-            return Err((endpoint, ApiError::not_found("no such endpoint"), &[]));
-        }
-        Err(RouteError::MethodNotAllowed { allow }) => {
-            let e = ApiError::new(405, "method_not_allowed", format!("use {allow}"));
-            let extra: &'static [(&str, &str)] = if allow == "GET" {
-                &[("Allow", "GET")]
-            } else {
-                &[("Allow", "POST")]
-            };
-            return Err((endpoint, e, extra));
-        }
-    };
-    if head.content_length > api.max_body_bytes as u64 {
-        let e = ApiError::too_large(format!(
-            "the body is larger than API_MAX_BODY_BYTES ({} bytes)",
-            api.max_body_bytes
-        ));
-        return Err((endpoint, e, &[]));
-    }
+    let routed = parse::screen(head, routed, api.max_body_bytes)?;
     if !api.keys.admit(key, 1, Instant::now()) {
         let e = ApiError::new(
             429,
@@ -215,14 +184,6 @@ fn admit(
     }
     Ok((routed, key))
 }
-
-/// A request refused on its head: its endpoint (for the metrics), the
-/// error, extra answer headers.
-type Refusal = (
-    ApiEndpoint,
-    ApiError,
-    &'static [(&'static str, &'static str)],
-);
 
 /// Counts a refused key and logs it at a bounded rate (never the key).
 fn auth_failed(shard: &Shard, stream: &TcpStream, presented: bool) {
@@ -246,28 +207,15 @@ async fn handle(
     head: &Head,
     body: &[u8],
 ) -> Answer {
-    if let Some(target) = &routed.target {
-        return match request::parse_read(routed.endpoint, target, head.query.as_deref()) {
-            Ok(command) => execute::carry_out(shard, command).await,
-            Err(e) => e.into(),
-        };
-    }
-    let Ok(text) = std::str::from_utf8(body) else {
-        return ApiError::bad_request("body is not valid JSON (not UTF-8)").into();
-    };
-    if routed.endpoint == ApiEndpoint::Batch {
-        return match batch::parse(text) {
-            Ok(b) => {
-                // Admitted as one request; its other commands are charged now.
-                let extra = b.commands.len().saturating_sub(1) as u32;
-                api.keys.charge(key, extra, Instant::now());
-                batch::run(shard, &b).await
-            }
-            Err(e) => e.into(),
-        };
-    }
-    match request::parse_write(routed.endpoint, text, "body") {
-        Ok(write) => execute::write(shard, write).await,
+    match parse::body(routed, head, body) {
+        Ok(Parsed::Read(command)) => execute::carry_out(shard, command).await,
+        Ok(Parsed::Batch(b)) => {
+            // Admitted as one request; its other commands are charged now.
+            let extra = b.commands.len().saturating_sub(1) as u32;
+            api.keys.charge(key, extra, Instant::now());
+            batch::run(shard, &b).await
+        }
+        Ok(Parsed::Write(write)) => execute::write(shard, write).await,
         Err(e) => e.into(),
     }
 }

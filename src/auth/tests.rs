@@ -202,6 +202,35 @@ fn garbage_tokens_are_refused() {
     }
 }
 
+/// Claims the `jwt` fuzz target exercises, pinned: wrong types, lists too
+/// long or naming invalid channels, and extreme times.
+#[test]
+fn nasty_claims_are_refused_or_bounded() {
+    assert_unauthorized(&mint(json!({"sub": "a", "channels": "x"})), "malformed");
+    assert_unauthorized(&mint(json!({"sub": "a", "subs": [1]})), "malformed");
+    assert_unauthorized(&mint(json!({"sub": "a", "broadcast": 1})), "malformed");
+    assert_unauthorized(&mint(json!({"sub": "a", "exp": "soon"})), "malformed");
+    assert_unauthorized(
+        &mint(json!({"sub": "a", "subs": ["a b"]})),
+        "invalid channel",
+    );
+    let many = vec!["c"; MAX_CLAIM_ENTRIES + 1];
+    assert_unauthorized(&mint(json!({"sub": "a", "channels": many})), "too long");
+    assert_unauthorized(&mint(json!({"sub": "a", "exp": -1e300})), "expired");
+    assert_unauthorized(&mint(json!({"sub": "a", "nbf": 1e300})), "not yet valid");
+    let far = jwt()
+        .verify_token(&mint(json!({"sub": "a", "exp": 1e300})), NOW)
+        .unwrap();
+    assert_eq!(far.grants.unwrap().expires_at, Some(u64::MAX));
+    let bare = jwt()
+        .verify_token(
+            &mint(json!({"sub": "a", "channels": [], "subs": null})),
+            NOW,
+        )
+        .unwrap();
+    assert!(bare.grants.is_none(), "nothing granted beyond the sub");
+}
+
 #[test]
 fn sub_is_required_and_validated() {
     assert_unauthorized(&mint(json!({"exp": NOW + 60})), "no sub");

@@ -55,6 +55,7 @@ mod tests_sources;
 
 use std::fmt;
 
+pub use channels::{parse as parse_channels_config, MAX_HISTORY_SIZE, MAX_HISTORY_TTL_SECS};
 pub use cli::{Args, AuthMode, OnOff, Secret};
 pub use cloudwatch::CloudWatchSettings;
 pub use error::ConfigError;

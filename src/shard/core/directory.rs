@@ -141,6 +141,16 @@ impl Directory {
             .unwrap_or(&[])
     }
 
+    /// Entries held: users and route tokens (leak checks).
+    pub fn len(&self) -> usize {
+        self.users.len() + self.route_tokens.len()
+    }
+
+    /// True when no user is owned and no route is being added.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// Every user in the directory (to register routes again after a coordination outage).
     pub fn users(&self) -> impl Iterator<Item = &UserId> {
         self.users.keys()

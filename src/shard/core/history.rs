@@ -59,8 +59,8 @@ pub enum Read {
     },
     /// The inbox position a connection's welcome carries.
     WelcomeInbox {
-        /// The connection's slab index.
-        conn: u32,
+        /// The connection (its slot may hold another one by the answer).
+        conn: ConnKey,
     },
 }
 

@@ -19,7 +19,7 @@ use crate::protocol::frame::text_frame_with;
 use crate::protocol::UserId;
 
 use super::history::Read;
-use super::{CoordinatorCall, ShardCore, ShardMsg};
+use super::{ConnKey, CoordinatorCall, ShardCore, ShardMsg};
 
 /// A direct message waiting for its place in the receiver's inbox.
 #[derive(Debug)]
@@ -108,7 +108,7 @@ impl ShardCore {
 
     /// A connection of `user` opened: its welcome waits for the inbox's
     /// position (which it carries).
-    pub(super) fn read_welcome_inbox(&mut self, conn: u32, user: &UserId) {
+    pub(super) fn read_welcome_inbox(&mut self, conn: ConnKey, user: &UserId) {
         let Some(retention) = self.cfg.inbox else {
             return;
         };
@@ -122,12 +122,16 @@ impl ShardCore {
         self.read_stream(key, query, token, Read::WelcomeInbox { conn });
     }
 
-    /// The inbox position for a waiting welcome (`None`: it could not be read).
-    pub(super) fn welcome_inbox(&mut self, conn: u32, at: Option<(u64, Arc<str>)>) {
-        if let Some(w) = self.welcome_waits.get_mut(&conn) {
-            w.inbox = at;
+    /// The inbox position for a waiting welcome (`None`: it could not be
+    /// read). An answer for a connection that closed meanwhile is dropped:
+    /// its slot may hold another connection by now, whose welcome waits for
+    /// its own user's position.
+    pub(super) fn welcome_inbox(&mut self, conn: ConnKey, at: Option<(u64, Arc<str>)>) {
+        match self.welcome_waits.get_mut(&conn.index) {
+            Some(w) if w.generation == conn.generation => w.inbox = at,
+            _ => return,
         }
-        self.subscription_ready(conn);
+        self.subscription_ready(conn.index);
     }
 }
 
@@ -152,5 +156,116 @@ mod tests {
             let frame = text_frame_with(|out| out.extend_from_slice(body.as_bytes()));
             assert_eq!(&frame_json(&frame)[..], body.as_bytes());
         }
+    }
+}
+
+#[cfg(test)]
+mod reuse_tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use crate::coordinator::{Retention, StreamKey, StreamPage};
+    use crate::metrics::MetricsRegistry;
+    use crate::protocol::UserId;
+    use crate::shard::core::{Action, CoordinatorCall, CoreConfig, ShardCore};
+    use crate::shard::{ConnKey, ShardMsg};
+
+    /// One shard with Redis and inboxes.
+    fn core() -> ShardCore {
+        let cfg = CoreConfig {
+            index: 0,
+            shards: 1,
+            remote: true,
+            delivery_timeout_ms: 5_000,
+            max_channels: 8,
+            inbox: Some(Retention {
+                size: 10,
+                ttl: Duration::from_secs(60),
+            }),
+            max_recovery_bytes: 1 << 20,
+        };
+        let metrics = MetricsRegistry::new(1).shard(0);
+        ShardCore::new(cfg, metrics, Default::default(), "s".into(), 1)
+    }
+
+    /// A welcome: the slot and the inbox epoch it carries.
+    type Welcomed = (u32, Option<Arc<str>>);
+
+    /// Takes every action: answers route writes at once, and returns the
+    /// inbox reads (user, token) and welcomes (slot, inbox epoch).
+    fn run(core: &mut ShardCore) -> (Vec<(String, u64)>, Vec<Welcomed>) {
+        let (mut reads, mut welcomes) = (Vec::new(), Vec::new());
+        while let Some(a) = core.poll_action() {
+            match a {
+                Action::Coordinator(CoordinatorCall::AddRoute { token, .. }) => {
+                    core.on_message(ShardMsg::RouteAdded { token })
+                }
+                Action::Coordinator(CoordinatorCall::ReadStream {
+                    key: StreamKey::Inbox(user),
+                    token,
+                    ..
+                }) => reads.push((user.to_string(), token)),
+                Action::Welcome { conn, inbox, .. } => welcomes.push((conn, inbox.map(|i| i.1))),
+                _ => {}
+            }
+        }
+        (reads, welcomes)
+    }
+
+    fn page(epoch: &str) -> Option<StreamPage> {
+        Some(StreamPage {
+            top: 3,
+            epoch: epoch.into(),
+            complete: true,
+            entries: Vec::new(),
+        })
+    }
+
+    #[test]
+    fn a_late_inbox_read_never_welcomes_the_next_connection_of_its_slot() {
+        let mut core = core();
+        let (alice, bob) = (
+            UserId::parse("alice").unwrap(),
+            UserId::parse("bob").unwrap(),
+        );
+        let b0 = ConnKey {
+            index: 0,
+            generation: 1,
+        };
+        core.conn_opened(b0, &bob, &[]);
+        let (reads, _) = run(&mut core);
+        core.on_message(ShardMsg::StreamRead {
+            token: reads[0].1,
+            page: page("bob-epoch"),
+        });
+        assert_eq!(run(&mut core).1, [(0, Some("bob-epoch".into()))]);
+        // Alice's connection closes before its inbox read returns, and its
+        // slot goes to a second connection of Bob's.
+        let a = ConnKey {
+            index: 1,
+            generation: 2,
+        };
+        core.conn_opened(a, &alice, &[]);
+        let (reads, _) = run(&mut core);
+        let alice_read = reads[0].1;
+        core.conn_closed(a, &alice);
+        run(&mut core);
+        let b1 = ConnKey {
+            index: 1,
+            generation: 3,
+        };
+        core.conn_opened(b1, &bob, &[]);
+        let (reads, welcomes) = run(&mut core);
+        assert!(welcomes.is_empty(), "waits for its own inbox read");
+        core.on_message(ShardMsg::StreamRead {
+            token: alice_read,
+            page: page("alice-epoch"),
+        });
+        assert_eq!(run(&mut core).1, [], "Alice's answer welcomed Bob");
+        core.on_message(ShardMsg::StreamRead {
+            token: reads[0].1,
+            page: page("bob-epoch"),
+        });
+        assert_eq!(run(&mut core).1, [(1, Some("bob-epoch".into()))]);
     }
 }

@@ -29,12 +29,14 @@
 //! - [`streams`]: the streams an owner keeps in memory in embedded mode.
 //! - [`presence`]: who is subscribed: counting, the owner's tables, requests.
 //! - [`api`]: server API commands, and operations on a user's connections.
+//! - [`footprint`]: how much state the core holds (leak checks).
 
 mod action;
 mod api;
 pub mod channels;
 mod delivery;
 pub mod directory;
+mod footprint;
 mod history;
 mod inbox;
 pub mod interest;
@@ -76,6 +78,7 @@ use users::WelcomeWait;
 
 pub use action::{Action, CoordinatorCall, Report, Target};
 pub use api::{ApiCommand, ApiOutcome, Claimed, UserOp, IDEMPOTENCY_TTL};
+pub use footprint::Footprint;
 pub use routing::unix_micros;
 
 /// What the core needs to know about its instance, fixed at start.
@@ -329,6 +332,7 @@ impl ShardCore {
         }
         self.expire_publishes(now_ms);
         self.streams.expire(now_ms);
+        self.presence.purge(now_ms);
     }
 
     /// Channels `conn` is subscribed to (or joining).

@@ -50,7 +50,14 @@ struct Table {
 pub struct Tables {
     /// By channel.
     tables: HashMap<ChannelName, Table>,
+    /// Channels whose table has no user left and is kept only for its
+    /// `join`/`leave` bucket, until [`Tables::purge`] finds it full again.
+    idle: Vec<ChannelName>,
 }
+
+/// A `join`/`leave` bucket (burst = rate per second) is full again this
+/// long after its last refill: it then limits nothing a fresh one would not.
+const BUCKET_FULL_MS: u32 = 1_000;
 
 /// A user's count crossed zero on this instance.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -101,11 +108,32 @@ impl Tables {
             table.tokens = (table.tokens + elapsed * rate / 1000.0).min(rate);
         }
         table.refilled_ms = now_ms.max(1);
-        if table.tokens < 1.0 {
-            return false;
+        let allowed = table.tokens >= 1.0;
+        if allowed {
+            table.tokens -= 1.0;
         }
-        table.tokens -= 1.0;
-        true
+        if table.users.is_empty() {
+            // The last user left (`apply` dropped the table, this made a new
+            // one for the `leave`): kept for its bucket, dropped once full.
+            self.idle.push(channel.clone());
+        }
+        allowed
+    }
+
+    /// Drops the tables of channels nobody is in whose bucket is full again
+    /// (a channel's table would otherwise outlive its last user for good).
+    pub fn purge(&mut self, now_ms: u32) {
+        let tables = &mut self.tables;
+        self.idle.retain(|channel| {
+            let Some(t) = tables.get(channel).filter(|t| t.users.is_empty()) else {
+                return false; // gone, or in use again (`apply` drops it when it empties)
+            };
+            if now_ms.wrapping_sub(t.refilled_ms) < BUCKET_FULL_MS {
+                return true;
+            }
+            tables.remove(channel);
+            false
+        });
     }
 
     /// The channel's presence: at most `cap` users.
@@ -125,6 +153,16 @@ impl Tables {
             connections: u64::from(t.connections),
             truncated: t.users.len() > cap as usize,
         }
+    }
+
+    /// Channels with a table (leak checks).
+    pub fn len(&self) -> usize {
+        self.tables.len()
+    }
+
+    /// True when no channel has a table.
+    pub fn is_empty(&self) -> bool {
+        self.tables.is_empty()
     }
 
     /// Every table, for a coordination layer that lost them.
@@ -301,6 +339,71 @@ mod tests {
             PresencePage::default(),
             "nothing left behind"
         );
+    }
+
+    #[test]
+    fn a_channel_nobody_is_in_keeps_no_table_once_its_bucket_is_full() {
+        let mut t = Tables::default();
+        assert_eq!(t.apply(&chan(), &user("a"), 1), Some(Crossed::Join));
+        assert!(t.take_token(&chan(), 3, 1_000));
+        assert_eq!(t.apply(&chan(), &user("a"), -1), Some(Crossed::Leave));
+        assert!(t.take_token(&chan(), 3, 1_000));
+        t.purge(1_500);
+        assert_eq!(t.len(), 1, "kept while its bucket still limits a rejoin");
+        t.purge(2_000);
+        assert!(t.is_empty(), "an empty channel leaves nothing behind");
+    }
+
+    #[test]
+    fn a_room_everyone_left_leaves_no_presence_state_in_the_core() {
+        use crate::namespaces::{NamespaceOptions, Namespaces};
+        use crate::session::Outcome;
+        use crate::shard::core::{CoreConfig, ShardCore};
+        use crate::shard::ConnKey;
+        use std::sync::Arc;
+
+        let room = NamespaceOptions {
+            public: true,
+            presence: true,
+            join_leave: true,
+            ..NamespaceOptions::default()
+        };
+        let ns = Namespaces {
+            default: NamespaceOptions::default(),
+            named: [("room".to_owned(), room)].into(),
+        };
+        let cfg = CoreConfig {
+            index: 0,
+            shards: 1,
+            remote: false,
+            delivery_timeout_ms: 5_000,
+            max_channels: 8,
+            inbox: None,
+            max_recovery_bytes: 1 << 20,
+        };
+        let metrics = crate::metrics::MetricsRegistry::new(1).shard(0);
+        let mut core = ShardCore::new(cfg, metrics, Arc::new(ns), "s".into(), 1);
+        let (key, alice) = (
+            ConnKey {
+                index: 0,
+                generation: 1,
+            },
+            user("alice"),
+        );
+        core.conn_opened(key, &alice, &[]);
+        let subscribe = Outcome::Subscribe {
+            user: alice.clone(),
+            channel: ChannelName::parse("room:1").unwrap(),
+            recover: None,
+            id: None,
+        };
+        core.client_outcome(key, subscribe, 0, 1_000);
+        while core.poll_action().is_some() {}
+        core.conn_closed(key, &alice);
+        while core.poll_action().is_some() {}
+        core.tick(5_000);
+        while core.poll_action().is_some() {}
+        assert!(core.footprint().is_empty(), "{:?}", core.footprint());
     }
 
     #[test]

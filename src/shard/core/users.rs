@@ -29,6 +29,9 @@ pub struct WelcomeWait {
     pub channels: Vec<ChannelName>,
     /// The inbox's position, listed in the welcome (when the server keeps inboxes).
     pub inbox: Option<(u64, Arc<str>)>,
+    /// The connection's generation: answers for an earlier holder of the
+    /// slot are not for it.
+    pub generation: u32,
 }
 
 impl ShardCore {
@@ -43,6 +46,7 @@ impl ShardCore {
                 registered: false,
                 channels: subs.to_vec(),
                 inbox: None,
+                generation: conn.generation,
             };
             self.welcome_waits.insert(conn.index, wait);
             for channel in subs {
@@ -56,7 +60,7 @@ impl ShardCore {
                 self.subscribe(joining, channel.clone());
             }
             if inbox {
-                self.read_welcome_inbox(conn.index, user);
+                self.read_welcome_inbox(conn, user);
             }
         }
         let local = self.users.entry(user.clone()).or_default();
