@@ -611,15 +611,6 @@ impl Bus {
                 };
                 if let Some(v) = &body {
                     let kind = v["type"].as_str().unwrap_or_default();
-                    if kind == "unsubscribed" {
-                        // Known gap (reported): a subscribe still in progress
-                        // when its subscription ends gets no answer of its own.
-                        let channel = v["channel"].clone();
-                        c.waiting.retain(|_, text| {
-                            let r: Value = serde_json::from_str(text).unwrap_or_default();
-                            r["type"] != "subscribe" || r["channel"] != channel
-                        });
-                    }
                     if let (true, Some(id)) = (ANSWERS.contains(&kind), v["id"].as_str()) {
                         if !c.closing {
                             assert!(c.waiting.remove(id).is_some(), "second answer to {id}: {v}");

@@ -159,6 +159,12 @@ fn payload_depth_follows_the_rules() {
         (v["code"].as_str(), v["id"].as_str()),
         (Some("bad_json"), Some("d2"))
     );
+    let deep = r#"{"type":"publish","channel":"room:1","payload":[[[[[]]]]],"id":"d3"}"#;
+    let v = reply(Conn::new().handle(deep, &rules()));
+    assert_eq!(
+        (v["code"].as_str(), v["id"].as_str()),
+        (Some("bad_json"), Some("d3"))
+    );
 }
 
 #[test]

@@ -312,6 +312,13 @@ export class Subscription extends Emitter {
 
   #onSubscribed(answer) {
     if (this.#state !== 'subscribing') return;
+    if (answer.type === 'unsubscribed') {
+      // The server ended the subscription before it began (server API, a
+      // refreshed token): the subscribe is answered with `unsubscribed`.
+      this.#client._forget(this);
+      this.#end(answer.reason || 'server');
+      return;
+    }
     const resubscribed = this.#everSubscribed || this.#recovering;
     const recovered = answer.recovered === true;
     this.#everSubscribed = true;

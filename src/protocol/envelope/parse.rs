@@ -95,6 +95,12 @@ pub fn parse_client_message_limited(
         },
         "heartbeat" => Ok(ClientMessage::Heartbeat),
         "latency_report" => latency(fields.payload, id.as_deref()),
+        "publish" => {
+            // A publication reaches every subscriber's parser: the same
+            // depth rule as a chat message.
+            check_depth(fields.payload, max_depth, id.as_deref())?;
+            v2::parse("publish", &fields, id)
+        }
         other => v2::parse(other, &fields, id),
     }
 }

@@ -101,6 +101,7 @@ impl ShardCore {
 
     /// A connection asks to unsubscribe; idempotent.
     pub(super) fn unsubscribe(&mut self, conn: ConnKey, channel: ChannelName, id: Option<String>) {
+        self.answer_unanswered(conn, &channel, None);
         if let Some(leaving) = self.subs.leave(&channel, conn.index) {
             self.left(leaving);
         }
@@ -118,12 +119,38 @@ impl ShardCore {
         channel: &ChannelName,
         reason: UnsubscribeReason,
     ) -> bool {
+        if self.answer_unanswered(conn, channel, Some(reason)) {
+            // That answer says it ended; the one below would say it twice.
+            if let Some(leaving) = self.subs.leave(channel, conn.index) {
+                self.left(leaving);
+            }
+            self.note_subscriptions();
+            return true;
+        }
         let Some(leaving) = self.subs.leave(channel, conn.index) else {
             return false;
         };
         self.left(leaving);
         self.note_subscriptions();
         let frame = text_frame_with(|out| write_unsubscribed(out, channel, None, Some(reason)));
+        self.reply(conn, frame);
+        true
+    }
+
+    /// A subscription ends while its `subscribe` is still in progress: that
+    /// request gets its one answer now, `unsubscribed` with its `id` (and
+    /// `reason` when the server ended it), so no request goes unanswered.
+    /// True when there was such a request.
+    fn answer_unanswered(
+        &mut self,
+        conn: ConnKey,
+        channel: &ChannelName,
+        reason: Option<UnsubscribeReason>,
+    ) -> bool {
+        let Some(id) = self.subs.unanswered(channel, conn.index) else {
+            return false;
+        };
+        let frame = text_frame_with(|out| write_unsubscribed(out, channel, id.as_deref(), reason));
         self.reply(conn, frame);
         true
     }
@@ -384,3 +411,6 @@ impl ShardCore {
         );
     }
 }
+
+#[cfg(test)]
+mod tests;

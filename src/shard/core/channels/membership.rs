@@ -133,6 +133,21 @@ impl Subscriptions {
         })
     }
 
+    /// The `subscribe` of connection `index` to `channel` that is still in
+    /// progress (waiting for the owner or for its position), not yet
+    /// answered: `Some(its id)`. `None` when there is none, or it came from
+    /// the token's `subs` claim (the welcome answers those).
+    pub fn unanswered(&self, channel: &str, index: u32) -> Option<Option<String>> {
+        let &slot = self.by_name.get(channel)?;
+        let ch = &self.slots[slot as usize];
+        let waiting = ch.joining.iter();
+        let reading = ch.recovering.iter().map(|r| &r.joining);
+        waiting
+            .chain(reading)
+            .find(|j| j.conn.index == index && !j.at_connect)
+            .map(|j| j.id.clone())
+    }
+
     /// Presence counts member `index` of `channel` for `user`: true when the
     /// channel has presence and it was not counted yet.
     pub fn count_in(&mut self, channel: &str, index: u32, user: &UserId) -> bool {
