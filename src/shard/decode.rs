@@ -202,6 +202,13 @@ impl Shard {
         if let session::Outcome::Refresh { token, id } = outcome {
             return self.refresh(key, &token, id.as_deref());
         }
+        if matches!(
+            outcome,
+            session::Outcome::Subscribe { .. } | session::Outcome::Unsubscribe { .. }
+        ) {
+            // A subscribe storm leaves garbage like a connect storm does.
+            self.reclaim.note();
+        }
         let sent_at_us = unix_micros(now);
         self.with_core(|core| core.client_outcome(key, outcome, sent_at_us, now_ms));
     }

@@ -1,8 +1,8 @@
 //! Giving the memory of a burst back to the OS.
 //!
-//! A burst of handshakes (a reconnect storm, a load test ramp) or of closes
-//! frees a lot of short-lived memory at once: handshake tasks, request
-//! buffers, send queues. mimalloc keeps freed pages of a thread until that
+//! A burst of handshakes (a reconnect storm, a load test ramp), of closes or
+//! of channel subscribes frees a lot of short-lived memory at once:
+//! handshake tasks, request buffers, send queues, answers. mimalloc keeps freed pages of a thread until that
 //! thread's heap is collected, so an idle shard would go on holding the
 //! burst's peak. The shard notes every event that frees memory and, once a
 //! burst is over (a sweep tick without any) or at least every
