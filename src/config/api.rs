@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use super::cli::Args;
+use super::cli::ApiArgs;
 use super::error::{invalid, ConfigError};
 use super::validate::{millis, range};
 use crate::api::{ApiKeys, ApiSettings};
@@ -19,7 +19,7 @@ pub(super) const MIN_KEY_BYTES: usize = 16;
 const MAX_KEY_BYTES: usize = 256;
 
 /// The API's settings; `None` while `API_KEYS` is unset.
-pub(super) fn settings(a: &Args) -> Result<Option<ApiSettings>, ConfigError> {
+pub(super) fn settings(a: &ApiArgs) -> Result<Option<ApiSettings>, ConfigError> {
     let max_body_bytes = range("API_MAX_BODY_BYTES", a.api_max_body_bytes, 1024, 64 << 20)?;
     let request_timeout = millis(
         "API_REQUEST_TIMEOUT_MS",

@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use super::cli::Args;
+use super::cli::CloudWatchArgs;
 use super::error::{invalid, ConfigError};
 use super::validate::range;
 
@@ -33,7 +33,7 @@ pub struct CloudWatchSettings {
 /// that a typo shows before the day it is turned on); `None` when off.
 /// `server_id` is the instance's, validated already.
 pub(super) fn settings(
-    a: &Args,
+    a: &CloudWatchArgs,
     server_id: &str,
 ) -> Result<Option<CloudWatchSettings>, ConfigError> {
     let interval = range("METRICS_INTERVAL_SECS", a.metrics_interval_secs, 1, 3600)?;

@@ -1,8 +1,8 @@
 //! The permessage-deflate settings (`COMPRESSION`, `COMPRESSION_MIN_BYTES`,
-//! `COMPRESSION_LEVEL`): defaults in [`super::Args`] (taken from
+//! `COMPRESSION_LEVEL`): defaults in [`super::cli::CompressionArgs`] (taken from
 //! [`DeflateConfig`]), validated here, in one place.
 
-use super::cli::{Args, OnOff};
+use super::cli::{CompressionArgs, OnOff};
 use super::error::ConfigError;
 use super::validate::range;
 use crate::protocol::deflate::DeflateConfig;
@@ -13,7 +13,7 @@ const MAX_MIN_BYTES: usize = 16 << 20;
 
 /// The `COMPRESSION_*` block: checked even when off, so that a typo does not
 /// wait for the day compression is turned on. `None` is off.
-pub(super) fn settings(a: &Args) -> Result<Option<DeflateConfig>, ConfigError> {
+pub(super) fn settings(a: &CompressionArgs) -> Result<Option<DeflateConfig>, ConfigError> {
     let levels = DeflateConfig::LEVELS;
     let config = DeflateConfig {
         min_bytes: range(

@@ -1,10 +1,10 @@
 //! The settings that bound what one client may make the server accept
-//! (`JWT_LEEWAY_SECS`, `MAX_JSON_DEPTH`): defaults in [`super::Args`],
+//! (`JWT_LEEWAY_SECS`, `MAX_JSON_DEPTH`): defaults in [`super::cli::HardeningArgs`],
 //! validated here, in one place.
 
 use std::time::Duration;
 
-use super::cli::Args;
+use super::cli::HardeningArgs;
 use super::error::{invalid, ConfigError};
 
 /// Most clock skew accepted on JWT `exp`/`nbf`: beyond a few minutes a
@@ -24,7 +24,7 @@ pub struct Hardening {
 }
 
 /// Checks the hardening settings of `a`.
-pub(super) fn settings(a: &Args) -> Result<Hardening, ConfigError> {
+pub(super) fn settings(a: &HardeningArgs) -> Result<Hardening, ConfigError> {
     if a.jwt_leeway_secs > MAX_JWT_LEEWAY_SECS {
         return Err(invalid(
             "JWT_LEEWAY_SECS",

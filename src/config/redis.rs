@@ -10,7 +10,7 @@ use std::time::Duration;
 use clap::ValueEnum;
 use redis::{ConnectionInfo, IntoConnectionInfo};
 
-use super::cli::Args;
+use super::cli::RedisArgs;
 use super::error::{invalid, ConfigError};
 use super::validate::millis;
 use crate::namespaces::Namespaces;
@@ -81,7 +81,7 @@ impl fmt::Debug for RedisSettings {
 /// Validates the Redis settings of `a`; `None` when `REDIS_URI` is unset.
 /// `server_id` and `delivery_timeout` are the instance's, validated already.
 pub(super) fn settings(
-    a: &Args,
+    a: &RedisArgs,
     server_id: &str,
     delivery_timeout: Duration,
     namespaces: &Arc<Namespaces>,
