@@ -19,7 +19,7 @@ pub(super) const MAX_JSON_DEPTH_LIMIT: usize = 1000;
 pub struct Hardening {
     /// `JWT_LEEWAY_SECS`: clock skew allowed on `exp` and `nbf`.
     pub jwt_leeway: Duration,
-    /// `MAX_JSON_DEPTH`: deepest nesting of a chat or broadcast payload.
+    /// `MAX_JSON_DEPTH`: deepest nesting of a chat, broadcast or publish payload.
     pub max_json_depth: usize,
 }
 

@@ -9,10 +9,10 @@
 //! variable, default and meaning, is in `docs/CONFIGURATION.md` and `--help`.
 //!
 //! Two layers:
-//! - [`Args`] (`cli.rs`): the raw clap struct, one field per setting: its
+//! - [`Args`] (`cli/`): the raw clap struct, one field per setting: its
 //!   flag, variable, default and `--help` line, defined there only. Enums
 //!   are parsed as the types their subsystem uses (`ValueEnum`).
-//! - [`Config::from_args`] (`validate.rs`, `redis.rs`, `cloudwatch.rs`,
+//! - [`Config::from_args`] (`validate/`, `redis.rs`, `cloudwatch.rs`,
 //!   `compression.rs`, ...):
 //!   checks every value and their consistency and returns the typed
 //!   [`Config`], or a [`ConfigError`] naming the setting.

@@ -74,7 +74,7 @@ pub struct HardeningArgs {
     )]
     pub jwt_leeway_secs: u64,
 
-    /// Deepest nesting of a chat or broadcast payload (1..=1000); deeper answers error bad_json
+    /// Deepest nesting of a chat, broadcast or publish payload (1..=1000); deeper answers error bad_json
     #[arg(
         long,
         env = "MAX_JSON_DEPTH",
