@@ -84,6 +84,7 @@ impl Shard {
             codec.forget_last();
         }
         if self.reclaim.due(now) {
+            self.with_core(|core| core.shrink_after_burst());
             super::reclaim::collect_thread_heap();
         }
     }

@@ -67,3 +67,60 @@ impl ShardCore {
         }
     }
 }
+
+/// Gives back the spare capacity of a table that a burst grew and that
+/// holds little now (a hash map or queue keeps its largest size otherwise:
+/// the peak of a connect storm, per shard, for good).
+pub(super) trait Shrink {
+    fn entries(&self) -> usize;
+    fn room(&self) -> usize;
+    fn shrink(&mut self);
+
+    /// Shrinks when at most a quarter of the room is used (and the room is
+    /// worth it), so a table in steady use is not reallocated every sweep.
+    fn shrink_if_sparse(&mut self) {
+        if self.room() > 64 && self.room() > 4 * self.entries() {
+            self.shrink();
+        }
+    }
+}
+
+impl<K: Eq + std::hash::Hash, V> Shrink for std::collections::HashMap<K, V> {
+    fn entries(&self) -> usize {
+        self.len()
+    }
+    fn room(&self) -> usize {
+        self.capacity()
+    }
+    fn shrink(&mut self) {
+        self.shrink_to_fit();
+    }
+}
+
+impl<T> Shrink for std::collections::VecDeque<T> {
+    fn entries(&self) -> usize {
+        self.len()
+    }
+    fn room(&self) -> usize {
+        self.capacity()
+    }
+    fn shrink(&mut self) {
+        self.shrink_to_fit();
+    }
+}
+
+impl ShardCore {
+    /// After a burst (from the shard's heap reclaim): the transient tables
+    /// give back what the burst grew, before the heap is collected.
+    pub fn shrink_after_burst(&mut self) {
+        self.actions.shrink_if_sparse();
+        self.local.shrink_if_sparse();
+        self.registrations.shrink_if_sparse();
+        self.welcome_waits.shrink_if_sparse();
+        self.publishes.shrink_if_sparse();
+        self.reads.shrink_if_sparse();
+        self.storing.shrink_if_sparse();
+        self.presence_asks.shrink_if_sparse();
+        self.pending.shrink_if_sparse();
+    }
+}

@@ -187,6 +187,12 @@ impl PendingAcks {
         }
     }
 
+    /// Gives back the room a burst of acks left behind.
+    pub fn shrink_if_sparse(&mut self) {
+        use super::footprint::Shrink;
+        self.acks.shrink_if_sparse();
+    }
+
     /// Number of acks waiting.
     pub fn len(&self) -> usize {
         self.acks.len()
