@@ -42,7 +42,12 @@ fn scripts_parse() {
 }
 
 /// The Node benchmarks (tuning/bench/*.mjs; BENCHMARKS.md runs them).
-const BENCH_SCRIPTS: &[&str] = &["recovery-storm.mjs", "history-cost.mjs", "presence.mjs"];
+const BENCH_SCRIPTS: &[&str] = &[
+    "recovery-storm.mjs",
+    "history-cost.mjs",
+    "presence.mjs",
+    "deflate.mjs",
+];
 
 fn node_available() -> bool {
     Command::new("node")
@@ -137,6 +142,10 @@ fn bench_scripts_run_small() {
         (
             "presence.mjs",
             &["--members", "50", "--requests", "10", "--duration", "1"],
+        ),
+        (
+            "deflate.mjs",
+            &["--subscribers", "20", "--rate", "20", "--duration", "1"],
         ),
     ];
     for (script, args) in runs {

@@ -255,6 +255,7 @@ export async function servers(values, { channelsToml, maxConnections, env = {} }
   return {
     urls: started.map((s) => s.url),
     https: started.map((s) => s.http),
+    pids: started.map((s) => s.child.pid),
     stop: async () => {
       for (const s of started) {
         s.child.stopping = true;
