@@ -7,9 +7,10 @@
 //! body). Each request must arrive within `API_REQUEST_TIMEOUT_MS` of the
 //! moment the server started waiting for it: a slow or incomplete one is cut
 //! (closed, counted with status `timeout`), and an idle keep-alive connection
-//! is closed after the same time. A request refused on its head keeps the
-//! connection only when its body had already arrived; otherwise (and after
-//! a malformed head) the answer ends the connection.
+//! is closed after the same time. A request refused on its head (404, 405,
+//! 401, 429, ...) has its body read, within the same bounds, and keeps the
+//! connection; a body too large (413), chunked, or held back for
+//! `100-continue`, and a malformed head, end the connection with the answer.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -95,8 +96,23 @@ pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream, buf: Vec<u8>) {
         let (routed, key) = match admit(&shard, &api, &head, &stream) {
             Ok(admitted) => admitted,
             Err((endpoint, error, extra)) => {
-                // Without its body the request cannot be skipped: close.
-                let keep = head.keep_alive && arrived && !head.transfer_encoding;
+                // A refused request's body is read (it is within the limit)
+                // so the connection can go on: a 404 costs no keep-alive,
+                // whether or not the body came with the head. Too large, a
+                // chunked body, or one the client holds back for
+                // `100-continue`: answer and close.
+                let skippable = head.keep_alive
+                    && !head.transfer_encoding
+                    && error.status != 413
+                    && head.content_length <= api.max_body_bytes as u64
+                    && (arrived || !head.expect_continue);
+                if skippable && !arrived {
+                    buf = match read_body(&mut stream, buf, total as usize, deadline).await {
+                        Ok(b) => b,
+                        Err(_) => return,
+                    };
+                }
+                let keep = skippable;
                 finish(
                     &shard,
                     &mut stream,
