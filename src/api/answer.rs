@@ -11,6 +11,7 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 
 use crate::coordinator::{PresencePage, StreamPage};
+use crate::protocol::envelope::server_v2::{presence_users, PresenceUser};
 use crate::protocol::envelope::AckStatus;
 use crate::shard::core::ApiOutcome;
 
@@ -225,24 +226,9 @@ struct PresenceBody<'a> {
     truncated: bool,
 }
 
-#[derive(Serialize)]
-struct PresenceUser<'a> {
-    #[serde(rename = "userId")]
-    user_id: &'a str,
-    connections: u32,
-}
-
 fn presence(page: &PresencePage) -> Answer {
-    let users = page
-        .users
-        .iter()
-        .map(|(user_id, connections)| PresenceUser {
-            user_id,
-            connections: *connections,
-        })
-        .collect();
     Answer::ok(&PresenceBody {
-        users,
+        users: presence_users(&page.users),
         truncated: page.truncated,
     })
 }

@@ -22,7 +22,9 @@ use serde_json::value::RawValue;
 
 use super::encode::append;
 
-pub use presence::{write_join_leave, write_presence, write_presence_stats};
+pub use presence::{
+    presence_users, write_join_leave, write_presence, write_presence_stats, PresenceUser,
+};
 pub use streams::{
     with_offset, write_history, write_inbox, write_publication, write_server_message,
 };

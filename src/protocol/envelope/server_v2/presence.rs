@@ -18,12 +18,24 @@ struct PresenceOut<'a> {
     truncated: bool,
 }
 
-/// One entry of `presence.users`.
+/// One entry of `presence.users` (the WebSocket answer and the server
+/// API's share it).
 #[derive(Serialize)]
-struct PresenceUser<'a> {
+pub struct PresenceUser<'a> {
     #[serde(rename = "userId")]
     user_id: &'a str,
     connections: u32,
+}
+
+/// `presence.users` from (user, connections) pairs.
+pub fn presence_users(users: &[(String, u32)]) -> Vec<PresenceUser<'_>> {
+    users
+        .iter()
+        .map(|(u, n)| PresenceUser {
+            user_id: u,
+            connections: *n,
+        })
+        .collect()
 }
 
 /// `presence_stats`.
@@ -55,13 +67,7 @@ pub fn write_presence(
     users: &[(String, u32)],
     truncated: bool,
 ) {
-    let users = users
-        .iter()
-        .map(|(u, n)| PresenceUser {
-            user_id: u,
-            connections: *n,
-        })
-        .collect();
+    let users = presence_users(users);
     append(
         out,
         &PresenceOut {
