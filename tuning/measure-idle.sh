@@ -9,6 +9,10 @@
 #
 #   user-space bytes/conn = (VmRSS after - VmRSS before) / N
 #   marginal bytes/conn   = (VmRSS at N - VmRSS at N/PROCS*(PROCS-1)) / (N/PROCS)
+#   from fresh            = (VmRSS after - VmRSS of the fresh process) / N, an
+#                           upper bound: "before" is sampled after the warm-up,
+#                           and memory the allocator kept from it makes the
+#                           first figure come out low
 #   kernel bytes/conn     = delta sockstat TCP mem pages * 4096 / N, and the
 #                           delta of the socket slab caches (/proc/slabinfo,
 #                           root only) / N and / 2N (loadgen runs on this host,
@@ -58,7 +62,7 @@ while [ $# -gt 0 ]; do
         --channels) CHANNELS=$2; shift 2 ;;
         --no-build) BUILD=0; shift ;;
         --keep-logs) KEEP_LOGS=1; shift ;;
-        -h|--help) sed -n '2,33p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,36p' "$0"; exit 0 ;;
         *) echo "measure-idle: unknown argument $1" >&2; exit 2 ;;
     esac
 done
@@ -224,6 +228,11 @@ wait_subscribed() { # out-prefix pid expected
     [ "$got" -eq "$want" ] || echo "measure-idle: WARNING: $out subscribed $got of $want" >&2
 }
 
+# The fresh process, before any connection: the reference for the upper
+# bound below (everything the connections cost, one-time growth included).
+sleep 1
+sample start "$SPID"
+
 # --- warm-up: exercise the accept/upgrade/heartbeat paths once ---------------
 if [ "$WARMUP" -gt 0 ]; then
     run_loadgen "$WORK/warmup" "$WARMUP" 3 --scenario idle --hold
@@ -302,6 +311,7 @@ if [ "$SUBS" -gt 0 ]; then
     echo "  subscriptions  $SUBS per connection over $(( CHANNELS * PROCS )) channels: $(div "$D_RSS" $(( N * SUBS ))) B/subscription including the connection (subtract a run without --subscriptions, divide by $SUBS)"
 fi
 echo "  marginal       $(div $(( (RSS_end - RSS_prev) * 1024 )) "$PER") B/conn  (last $PER connections only)"
+echo "  from fresh     $(div $(( (RSS_end - RSS_start) * 1024 )) "$N") B/conn  (RSS $RSS_start KiB before the warm-up -> $RSS_end KiB: an upper bound, with the one-time growth of tables and allocator pools)"
 echo "kernel sockstat  $(div "$D_TCPMEM" "$N") B/conn  (TCP mem $TCPMEM_base -> $TCPMEM_end pages; both ends)"
 if [ "$SLAB_base" -ge 0 ] && [ "$SLAB_end" -ge 0 ]; then
     D_SLAB=$(( SLAB_end - SLAB_base ))

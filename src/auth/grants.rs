@@ -1,11 +1,15 @@
 //! What a verified token allows beyond naming the user: the channels it may
 //! subscribe to (`channels`), those it is subscribed to at connect (`subs`),
-//! whether it may broadcast (`broadcast`), and when it expires (`exp`).
+//! and whether it may broadcast (`broadcast`). Its expiry (`exp`) is kept
+//! apart, in the connection itself, because it differs from token to token
+//! while the grants are usually the same for many users.
 //!
-//! A connection holds its grants behind one shared pointer (or none at all
-//! when the token grants nothing beyond its `sub`), so they cost an idle
-//! connection eight bytes.
+//! A connection holds its grants behind one shared pointer, or none at all
+//! when the token grants nothing beyond its `sub`: eight bytes. Each shard
+//! interns them ([`GrantsCache`]), so the thousands of connections whose
+//! tokens carry the same claims share one copy instead of ~200 bytes each.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use crate::protocol::channel::ChannelName;
@@ -24,6 +28,8 @@ pub struct Identity {
     pub grants: Option<Arc<Grants>>,
     /// Insecure mode: identity taken on trust, every channel allowed.
     pub insecure: bool,
+    /// The token's `exp`, Unix seconds (rounded down); `None` without one.
+    pub expires_at: Option<u64>,
 }
 
 impl Identity {
@@ -33,21 +39,21 @@ impl Identity {
             user,
             grants: None,
             insecure: true,
+            expires_at: None,
         }
     }
 }
 
-/// The token's claims beyond `sub`.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// The token's claims beyond `sub` and `exp`; boxed slices, without the
+/// spare capacity of the vectors they were parsed into.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct Grants {
     /// `channels`: exact names, or prefixes ending in `*`.
-    pub channels: Vec<String>,
+    pub channels: Box<[Box<str>]>,
     /// `subs`: channels the connection is subscribed to before `welcome`.
-    pub subs: Vec<ChannelName>,
+    pub subs: Box<[ChannelName]>,
     /// `broadcast: true`: the client may send `broadcast`.
     pub broadcast: bool,
-    /// `exp`, Unix seconds (rounded down).
-    pub expires_at: Option<u64>,
 }
 
 impl Grants {
@@ -62,7 +68,7 @@ impl Grants {
     pub fn allows_channel(&self, channel: &str) -> bool {
         let claimed = self.channels.iter().any(|c| match c.strip_suffix('*') {
             Some(prefix) => channel.starts_with(prefix),
-            None => c == channel,
+            None => &**c == channel,
         });
         claimed || self.subs.iter().any(|s| &**s == channel)
     }
@@ -85,13 +91,53 @@ pub fn may_broadcast(identity_insecure: bool, grants: Option<&Grants>) -> bool {
     identity_insecure || grants.is_some_and(|g| g.broadcast)
 }
 
+/// One shard's interned grants: connections whose tokens grant the same
+/// thing share one `Arc`. Entries no connection holds any more are dropped
+/// by [`GrantsCache::prune`] (the shard's sweep calls it), so the cache
+/// never holds more than the live distinct grants plus those released
+/// since the last prune.
+#[derive(Debug, Default)]
+pub struct GrantsCache {
+    interned: HashSet<Arc<Grants>>,
+}
+
+impl GrantsCache {
+    /// The shared copy of `grants` (this one, if it is the first).
+    pub fn intern(&mut self, grants: Arc<Grants>) -> Arc<Grants> {
+        if let Some(shared) = self.interned.get(&grants) {
+            return shared.clone();
+        }
+        self.interned.insert(grants.clone());
+        grants
+    }
+
+    /// Forgets the grants that only the cache still holds; gives back the
+    /// table's memory when most of it is empty.
+    pub fn prune(&mut self) {
+        self.interned.retain(|g| Arc::strong_count(g) > 1);
+        if self.interned.capacity() > 4 * self.interned.len().max(16) {
+            self.interned.shrink_to_fit();
+        }
+    }
+
+    /// Distinct grants held.
+    pub fn len(&self) -> usize {
+        self.interned.len()
+    }
+
+    /// Whether it holds none.
+    pub fn is_empty(&self) -> bool {
+        self.interned.is_empty()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn grants(channels: &[&str]) -> Grants {
         Grants {
-            channels: channels.iter().map(|s| s.to_string()).collect(),
+            channels: channels.iter().map(|&s| Box::from(s)).collect(),
             ..Grants::default()
         }
     }
@@ -124,5 +170,24 @@ mod tests {
         g.broadcast = true;
         assert!(may_broadcast(false, Some(&g)));
         assert!(may_broadcast(true, None));
+    }
+
+    #[test]
+    fn equal_grants_share_one_copy_until_released() {
+        let mut cache = GrantsCache::default();
+        let a = cache.intern(Arc::new(grants(&["chat:*"])));
+        let b = cache.intern(Arc::new(grants(&["chat:*"])));
+        let c = cache.intern(Arc::new(grants(&["dash:*"])));
+        assert!(Arc::ptr_eq(&a, &b), "equal grants are one allocation");
+        assert!(!Arc::ptr_eq(&a, &c));
+        assert_eq!(cache.len(), 2);
+        drop(c);
+        cache.prune();
+        assert_eq!(cache.len(), 1, "grants nobody holds are forgotten");
+        drop((a, b));
+        cache.prune();
+        assert!(cache.is_empty());
+        let d = cache.intern(Arc::new(grants(&["chat:*"])));
+        assert_eq!(Arc::strong_count(&d), 2, "interned afresh after a prune");
     }
 }

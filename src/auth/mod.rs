@@ -35,7 +35,7 @@ use crate::protocol::UserId;
 
 mod grants;
 
-pub use grants::{may_broadcast, may_subscribe, Grants, Identity, MAX_CLAIM_ENTRIES};
+pub use grants::{may_broadcast, may_subscribe, Grants, GrantsCache, Identity, MAX_CLAIM_ENTRIES};
 pub use keys::PublicKey;
 use keys::VerifyKey;
 
@@ -234,19 +234,19 @@ fn identity_of(claims: Claims) -> Result<Identity, Refusal> {
     let subs = subs
         .iter()
         .map(|s| ChannelName::parse(s))
-        .collect::<Option<Vec<_>>>()
+        .collect::<Option<Box<[_]>>>()
         .ok_or_else(|| unauthorized("token subs claim names an invalid channel"))?;
     let grants = Grants {
-        channels,
+        channels: channels.into_iter().map(String::into_boxed_str).collect(),
         subs,
         broadcast: claims.broadcast.unwrap_or(false),
-        expires_at: claims.exp.map(|e| e.max(0.0) as u64),
     };
     let grants = (!grants.is_empty()).then(|| Arc::new(grants));
     Ok(Identity {
         user,
         grants,
         insecure: false,
+        expires_at: claims.exp.map(|e| e.max(0.0) as u64),
     })
 }
 

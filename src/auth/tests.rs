@@ -221,7 +221,12 @@ fn nasty_claims_are_refused_or_bounded() {
     let far = jwt()
         .verify_token(&mint(json!({"sub": "a", "exp": 1e300})), NOW)
         .unwrap();
-    assert_eq!(far.grants.unwrap().expires_at, Some(u64::MAX));
+    assert_eq!(far.expires_at, Some(u64::MAX));
+    let dated = jwt()
+        .verify_token(&mint(json!({"sub": "a", "exp": NOW + 60})), NOW)
+        .unwrap();
+    assert_eq!(dated.expires_at, Some(NOW + 60));
+    assert!(dated.grants.is_none(), "an expiry alone is not a grant");
     let bare = jwt()
         .verify_token(
             &mint(json!({"sub": "a", "channels": [], "subs": null})),

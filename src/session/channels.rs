@@ -20,7 +20,7 @@ use crate::protocol::UserId;
 pub(super) fn handle(
     msg: ClientMessage<'_>,
     from: &Sender<'_>,
-    next_message: &mut u32,
+    next_message: &mut u64,
     rules: &Rules<'_>,
     timestamp: &Timestamp,
 ) -> Outcome {
@@ -118,7 +118,7 @@ fn publish(
     payload: &serde_json::value::RawValue,
     id: Option<Cow<'_, str>>,
     from: &Sender<'_>,
-    next_message: &mut u32,
+    next_message: &mut u64,
     rules: &Rules<'_>,
     timestamp: &Timestamp,
 ) -> Outcome {

@@ -62,8 +62,10 @@ pub struct Sender<'a> {
 pub struct SessionState<'a> {
     /// The sender's token bucket.
     pub bucket: &'a mut TokenBucket,
-    /// Counter for server-made message ids.
-    pub next_message: &'a mut u32,
+    /// The shard's counter for server-made message ids (`<connectionId>.<n>`:
+    /// unique because `n` never repeats on the shard, though not consecutive
+    /// per connection; one shard-wide counter costs a connection nothing).
+    pub next_message: &'a mut u64,
 }
 
 /// What the shard must do with one client message.
@@ -195,7 +197,7 @@ pub fn handle_text(
 fn judge(
     msg: ClientMessage<'_>,
     from: &Sender<'_>,
-    next_message: &mut u32,
+    next_message: &mut u64,
     rules: &Rules<'_>,
 ) -> Outcome {
     let timestamp = envelope::timestamp(from.now);
@@ -341,7 +343,7 @@ fn check_size_json(len: usize, rules: &Rules<'_>, id: Option<&str>) -> Option<Ou
 fn message_id(
     client_id: Option<&str>,
     connection_id: &dyn std::fmt::Display,
-    next: &mut u32,
+    next: &mut u64,
 ) -> String {
     match client_id {
         Some(id) => id.to_owned(),

@@ -27,7 +27,7 @@ fn rules() -> Rules<'static> {
 
 struct Conn {
     bucket: TokenBucket,
-    next: u32,
+    next: u64,
 }
 
 impl Conn {

@@ -59,7 +59,7 @@ pub struct Conn {
     /// touch the new one.
     pub seq: u64,
     /// What the token allows beyond the identity (`None`: nothing more, or
-    /// insecure mode); shared, so eight bytes per connection.
+    /// insecure mode); interned by the shard, so eight bytes per connection.
     pub grants: Option<Arc<Grants>>,
     /// The socket; closed (and so dropped from the readiness set) with the connection.
     pub fd: OwnedFd,
@@ -70,8 +70,10 @@ pub struct Conn {
     pub queued_bytes: u32,
     /// Bytes of the queue's front frame already written (a partial write).
     pub write_offset: u32,
-    /// Counter for server-made message ids.
-    pub next_message: u32,
+    /// The token's `exp` (Unix seconds, at most `u32::MAX`: early 2106);
+    /// 0 when it has none. Kept here, not in the shared grants, because
+    /// it differs from token to token.
+    pub expires_at: u32,
     /// Lifecycle phase.
     pub phase: Phase,
     /// Why it ended, once known.
@@ -214,7 +216,7 @@ impl Conn {
             deflate: None,
             queued_bytes: 0,
             write_offset: 0,
-            next_message: 0,
+            expires_at: 0,
             bucket: TokenBucket::default(),
             decoder: FrameDecoder::new(),
             queue: SendQueue::default(),
@@ -227,11 +229,28 @@ impl Conn {
         self
     }
 
-    /// The same connection with the token's grants.
-    pub fn with_grants(mut self, grants: Option<Arc<Grants>>, insecure: bool) -> Self {
+    /// The same connection with the token's grants and expiry.
+    pub fn with_grants(
+        mut self,
+        grants: Option<Arc<Grants>>,
+        insecure: bool,
+        expires_at: Option<u64>,
+    ) -> Self {
         self.grants = grants;
         self.flags.set(Flags::INSECURE, insecure);
+        self.set_expiry(expires_at);
         self
+    }
+
+    /// Keeps a token's `exp` (see `expires_at`): past 2106 it is clamped,
+    /// and `exp` 0 (long expired, so never accepted) is kept as 1.
+    pub fn set_expiry(&mut self, exp_secs: Option<u64>) {
+        self.expires_at = exp_secs.map_or(0, |e| u32::try_from(e).unwrap_or(u32::MAX).max(1));
+    }
+
+    /// The token's `exp`, Unix seconds, if it has one.
+    pub fn expiry(&self) -> Option<u64> {
+        (self.expires_at != 0).then_some(u64::from(self.expires_at))
     }
 
     /// The generation in this connection's key (see `seq`).

@@ -182,6 +182,7 @@ impl Shard {
             inbox: settings.inbox.is_some(),
             max_json_depth: settings.max_json_depth,
         };
+        let mut next_message = self.next_message.get();
         let outcome = self.with_conn(key, |c| {
             let connection_id = self.connection_id(c.seq);
             let from = Sender {
@@ -194,10 +195,11 @@ impl Shard {
             };
             let state = SessionState {
                 bucket: &mut c.bucket,
-                next_message: &mut c.next_message,
+                next_message: &mut next_message,
             };
             session::handle_text(text, &from, state, &rules)
         });
+        self.next_message.set(next_message);
         let Some(outcome) = outcome else { return };
         if let session::Outcome::Refresh { token, id } = outcome {
             return self.refresh(key, &token, id.as_deref());

@@ -33,11 +33,13 @@ impl Shard {
             user,
             grants,
             insecure,
+            expires_at,
         } = identity;
-        let subs = grants.as_ref().map(|g| g.subs.clone()).unwrap_or_default();
+        let subs = grants.as_ref().map(|g| g.subs.to_vec()).unwrap_or_default();
+        let grants = grants.map(|g| self.grants_cache.borrow_mut().intern(g));
         let seq = self.next_seq();
         let conn = Conn::new(user.clone(), fd, echo, seq, self.now_ms())
-            .with_grants(grants, insecure)
+            .with_grants(grants, insecure, expires_at)
             .with_deflate(deflate);
         let index = self.conns.borrow_mut().insert(conn) as u32;
         self.metrics.connection_opened();
@@ -68,8 +70,7 @@ impl Shard {
         }
         let connection_id = self.connection_id(c.seq).to_string();
         let names: Vec<&str> = subscriptions.iter().map(|c| &**c).collect();
-        let expires_at = c.grants.as_ref().and_then(|g| g.expires_at);
-        let expires_at = expires_at.map(super::token::rfc3339);
+        let expires_at = c.expiry().map(super::token::rfc3339);
         let frame = text_frame_with(|out| {
             let w = Welcome {
                 connection_id: &connection_id,

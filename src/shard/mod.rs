@@ -61,6 +61,7 @@ use std::time::Instant;
 
 use slab::Slab;
 
+use crate::auth::GrantsCache;
 use crate::instance::Instance;
 use crate::metrics::ShardMetrics;
 
@@ -136,6 +137,11 @@ pub struct Shard {
     pub started: Instant,
     /// Next connection sequence number.
     next_seq: Cell<u64>,
+    /// Last server-made message id number (`<connectionId>.<n>`), shared by
+    /// the shard's connections.
+    pub next_message: Cell<u64>,
+    /// The tokens' grants, interned: connections with equal claims share one.
+    pub grants_cache: RefCell<GrantsCache>,
     /// Set when every connection is being closed (shutdown or drain).
     pub closing_all: Cell<Option<CloseAll>>,
     /// Connections mid-message: when each began, what it holds, and the
@@ -192,6 +198,8 @@ impl Shard {
             reclaim: Reclaim::default(),
             started: Instant::now(),
             next_seq: Cell::new(1),
+            next_message: Cell::new(0),
+            grants_cache: RefCell::new(GrantsCache::default()),
             closing_all: Cell::new(None),
             unfinished: RefCell::new(unfinished),
             accept_gate: RefCell::new(accept_gate),

@@ -83,6 +83,7 @@ impl Shard {
         if let Some(codec) = &self.codec {
             codec.forget_last();
         }
+        self.grants_cache.borrow_mut().prune();
         if self.reclaim.due(now) {
             self.with_core(|core| core.shrink_after_burst());
             super::reclaim::collect_thread_heap();

@@ -4,7 +4,8 @@
 //!
 //! Expiry is watched by the shard's sweep (see [`super::sweep`]): no timer
 //! per connection. Only connections whose token has `exp` are looked at,
-//! through their grants; an idle connection pays nothing extra.
+//! through the four bytes of `Conn::expires_at`; an idle connection pays
+//! nothing else.
 
 use std::rc::Rc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -87,10 +88,13 @@ impl Shard {
             }
             (Ok(identity), Some(true)) => identity,
         };
-        let grants = identity.grants;
-        let expires_at = grants.as_ref().and_then(|g| g.expires_at).map(rfc3339);
+        let grants = identity
+            .grants
+            .map(|g| self.grants_cache.borrow_mut().intern(g));
+        let expires_at = identity.expires_at.map(rfc3339);
         self.with_conn(key, |c| {
             c.grants = grants.clone();
+            c.set_expiry(identity.expires_at);
             c.flags.set(Flags::EXPIRY_NOTIFIED, false);
         });
         let frame = text_frame_with(|out| write_refreshed(out, id, expires_at.as_deref()));
@@ -111,7 +115,7 @@ impl Shard {
     /// Sweep, per connection: where its token stands (`Fine` without
     /// `exp`, and until welcomed).
     pub(super) fn token_state(&self, c: &Conn, now_unix_ms: u64) -> Expiry {
-        let Some(exp) = c.grants.as_ref().and_then(|g| g.expires_at) else {
+        let Some(exp) = c.expiry() else {
             return Expiry::Fine;
         };
         if c.phase != Phase::Open {
@@ -133,7 +137,7 @@ impl Shard {
     pub(super) fn notify_expiring(self: &Rc<Self>, key: ConnKey) {
         let exp = self.with_conn(key, |c| {
             c.flags.set(Flags::EXPIRY_NOTIFIED, true);
-            c.grants.as_ref().and_then(|g| g.expires_at)
+            c.expiry()
         });
         if let Some(Some(exp)) = exp {
             let at = rfc3339(exp);
