@@ -100,9 +100,12 @@ impl CloseReason {
         true,
     );
     /// This connection's unfinished message took the shard's unfinished
-    /// messages past `PARTIAL_MESSAGE_BYTES_PER_SHARD` (1008).
+    /// messages past `PARTIAL_MESSAGE_BYTES_PER_SHARD` (1009). Not 1008:
+    /// the message may be an innocent one that arrived while others filled
+    /// the budget, and clients stop for good after 1008 but reconnect (with
+    /// backoff) after 1009.
     pub const UNFINISHED_BUDGET: Self = Self::new(
-        close::POLICY_VIOLATION,
+        close::TOO_BIG,
         "too much unfinished message data on this server",
         Some(Counter::ProtocolErrors),
         true,
@@ -148,6 +151,14 @@ mod tests {
         assert!(!CloseReason::echo(Some(1001)).unexpected);
         assert!(CloseReason::echo(Some(1002)).unexpected);
         assert_eq!(CloseReason::echo(Some(4000)).code, 4000);
+    }
+
+    #[test]
+    fn a_late_message_is_a_policy_violation_but_a_full_budget_is_too_big() {
+        // Clients (src/web/client.js) stop after 1008 and reconnect after
+        // 1009: only the message that took too long is the client's fault.
+        assert_eq!(CloseReason::MESSAGE_TIMEOUT.code, close::POLICY_VIOLATION);
+        assert_eq!(CloseReason::UNFINISHED_BUDGET.code, close::TOO_BIG);
     }
 
     #[test]

@@ -92,7 +92,7 @@ pub struct Settings {
     /// the connection is closed 1008.
     pub message_complete_timeout: Duration,
     /// Bytes a shard's unfinished messages may hold together; the
-    /// connection whose message takes it past this is closed 1008.
+    /// connection whose message takes it past this is closed 1009.
     pub partial_message_budget: usize,
     /// Once `/ready` turned 503 at `max_connections`, it turns 200 again
     /// when open connections fall to this percentage of it.

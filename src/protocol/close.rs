@@ -12,10 +12,10 @@ pub const UNSUPPORTED_DATA: u16 = 1003;
 /// A text message that is not valid UTF-8.
 pub const INVALID_UTF8: u16 = 1007;
 /// Policy violation: a message not completed in time
-/// (`MESSAGE_COMPLETE_TIMEOUT_MS`), or unfinished messages past the shard's
-/// budget (`PARTIAL_MESSAGE_BYTES_PER_SHARD`).
+/// (`MESSAGE_COMPLETE_TIMEOUT_MS`).
 pub const POLICY_VIOLATION: u16 = 1008;
-/// A message larger than `MAX_MESSAGE_BYTES`.
+/// A message larger than `MAX_MESSAGE_BYTES`, or one that took the shard's
+/// unfinished messages past their budget (`PARTIAL_MESSAGE_BYTES_PER_SHARD`).
 pub const TOO_BIG: u16 = 1009;
 /// The server failed; reconnecting may help.
 pub const INTERNAL_ERROR: u16 = 1011;

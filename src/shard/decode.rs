@@ -64,8 +64,9 @@ impl Shard {
     }
 
     /// Holds what the connection keeps unfinished after a read to the
-    /// deadline and the shard's budget; past either, closes it (1008) and
-    /// frees its unfinished message at once.
+    /// deadline and the shard's budget; past either, closes it (1008 past
+    /// the deadline, 1009 past the budget) and frees its unfinished message
+    /// at once.
     fn check_unfinished(&self, key: ConnKey, held: usize, completed: bool, now: u32) {
         let verdict = self
             .unfinished

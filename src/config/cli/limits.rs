@@ -109,7 +109,7 @@ pub struct AbuseLimitsArgs {
     )]
     pub message_complete_timeout_ms: u64,
 
-    /// Bytes all unfinished messages of one shard may hold (at least MAX_MESSAGE_BYTES + 1 KiB); the connection whose message goes past it is closed 1008
+    /// Bytes all unfinished messages of one shard may hold (at least MAX_MESSAGE_BYTES + 1 KiB); the connection whose message goes past it is closed 1009 (message too big; clients reconnect after it)
     #[arg(
         long,
         env = "PARTIAL_MESSAGE_BYTES_PER_SHARD",
