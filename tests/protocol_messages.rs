@@ -3,7 +3,7 @@
 mod support;
 
 use std::collections::HashSet;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::json;
 use support::{http_get, ServerProcess};
@@ -311,6 +311,63 @@ fn rate_limit_acks_rate_limited_then_closes_4029() {
     assert_eq!(a.recv_type("error")["code"], "rate_limited");
     a.send(&msg);
     assert_eq!(a.expect_close(), 4029);
+}
+
+/// Issue 17 #12: heartbeats spend the rate limit like any message. A burst
+/// past `RATE_LIMIT_BURST` is refused `rate_limited` (and counted) instead
+/// of answered; the connection stays open, and other connections, the same
+/// user's included, keep their own budgets.
+#[test]
+fn a_burst_of_heartbeats_past_the_burst_is_refused_and_others_are_unaffected() {
+    let s = ServerProcess::start(&["--rate-limit", "1", "--rate-limit-burst", "5"], &[]);
+    let mut flooder = s.user("alice");
+    let mut twin = s.user("alice");
+    let mut bob = s.user("bob");
+    let started = Instant::now();
+    for _ in 0..20 {
+        flooder.send(&json!({"type": "heartbeat"}));
+    }
+    let answers: Vec<_> = (0..20).map(|_| flooder.recv()).collect();
+    // One token a second: a slow run may earn one more ack per second.
+    let earned = started.elapsed().as_secs() as usize + 1;
+    let acks = answers
+        .iter()
+        .filter(|a| a["type"] == "heartbeat_ack")
+        .count();
+    let refused = answers.iter().filter(|a| a["type"] == "error").count();
+    assert!(
+        answers[..5].iter().all(|a| a["type"] == "heartbeat_ack"),
+        "the burst is answered: {answers:?}"
+    );
+    assert!(acks <= 5 + earned, "{acks} acks to 20 heartbeats");
+    assert_eq!(
+        acks + refused,
+        20,
+        "ack or error, nothing else: {answers:?}"
+    );
+    for e in answers.iter().filter(|a| a["type"] == "error") {
+        assert_eq!(e["code"], "rate_limited", "{e}");
+    }
+    let (_, m) = http_get(s.addr, "/metrics");
+    let counted =
+        |l: &str| l.starts_with("wss_rate_limited_total{") && l.ends_with(&format!(" {refused}"));
+    assert!(
+        m.lines().any(counted),
+        "want {refused} refusals counted:\n{m}"
+    );
+    // Other connections have their whole burst; the flooder still receives.
+    for _ in 0..5 {
+        twin.send(&json!({"type": "heartbeat"}));
+        twin.recv_type("heartbeat_ack");
+    }
+    bob.send(&json!({"type": "chat_message", "receiverID": "alice", "payload": 1, "id": "m"}));
+    assert_eq!(bob.recv_type("ack")["connections"], 2);
+    for _ in 0..4 {
+        bob.send(&json!({"type": "heartbeat"}));
+        bob.recv_type("heartbeat_ack");
+    }
+    assert_eq!(flooder.recv_type("chat_message")["payload"], 1);
+    assert_eq!(twin.recv_type("chat_message")["payload"], 1);
 }
 
 #[test]
