@@ -6,7 +6,7 @@ mod support;
 
 use serde_json::{json, Value};
 use support::channels::{config_file, subscribe, NAMESPACES};
-use support::deflate::{deflate, DeflateClient};
+use support::deflate::{deflate, inflate, DeflateClient};
 use support::{http_get, Client, ServerProcess};
 
 /// What browsers offer.
@@ -172,6 +172,53 @@ fn compressed_and_plain_clients_share_a_channel_and_a_broadcast() {
         "{compressions} compressions for 2 messages on 2 shards"
     );
     assert!(counter(&s, "wss_deflate_saved_bytes_total") > 8.0 * 300.0);
+}
+
+/// Compress once for a direct message: a user's deflate connections on one
+/// shard all get the same compressed frame, made by one compression; the
+/// user's plain connection gets the plain frame.
+#[test]
+fn a_direct_message_to_several_connections_of_a_user_is_compressed_once() {
+    // One shard: every connection of the receiver shares its codec.
+    let s = ServerProcess::start(&["--shards", "1", "--compression", "on"], &[]);
+    let mut zs: Vec<DeflateClient> = (0..3)
+        .map(|_| deflate_user(&s, "bob", Some(BROWSER_OFFER)))
+        .collect();
+    let mut plain = s.user("bob");
+    let mut alice = s.user("alice");
+    let compressions = counter(&s, "wss_deflate_compressions_total");
+    let frames = counter(&s, "wss_deflate_frames_total");
+
+    let payload = dashboard("direct");
+    alice
+        .send(&json!({"type": "chat_message", "receiverID": "bob", "payload": payload, "id": "d"}));
+    assert_eq!(alice.recv_type("ack")["connections"], 4);
+    let wire: Vec<Vec<u8>> = zs
+        .iter_mut()
+        .map(|z| {
+            let f = z.frame();
+            assert!(f.rsv1 && f.opcode == 0x1, "a compressed text frame: {f:?}");
+            f.payload
+        })
+        .collect();
+    assert!(
+        wire.iter().all(|w| *w == wire[0]),
+        "one compressed frame for all"
+    );
+    let got: Value = serde_json::from_slice(&inflate(&wire[0])).expect("JSON");
+    assert_eq!(
+        (&got["type"], &got["payload"]),
+        (&json!("chat_message"), &payload)
+    );
+    assert_eq!(plain.recv_type("chat_message")["payload"], payload);
+
+    let made = counter(&s, "wss_deflate_compressions_total") - compressions;
+    assert_eq!(
+        made, 1.0,
+        "compressions for one message to 3 deflate connections"
+    );
+    let queued = counter(&s, "wss_deflate_frames_total") - frames;
+    assert_eq!(queued, 3.0, "compressed frames queued");
 }
 
 #[test]
