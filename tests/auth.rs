@@ -67,6 +67,10 @@ fn refused_tokens_get_401() {
         ("hs512", hs512),
         ("alg none", alg_none),
         ("garbage", "x.y.z".into()),
+        (
+            "broadcast not a boolean",
+            token(json!({"sub": "alice", "broadcast": "yes"}), SECRET),
+        ),
     ] {
         let (status, body) = refused(&s, &format!("/ws?token={t}"));
         assert_eq!(status, 401, "{what}");

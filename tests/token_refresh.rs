@@ -46,6 +46,22 @@ fn recv_sorted(c: &mut Client, n: usize) -> Vec<Value> {
     got
 }
 
+/// An `exp` past 2106-02-07T06:28:15Z (the last second the connection's
+/// 32 bits of Unix time hold) counts as that instant, in `welcome` and in
+/// `refreshed` alike.
+#[test]
+fn an_exp_past_2106_counts_as_the_last_32_bit_second() {
+    let (s, _file) = server(&[]);
+    let last = rfc3339(u64::from(u32::MAX));
+    assert_eq!(last, "2106-02-07T06:28:15Z");
+    let far = hs256(json!({"sub": "ann", "exp": 5_000_000_000u64}));
+    let (mut c, welcome) = connect(&s, &far);
+    assert_eq!(welcome["expiresAt"], last, "{welcome}");
+    c.send(&json!({"type": "refresh", "token": far, "id": "r"}));
+    let refreshed = c.recv_type("refreshed");
+    assert_eq!(refreshed["expiresAt"], last, "{refreshed}");
+}
+
 #[test]
 fn refresh_replaces_the_token_and_ends_what_it_no_longer_allows() {
     let (s, _file) = server(&[]);

@@ -91,12 +91,15 @@ impl Shard {
         let grants = identity
             .grants
             .map(|g| self.grants_cache.borrow_mut().intern(g));
-        let expires_at = identity.expires_at.map(rfc3339);
-        self.with_conn(key, |c| {
+        // The expiry the connection keeps (an `exp` past 2106 clamped), so
+        // `refreshed` says what `welcome` would and what 4001 will follow.
+        let kept = self.with_conn(key, |c| {
             c.grants = grants.clone();
             c.set_expiry(identity.expires_at);
             c.flags.set(Flags::EXPIRY_NOTIFIED, false);
+            c.expiry()
         });
+        let expires_at = kept.flatten().map(rfc3339);
         let frame = text_frame_with(|out| write_refreshed(out, id, expires_at.as_deref()));
         self.reply_now(key, frame);
         let namespaces = self.instance.settings.namespaces.clone();

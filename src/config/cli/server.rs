@@ -97,7 +97,7 @@ pub struct LifecycleArgs {
 /// What clients may send and how deliveries are confirmed.
 #[derive(Debug, Clone, clap::Args)]
 pub struct MessagingArgs {
-    /// Let clients broadcast to everyone (false: broadcast answers error forbidden)
+    /// Let clients broadcast to everyone (false: broadcast answers error forbidden); in token mode a client also needs a "broadcast": true claim in its JWT
     #[arg(
         long = "broadcast",
         env = "BROADCAST_ENABLED",
