@@ -1,7 +1,7 @@
 //! The JavaScript client library (`src/web/client.js`): how the server serves
 //! it, and its own tests (`tests/client/*.test.mjs`, Node's built-in test
-//! runner) against this build of the server binary. Needs `node` (20 or
-//! later); it fails (never skips) without it.
+//! runner) against this build of the server binary. Needs `node` (22, or
+//! 20.10 to 21); it fails (never skips) without it.
 
 mod support;
 
@@ -32,7 +32,8 @@ fn root() -> PathBuf {
 }
 
 /// `node` arguments that give it a global `WebSocket`: none from Node 22 on,
-/// `--experimental-websocket` on Node 20 and 21.
+/// `--experimental-websocket` on Node 20.10 to 21 (decided by probing, not by
+/// the version number).
 fn websocket_flags() -> Vec<&'static str> {
     let probe = |flags: &[&str]| {
         Command::new("node")
@@ -51,7 +52,7 @@ fn websocket_flags() -> Vec<&'static str> {
     }
     assert!(
         probe(&["--experimental-websocket"]),
-        "node is missing, or has no WebSocket even with --experimental-websocket: install Node.js 22 (or 20)"
+        "node is missing, or has no WebSocket even with --experimental-websocket: install Node.js 22 (or 20.10 to 21)"
     );
     vec!["--experimental-websocket"]
 }
