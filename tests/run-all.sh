@@ -2,8 +2,8 @@
 # The whole test suite, from a fresh Debian machine with Rust:
 # installs what is missing (redis-server, redis-cli, Chromium, Node.js and
 # npm, a Python venv with moto, kosoku and the OpenAPI checker's modules,
-# playwright-core), checks Node's version, formatting and clippy, then runs
-# every test in release mode.
+# playwright-core, TypeScript), checks Node's version, formatting and clippy,
+# then runs every test in release mode.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,9 +19,10 @@ if ((${#need[@]})); then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 
-# Node runs the client library's tests (tests/client_js.rs), the demo page's
-# headless-Chromium test (tests/browser.rs) and the benchmark scripts' parse
-# check. The library's tests need a global WebSocket: Node 22 has one; 20.10 to 21 only with
+# Node runs the client library's tests (tests/client_js.rs, including the
+# TypeScript check of client.d.ts), the demo page's headless-Chromium test
+# (tests/browser.rs) and the benchmark scripts' parse check. The library's
+# tests need a global WebSocket: Node 22 has one; 20.10 to 21 only with
 # --experimental-websocket, which tests/client_js.rs adds when a probe
 # without it finds none. Older Nodes (Debian 12's nodejs is 18) have neither.
 node_version=$(node --version)
@@ -44,9 +45,12 @@ fi
 export MOTO_SERVER="$PWD/.venv/bin/moto_server"
 export KOSOKU="$PWD/.venv/bin/kosoku"
 
-if [[ -f tests/browser/package.json && ! -d tests/browser/node_modules ]]; then
-  (cd tests/browser && npm install --silent --no-audit --no-fund)
-fi
+# playwright-core for the demo page's test, TypeScript for the client's.
+for dir in tests/browser tests/client; do
+  if [[ -f $dir/package.json && ! -d $dir/node_modules ]]; then
+    (cd "$dir" && npm install --silent --no-audit --no-fund)
+  fi
+done
 
 # The habits CI enforces: formatted code, no clippy warnings (release
 # profile, so the check shares the build's settings).
