@@ -1,7 +1,9 @@
 //! The JavaScript client library (`src/web/client.js`): how the server serves
 //! it, and its own tests (`tests/client/*.test.mjs`, Node's built-in test
-//! runner) against this build of the server binary. Needs `node` (20 or
-//! later); it fails (never skips) without it.
+//! runner) against this build of the server binary, and the TypeScript check
+//! of `src/web/client.d.ts`. Needs `node` (22, or 20.10 to 21) and
+//! `tests/client/node_modules` (`npm install` there; tests/run-all.sh does
+//! it); it fails (never skips) without them.
 
 mod support;
 
@@ -15,13 +17,15 @@ use support::{http_get, ServerProcess};
 /// The test files: the real server (version 1 and, in `v2.test.mjs`,
 /// channels, recovery, inbox, token refresh, presence and the server API
 /// over a real `redis-server`), and the client's own logic against a
-/// scripted server (`logic.test.mjs`).
+/// scripted server (`logic.test.mjs`), and `tsc --strict` on the
+/// declarations (`types.test.mjs`).
 const FILES: &[&str] = &[
     "tests/client/connection.test.mjs",
     "tests/client/acks.test.mjs",
     "tests/client/auth.test.mjs",
     "tests/client/logic.test.mjs",
     "tests/client/v2.test.mjs",
+    "tests/client/types.test.mjs",
 ];
 
 /// Bound on the whole Node run.
@@ -32,7 +36,8 @@ fn root() -> PathBuf {
 }
 
 /// `node` arguments that give it a global `WebSocket`: none from Node 22 on,
-/// `--experimental-websocket` on Node 20 and 21.
+/// `--experimental-websocket` on Node 20.10 to 21 (decided by probing, not by
+/// the version number).
 fn websocket_flags() -> Vec<&'static str> {
     let probe = |flags: &[&str]| {
         Command::new("node")
@@ -51,7 +56,7 @@ fn websocket_flags() -> Vec<&'static str> {
     }
     assert!(
         probe(&["--experimental-websocket"]),
-        "node is missing, or has no WebSocket even with --experimental-websocket: install Node.js 22 (or 20)"
+        "node is missing, or has no WebSocket even with --experimental-websocket: install Node.js 22 (or 20.10 to 21)"
     );
     vec!["--experimental-websocket"]
 }

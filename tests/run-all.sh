@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh Debian machine with Rust:
-# installs what is missing (redis-server, redis-cli, Chromium, a Python venv
-# with moto, kosoku and the OpenAPI checker's modules, playwright-core),
-# checks formatting and clippy, then
-# runs every test in release mode.
+# installs what is missing (redis-server, redis-cli, Chromium, Node.js and
+# npm, a Python venv with moto, kosoku and the OpenAPI checker's modules,
+# playwright-core, TypeScript), checks Node's version, formatting and clippy,
+# then runs every test in release mode.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,10 +11,27 @@ need=()
 command -v redis-server >/dev/null || need+=(redis-server)
 command -v redis-cli >/dev/null || need+=(redis-tools)
 command -v chromium >/dev/null || need+=(chromium)
+command -v node >/dev/null || need+=(nodejs)
+command -v npm >/dev/null || need+=(npm)
 if ((${#need[@]})); then
   echo "installing: ${need[*]}"
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+# Node runs the client library's tests (tests/client_js.rs, including the
+# TypeScript check of client.d.ts), the demo page's headless-Chromium test
+# (tests/browser.rs) and the benchmark scripts' parse check. The library's
+# tests need a global WebSocket: Node 22 has one; 20.10 to 21 only with
+# --experimental-websocket, which tests/client_js.rs adds when a probe
+# without it finds none. Older Nodes (Debian 12's nodejs is 18) have neither.
+node_version=$(node --version)
+IFS=. read -r node_major node_minor _ <<<"${node_version#v}"
+if ((node_major < 20 || (node_major == 20 && node_minor < 10))); then
+  echo "Node.js $node_version is too old: the tests need Node.js 22 or later" \
+    "(20.10 to 21 work with --experimental-websocket). Install a newer one" \
+    "(Debian 13's nodejs package is 20) and run this again." >&2
+  exit 1
 fi
 
 # The OpenAPI check of tests/api.rs (tests/openapi_check.py) needs PyYAML,
@@ -28,9 +45,12 @@ fi
 export MOTO_SERVER="$PWD/.venv/bin/moto_server"
 export KOSOKU="$PWD/.venv/bin/kosoku"
 
-if [[ -f tests/browser/package.json && ! -d tests/browser/node_modules ]]; then
-  (cd tests/browser && npm install --silent --no-audit --no-fund)
-fi
+# playwright-core for the demo page's test, TypeScript for the client's.
+for dir in tests/browser tests/client; do
+  if [[ -f $dir/package.json && ! -d $dir/node_modules ]]; then
+    (cd "$dir" && npm install --silent --no-audit --no-fund)
+  fi
+done
 
 # The habits CI enforces: formatted code, no clippy warnings (release
 # profile, so the check shares the build's settings).

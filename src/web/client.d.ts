@@ -215,8 +215,22 @@ export interface ClientOptions {
   inboxLimit?: number;
   /** Listeners added before connecting. */
   on?: Handlers<ClientEvents>;
-  /** The WebSocket class (default: the global one). */
-  WebSocket?: { new (url: string): WebSocket };
+  /** The WebSocket class (default: the global one): the browser's, Node's (22+), or a compatible one such as `ws`. */
+  WebSocket?: new (url: string) => WebSocketLike;
+}
+
+/**
+ * What the client uses of a WebSocket. Declared here rather than taken from
+ * the DOM library, so that projects without `lib: ["dom"]` (Node) can use
+ * these declarations; the DOM's `WebSocket` and `ws` both fit.
+ */
+export interface WebSocketLike {
+  send(data: string): void;
+  close(code?: number, reason?: string): void;
+  onopen: ((event: any) => unknown) | null;
+  onmessage: ((event: any) => unknown) | null;
+  onclose: ((event: any) => unknown) | null;
+  onerror: ((event: any) => unknown) | null;
 }
 
 /** A channel subscription that survives reconnects (version 2). */

@@ -1,12 +1,13 @@
 // The client's own logic against a scripted server (fake-server.mjs), for
 // orderings the real server cannot be made to produce on demand: live frames
 // racing a catch-up, duplicates, answers without `id`, close codes the
-// version 1 server never sends (4001, 4010, 1008).
+// version 1 server never sends (4001, 4010, 1008), ack statuses on demand
+// (`failed`), and the exact backoff sequence.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { connect } from '../../src/web/client.js';
+import { connect, ClientError } from '../../src/web/client.js';
 import { FakeServer } from './fake-server.mjs';
-import { waitEvent, collect, until } from './support.mjs';
+import { waitEvent, collect, until, rejectsWith } from './support.mjs';
 
 async function setup(t, options = {}) {
   const fake = await FakeServer.start();
@@ -170,4 +171,87 @@ test('a subscription refused by the server ends with the error code', async (t) 
   assert.equal((await ended).reason, 'forbidden');
   assert.equal(client.getSubscription('secret:x'), undefined);
   assert.throws(() => { client.subscribe('chat:y'); client.subscribe('chat:y'); }, /already subscribed/);
+});
+
+test('acks fulfil on delivered, stored, offline, published and reject on failed, rate_limited', async (t) => {
+  const { fake, client } = await setup(t);
+  const conn = await fake.welcome();
+  // [request, the frame type it sends, the ack's status and fields]
+  const ask = {
+    send: ['chat_message', () => client.send('bob', 'x')],
+    broadcast: ['broadcast', () => client.broadcast('x')],
+    publish: ['publish', () => client.publish('chat:x', 'x')],
+  };
+  const answer = async ([type, request], status, fields = {}) => {
+    const promise = request();
+    const { id } = await conn.next(type);
+    const ack = { type: 'ack', id, status, ...fields };
+    conn.send(ack);
+    return { promise, ack };
+  };
+  for (const [kind, status, fields] of [['send', 'delivered', { connections: 2 }], ['send', 'stored', { offset: 4 }],
+    ['broadcast', 'offline'], ['publish', 'published', { offset: 9 }]]) {
+    const { promise, ack } = await answer(ask[kind], status, fields);
+    assert.deepEqual(await promise, ack, `${kind} ${status}`);
+  }
+  for (const [kind, status] of [['send', 'failed'], ['broadcast', 'failed'], ['publish', 'failed'], ['send', 'rate_limited']]) {
+    const { promise, ack } = await answer(ask[kind], status);
+    // docs/CLIENT.md: rejects with a ClientError of that code, the ack as `frame`.
+    const err = await rejectsWith(promise, status);
+    assert.ok(err instanceof ClientError, `${kind} ${status}: ${err}`);
+    assert.equal(err.name, 'ClientError');
+    assert.deepEqual(err.frame, ack);
+  }
+  assert.equal(client.state, 'connected'); // a rejected message leaves the connection alone
+});
+
+for (const code of [1001, 1012]) {
+  test(`close ${code} reconnects at once, to the next URL in turn`, async (t) => {
+    const servers = [await FakeServer.start(), await FakeServer.start()];
+    // A backoff this long would outlast the waits below: only "at once" passes.
+    const client = connect(servers.map((s) => s.url), { userId: 'alice', minReconnectDelayMs: 60_000 });
+    t.after(async () => { client.close(); await Promise.all(servers.map((s) => s.stop())); });
+    const closes = collect(client, 'close');
+    const connected = collect(client, 'connected');
+    for (const [i, server] of [servers[0], servers[1], servers[0]].entries()) {
+      const conn = await server.welcome();
+      await until(client, 'connected', () => connected.length === i + 1, `welcome ${i + 1}, from ${server.url}`);
+      if (i < 2) conn.close(code, 'going away');
+    }
+    assert.deepEqual(closes.map((c) => [c.code, c.reconnectInMs]), [[code, 0], [code, 0]]);
+    assert.deepEqual(connected.map((c) => [c.url, c.reconnected]),
+      [[servers[0].url, false], [servers[1].url, true], [servers[0].url, true]]);
+  });
+}
+
+test('backoff is full jitter: random × a ceiling that doubles per attempt up to the cap, reset by a welcome', async (t) => {
+  const { fake, client } = await setup(t, { minReconnectDelayMs: 10, maxReconnectDelayMs: 100 });
+  // The delay is drawn when the close arrives; `r` is what Math.random gives then.
+  let r = 0;
+  const random = Math.random;
+  Math.random = () => r;
+  t.after(() => { Math.random = random; });
+  const closes = collect(client, 'close');
+  const connected = collect(client, 'connected');
+  /**
+   * Ends the next attempt (after a welcome, or before one) with a close that
+   * takes the backoff, drawing `value`.
+   */
+  const fail = async (value, welcome = false) => {
+    const conn = welcome ? await fake.welcome() : await fake.accept();
+    if (welcome) await until(client, 'connected', () => connected.length === 1, 'the welcome');
+    r = value;
+    const before = closes.length;
+    conn.close(1011, 'internal error');
+    await until(client, 'close', () => closes.length > before, 'the close');
+  };
+  // Ceilings 10, 20, 40, 80, then the cap 100; delay = round(r × ceiling).
+  for (const value of [0.999, 0.5, 0.999, 0.25, 0.999, 0.6]) await fail(value);
+  assert.deepEqual(closes.map((c) => c.reconnectInMs), [10, 10, 40, 20, 100, 60]);
+  // A welcome resets the attempt count: the ceiling starts again at 10.
+  await fail(0.999, true);
+  await fail(0.999);
+  await fail(0.5);
+  assert.deepEqual(closes.slice(6).map((c) => c.reconnectInMs), [10, 20, 20]);
+  assert.ok(closes.every((c) => c.code === 1011), JSON.stringify(closes));
 });
