@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh Debian machine with Rust:
 # installs what is missing (redis-server, redis-cli, Chromium, Node.js and
-# npm, a Python venv with moto, kosoku and the OpenAPI checker's modules,
+# npm, openssl (RS256/ES256 test keys), a Python venv with moto, kosoku and the OpenAPI checker's modules,
 # playwright-core, TypeScript), checks Node's version, formatting and clippy,
 # then runs every test in release mode.
 set -euo pipefail
@@ -13,6 +13,7 @@ command -v redis-cli >/dev/null || need+=(redis-tools)
 command -v chromium >/dev/null || need+=(chromium)
 command -v node >/dev/null || need+=(nodejs)
 command -v npm >/dev/null || need+=(npm)
+command -v openssl >/dev/null || need+=(openssl)
 if ((${#need[@]})); then
   echo "installing: ${need[*]}"
   apt-get update -qq

@@ -1,7 +1,8 @@
 //! Token refresh on a live connection (protocol version 2): `expiresAt`
 //! in `welcome`, `refresh` → `refreshed`, subscriptions the new token no
 //! longer allows end `forbidden`, `token_expiring` once, 4001 after the
-//! grace; RS256/ES256 tokens with `JWT_PUBLIC_KEY_FILE`.
+//! grace; RS256/ES256 tokens with `JWT_PUBLIC_KEY_FILE` (keys generated
+//! by `openssl` for each run).
 
 mod support;
 
@@ -10,12 +11,8 @@ use std::time::{Duration, UNIX_EPOCH};
 use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
 use serde_json::{json, Value};
 use support::channels::{config_file, publish, subscribe, NAMESPACES};
-use support::tokens::{hs256, now, SECRET};
+use support::tokens::{hs256, now, GeneratedKey, SECRET};
 use support::{Client, ServerProcess};
-
-fn fixture(name: &str) -> String {
-    format!("{}/tests/fixtures/keys/{name}", env!("CARGO_MANIFEST_DIR"))
-}
 
 /// `exp` as the server writes `expiresAt`.
 fn rfc3339(exp: u64) -> String {
@@ -171,13 +168,11 @@ fn refresh_in_insecure_mode_is_not_available() {
 
 #[test]
 fn es256_and_rs256_tokens_verify_with_the_public_key_file() {
-    for (public, private, alg) in [
-        ("ec-public.pem", "ec-private.pem", Algorithm::ES256),
-        ("rsa-public.pem", "rsa-private.pem", Algorithm::RS256),
-    ] {
-        let key_file = fixture(public);
+    for alg in [Algorithm::ES256, Algorithm::RS256] {
+        let key = GeneratedKey::new(alg);
+        let key_file = key.public_path();
         let (s, _file) = server(&[("JWT_PUBLIC_KEY_FILE", &key_file)]);
-        let pem = std::fs::read(fixture(private)).unwrap();
+        let pem = key.private_pem();
         let signer = match alg {
             Algorithm::ES256 => EncodingKey::from_ec_pem(&pem).unwrap(),
             _ => EncodingKey::from_rsa_pem(&pem).unwrap(),
