@@ -136,8 +136,10 @@ fn a_refused_refresh_keeps_the_old_token() {
 fn an_expiring_token_is_announced_once_then_closed_4001_unless_refreshed() {
     let (s, _file) = server(&[("TOKEN_NOTICE_MS", "5000"), ("TOKEN_GRACE_MS", "300")]);
     let exp = now() + 2;
-    let short = hs256(json!({"sub": "ann", "exp": exp}));
-    let (mut stays, _) = connect(&s, &short);
+    // Subscribed at connect (`subs`), so the refresh must keep a subscription.
+    let short = hs256(json!({"sub": "ann", "exp": exp, "subs": ["team:a"]}));
+    let (mut stays, stays_welcome) = connect(&s, &short);
+    assert_eq!(stays_welcome["subscriptions"], json!(["team:a"]));
     let (mut ends, welcome) = connect(&s, &short);
     assert_eq!(welcome["expiresAt"], rfc3339(exp));
     for c in [&mut stays, &mut ends] {
@@ -145,7 +147,7 @@ fn an_expiring_token_is_announced_once_then_closed_4001_unless_refreshed() {
         assert_eq!(notice["expiresAt"], rfc3339(exp), "{notice}");
     }
     let exp2 = now() + 3600;
-    let long = hs256(json!({"sub": "ann", "exp": exp2}));
+    let long = hs256(json!({"sub": "ann", "exp": exp2, "channels": ["team:a"]}));
     stays.send(&json!({"type": "refresh", "token": long}));
     assert_eq!(stays.recv_type("refreshed")["expiresAt"], rfc3339(exp2));
     // Once per token: the next message `ends` sees is the close.
@@ -155,6 +157,12 @@ fn an_expiring_token_is_announced_once_then_closed_4001_unless_refreshed() {
     assert!(stays.silent_for(Duration::from_millis(1200)));
     stays.send(&json!({"type": "heartbeat"}));
     stays.recv_type("heartbeat_ack");
+    // And its subscription lived through the refresh and the old grace.
+    publish(&mut stays, "team:a", 7, "after");
+    let got = recv_sorted(&mut stays, 2);
+    assert_eq!(got[0]["type"], "ack", "{got:?}");
+    assert_eq!(got[1]["type"], "publication", "{got:?}");
+    assert_eq!(got[1]["payload"]["n"], 7, "{got:?}");
 }
 
 #[test]
