@@ -87,6 +87,42 @@ fn a_redis_restart_starts_a_new_history_epoch() {
     channel_scenarios::a_redis_restart_starts_a_new_epoch(&mut RedisServer::start());
 }
 
+/// A channel's history keys carry the namespace's TTL, and once they are
+/// gone (expired or evicted: Redis deletes them either way) the next
+/// publication starts a new epoch at offset 1, and an old position
+/// recovers nothing.
+#[test]
+fn an_expired_or_evicted_history_starts_a_new_epoch() {
+    use support::channel_scenarios::two;
+    use support::history::{publish_at, start, subscribe_from};
+    let redis = RedisServer::start();
+    let (servers, _f) = {
+        let setup = two(&redis);
+        start(&setup)
+    };
+    let mut sub = servers[0].user("s");
+    let first = subscribe_from(&mut sub, "hist:gone", None);
+    let epoch = first["epoch"].as_str().unwrap().to_owned();
+    let mut c = servers[0].user("p");
+    assert_eq!(publish_at(&mut c, "hist:gone", 1), 1);
+    assert_eq!(publish_at(&mut c, "hist:gone", 2), 2);
+    for key in ["ch_meta:{hist:gone}", "ch_hist:{hist:gone}"] {
+        let ttl: i64 = redis.cli(&["PTTL", key]).trim().parse().unwrap();
+        assert!(
+            ttl > 0 && ttl <= 60_000,
+            "{key} expires with history_ttl_secs = 60, PTTL {ttl}"
+        );
+    }
+    redis.cli(&["DEL", "ch_meta:{hist:gone}", "ch_hist:{hist:gone}"]);
+    let mut other = servers[1].user("q");
+    assert_eq!(publish_at(&mut other, "hist:gone", 3), 1, "a new run");
+    let mut back = servers[1].user("back");
+    let answer = subscribe_from(&mut back, "hist:gone", Some((1, &epoch)));
+    assert_eq!(answer["recovered"], false, "{answer}");
+    assert_ne!(answer["epoch"], epoch.as_str(), "{answer}");
+    assert_eq!(answer["offset"], 1, "{answer}");
+}
+
 #[test]
 fn presence_spans_instances_with_join_and_leave_once() {
     channel_scenarios::presence_across_instances(&RedisServer::start());
