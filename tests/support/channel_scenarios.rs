@@ -209,6 +209,16 @@ pub fn a_killed_instances_members_leave(dep: &dyn Deployment) {
         presence(&mut watcher, "room:k"),
         vec![("watcher".to_owned(), 1)]
     );
+    // Exactly once, and never back: no second `leave`, no `join` of the
+    // ghost while further sweeps run.
+    assert!(
+        watcher.silent_for(bound),
+        "an event after the ghost's leave"
+    );
+    assert_eq!(
+        presence(&mut watcher, "room:k"),
+        vec![("watcher".to_owned(), 1)]
+    );
 }
 
 /// Redis restarts empty: the instances rebuild presence from their live
