@@ -15,7 +15,7 @@
 #![no_main]
 
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
@@ -27,8 +27,9 @@ use websocket_app::metrics::shard_metrics::ShardMetrics;
 use websocket_app::protocol::channel::ChannelName;
 use websocket_app::protocol::frame::text_frame_with;
 use websocket_app::protocol::UserId;
-use websocket_app::redis_coord::engine::{Engine, EngineConfig};
+use websocket_app::redis_coord::engine::Engine;
 use websocket_app::redis_coord::envelope::{self, Envelope};
+use websocket_app::redis_coord::fuzzing::engine_config;
 use websocket_app::redis_coord::publication;
 
 const ME: &str = "me";
@@ -98,15 +99,8 @@ impl LocalRouter for Recorder {
 fn engine() -> (Engine, Arc<Recorder>, Instant) {
     let now = Instant::now();
     let rec = Arc::new(Recorder::default());
-    let cfg = EngineConfig {
-        server_id: ME.into(),
-        liveness_ttl: Duration::from_secs(10),
-        sweep_interval: Duration::from_secs(30),
-        delivery_timeout: Duration::from_secs(5),
-        namespaces: Default::default(),
-        boot_id: "boot-me".into(),
-        table_grace: Duration::from_secs(3),
-    };
+    let cfg = engine_config();
+    assert_eq!(cfg.server_id, ME);
     let mut e = Engine::new(cfg, rec.clone(), Arc::new(ShardMetrics::new()), now);
     e.connected(vec![None], false, now);
     (e, rec, now)

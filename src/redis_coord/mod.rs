@@ -32,6 +32,11 @@
 //!   as they are: seeds parsed, cluster mode and server id checked there,
 //!   once.
 //!
+//! - **Bad replies**: every parser of a reply answers `None` (the request
+//!   fails) for anything outside its contract, never panics; `fuzzing`
+//!   (hidden) checks them all, for the `redis_reply` fuzz target and the
+//!   unit tests.
+//!
 //! Keys, channels, the envelope, liveness and the sweep's bounds are
 //! documented for operators in `docs/REDIS.md`.
 
@@ -40,6 +45,8 @@ pub mod claim;
 pub mod engine;
 pub mod envelope;
 pub mod functions;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod handle;
 pub mod inbound;
 pub mod keys;

@@ -28,6 +28,7 @@ use bytes::Bytes;
 use redis::{Cmd, Value};
 
 use crate::coordinator::{Appended, Retention, StreamKey, StreamPage, StreamQuery};
+use crate::protocol::envelope::MAX_EPOCH_BYTES;
 
 use super::publication::redis_channel;
 
@@ -131,23 +132,29 @@ pub fn read(key: &StreamKey, q: &StreamQuery) -> (Cmd, String) {
     (cmd, list)
 }
 
-/// `wss_append`'s reply: `[offset, epoch]`.
+/// `wss_append`'s reply: `[offset, epoch]` (entries are numbered from 1).
 pub fn parse_appended(v: &Value) -> Option<Appended> {
     let Value::Array(items) = v else { return None };
-    let offset = int(items.first()?)?;
-    let epoch = text(items.get(1)?)?;
+    let offset = int(items.first()?).filter(|&n| n >= 1)?;
+    let epoch = epoch(items.get(1)?)?;
     Some(Appended {
         offset,
         epoch: epoch.into(),
     })
 }
 
-/// `wss_read`'s reply: `[offset, epoch, complete, entries…]`.
+/// `wss_read`'s reply: `[offset, epoch, complete, entries…]`. The entries
+/// carry distinct offsets up to `offset`, and an incomplete read has none:
+/// a page that says otherwise is a bad reply.
 pub fn parse_page(v: Value) -> Option<StreamPage> {
     let Value::Array(items) = v else { return None };
     let top = int(items.first()?)?;
-    let epoch = text(items.get(1)?)?;
+    let epoch = epoch(items.get(1)?)?;
     let complete = int(items.get(2)?)? == 1;
+    let count = items.len().saturating_sub(3);
+    if count as u64 > top || (!complete && count > 0) {
+        return None;
+    }
     let entries = items
         .into_iter()
         .skip(3)
@@ -180,6 +187,12 @@ fn text(v: &Value) -> Option<String> {
     }
 }
 
+/// A stream's epoch, if a client (or the server API) can send it back to
+/// recover: else every recovery would fail, so the reply is a bad one.
+fn epoch(v: &Value) -> Option<String> {
+    text(v).filter(|e| !e.is_empty() && e.len() <= MAX_EPOCH_BYTES)
+}
+
 /// The Redis key of an idempotency key.
 pub fn idempotency_key(key: &str) -> String {
     format!("idem:{key}")
@@ -201,13 +214,16 @@ pub fn settle(key: &str, answer: &[u8], ttl_ms: u64) -> (Cmd, String) {
     (cmd, name)
 }
 
-/// `wss_idem_claim`'s reply: `[1]` (fresh) or `[0, value]` ('' = in progress).
+/// `wss_idem_claim`'s reply: `[1]` (fresh) or `[0, value]` ('' = in
+/// progress). Any other state is a bad reply, never a replay.
 pub fn parse_claim(v: Value) -> Option<crate::coordinator::IdempotencyAnswer> {
     use crate::coordinator::IdempotencyAnswer;
     let Value::Array(items) = v else { return None };
     let mut items = items.into_iter();
-    if int(&items.next()?)? == 1 {
-        return Some(IdempotencyAnswer::Fresh);
+    match int(&items.next()?)? {
+        1 => return Some(IdempotencyAnswer::Fresh),
+        0 => {}
+        _ => return None,
     }
     match items.next()? {
         Value::BulkString(b) if b.is_empty() => Some(IdempotencyAnswer::InProgress),
@@ -251,5 +267,49 @@ mod tests {
         ]));
         assert_eq!(at.unwrap().offset, 9);
         assert!(parse_appended(&Value::Nil).is_none());
+    }
+
+    fn bulk(s: &str) -> Value {
+        Value::BulkString(s.as_bytes().to_vec())
+    }
+
+    fn resp(bytes: &[u8]) -> Value {
+        redis::parse_redis_value(bytes).unwrap()
+    }
+
+    /// Found by the `redis_reply` fuzz target and its seed checks; each was
+    /// accepted before (the inputs are seeds in `fuzz/seeds/redis_reply/`).
+    #[test]
+    fn replies_outside_the_contract_are_bad_replies() {
+        // found_append_offset_0: an append at offset 0 (entries start at 1),
+        // the way a claim's `[0, '']` read as an append with an empty epoch.
+        let offset_0 = resp(b"*3\r\n:0\r\n$8\r\nhostname\r\n-\r\n");
+        assert!(parse_appended(&offset_0).is_none());
+        let in_progress = Value::Array(vec![Value::Int(0), bulk("")]);
+        assert!(parse_appended(&in_progress).is_none());
+        // found_page_empty_epoch, and an epoch too long to send back.
+        assert!(parse_page(resp(b"*3\r\n:11\r\n+\r\n:5\r\n")).is_none());
+        let long = "e".repeat(MAX_EPOCH_BYTES + 1);
+        assert!(parse_appended(&Value::Array(vec![Value::Int(1), bulk(&long)])).is_none());
+        // A page with more entries than its top offset, or entries in an
+        // incomplete read.
+        let page = |top, complete| {
+            let items = vec![
+                Value::Int(top),
+                bulk("e1"),
+                Value::Int(complete),
+                bulk("{}"),
+            ];
+            parse_page(Value::Array(items))
+        };
+        assert!(page(0, 1).is_none());
+        assert!(page(1, 0).is_none());
+        assert!(page(1, 1).is_some());
+        // found_claim_state_7000: a claim state other than 1 or 0 (here an
+        // append's reply) was replayed as the stored answer.
+        assert_eq!(parse_claim(resp(b"*2\r\n:7000\r\n$3\r\nid0\r\n")), None);
+        let replay = Value::Array(vec![Value::Int(0), bulk("{}")]);
+        let answer = crate::coordinator::IdempotencyAnswer::Replay(Bytes::from_static(b"{}"));
+        assert_eq!(parse_claim(replay), Some(answer));
     }
 }

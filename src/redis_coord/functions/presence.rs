@@ -139,7 +139,8 @@ pub fn list(channel: &str, cap: u32) -> (Cmd, String) {
     (cmd, users_key(channel))
 }
 
-/// `wss_presence_list`'s reply: `[truncated, users, connections, user, count, …]`.
+/// `wss_presence_list`'s reply: `[truncated, users, connections, user, count, …]`,
+/// at most `cap` users (more is a bad reply).
 pub fn parse_list(v: Value, cap: u32) -> Option<PresencePage> {
     let Value::Array(items) = v else { return None };
     let mut items = items.into_iter();
@@ -151,6 +152,9 @@ pub fn parse_list(v: Value, cap: u32) -> Option<PresencePage> {
         let Value::BulkString(user) = user else {
             return None;
         };
+        if users.len() >= cap as usize {
+            return None;
+        }
         let n = int(&items.next()?)?;
         users.push((String::from_utf8(user).ok()?, u32::try_from(n).ok()?));
     }
@@ -201,5 +205,18 @@ mod tests {
             Value::Int(7),
         ]);
         assert!(parse_list(odd, 1).is_none());
+    }
+
+    /// Found by the `redis_reply` checks: a list longer than the asked cap
+    /// was accepted (and collected whole).
+    #[test]
+    fn more_users_than_the_cap_is_a_bad_reply() {
+        let user = |name: &str| [Value::BulkString(name.as_bytes().to_vec()), Value::Int(1)];
+        let mut items = vec![Value::Int(1), Value::Int(3), Value::Int(3)];
+        items.extend(user("alice"));
+        items.extend(user("bob"));
+        assert!(parse_list(Value::Array(items.clone()), 1).is_none());
+        assert!(parse_list(Value::Array(items.clone()), 0).is_none());
+        assert_eq!(parse_list(Value::Array(items), 2).unwrap().users.len(), 2);
     }
 }

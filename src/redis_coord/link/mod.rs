@@ -42,6 +42,7 @@ use super::sweep::Node;
 
 pub use connect::{connect, parse_slot_masters};
 pub use rounds::is_link_error;
+pub(super) use rounds::to_reply;
 use rounds::{run_cluster, run_pipeline};
 
 /// Connecting (TCP + handshake) to one node may take this long.

@@ -43,7 +43,8 @@ pub(super) async fn run_pipeline<C: redis::aio::ConnectionLike>(
     Ok(values.into_iter().map(to_reply).collect())
 }
 
-fn to_reply(value: Value) -> Reply {
+/// One command's reply: its server error, or its value.
+pub(in crate::redis_coord) fn to_reply(value: Value) -> Reply {
     match value {
         Value::ServerError(e) => Err(e.to_string()),
         v => Ok(v),

@@ -37,6 +37,7 @@ use crate::config::ClusterMode;
 use crate::metrics::{Counter, ShardMetrics};
 
 use super::engine::{Command, Engine};
+pub(super) use serve::message_payload;
 use serve::Exit;
 
 /// Housekeeping period: deadlines, liveness refresh, sweep schedule.

@@ -177,7 +177,7 @@ impl Stop {
 }
 
 /// The channel and payload of a `message`/`smessage` push: `[channel, payload]`.
-fn message_payload(data: Vec<Value>) -> Option<(Vec<u8>, Bytes)> {
+pub(in crate::redis_coord) fn message_payload(data: Vec<Value>) -> Option<(Vec<u8>, Bytes)> {
     let mut data = data.into_iter();
     let channel = match data.next()? {
         Value::BulkString(b) => b,

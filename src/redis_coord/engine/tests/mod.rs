@@ -102,15 +102,7 @@ fn engine() -> (Engine, Arc<Recorder>, Arc<ShardMetrics>, Instant) {
     let now = Instant::now();
     let rec = Arc::new(Recorder::default());
     let metrics = Arc::new(ShardMetrics::new());
-    let cfg = EngineConfig {
-        server_id: "me".into(),
-        liveness_ttl: Duration::from_secs(10),
-        sweep_interval: Duration::from_secs(30),
-        delivery_timeout: Duration::from_secs(5),
-        namespaces: Default::default(),
-        boot_id: "boot-me".into(),
-        table_grace: Duration::from_secs(3),
-    };
+    let cfg = crate::redis_coord::fuzzing::engine_config();
     let mut e = Engine::new(cfg, rec.clone(), metrics.clone(), now);
     e.connected(vec![None], false, now);
     assert_eq!(rec.take(), vec![Call::Reregister]);
