@@ -51,6 +51,9 @@ pub enum Counter {
     RecoveriesSucceeded,
     /// Recoveries that could not (`recovered: false`).
     RecoveriesFailed,
+    /// Subscribers whose live buffer overflowed while their position was
+    /// read (their position moved past the publications dropped).
+    SubscribeBufferOverflows,
     /// Direct messages acked `stored`: kept in an offline receiver's inbox.
     InboxStored,
     /// `join`/`leave` events not sent: the channel's rate was exceeded.
@@ -104,7 +107,7 @@ const COUNT: Option<&str> = Some("Count");
 
 impl Counter {
     /// How many counters there are.
-    pub const COUNT: usize = 30;
+    pub const COUNT: usize = 31;
 
     /// Every counter, in index order.
     pub const ALL: [Counter; Counter::COUNT] = [
@@ -131,6 +134,7 @@ impl Counter {
         Counter::PublicationsKept,
         Counter::RecoveriesSucceeded,
         Counter::RecoveriesFailed,
+        Counter::SubscribeBufferOverflows,
         Counter::InboxStored,
         Counter::JoinLeaveDropped,
         Counter::ApiIdempotentReplays,
@@ -287,6 +291,12 @@ impl Counter {
                 "wss_recoveries_failed_total",
                 "Subscriptions whose recovery could not be complete (recovered: false).",
                 COUNT,
+            ),
+            SubscribeBufferOverflows => info(
+                "SubscribeBufferOverflows",
+                "wss_subscribe_buffer_overflows_total",
+                "Subscribers of a channel with history that received more than 1,000 live publications while their position was read: the buffered ones were dropped and their subscribed offset moved past them (with recover: recovered false).",
+                None,
             ),
             JoinLeaveDropped => info(
                 "JoinLeaveDropped",

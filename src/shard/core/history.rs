@@ -151,21 +151,29 @@ impl ShardCore {
     }
 
     /// A subscriber's read returned: answer `subscribed`, then what arrived
-    /// live meanwhile (after the read's newest), and make it a member.
+    /// live meanwhile (after its position), and make it a member. Its
+    /// position is the read's newest offset, or, when more arrived live than
+    /// could be buffered, the newest one dropped: what it receives next
+    /// continues right after the offset `subscribed` reports.
     fn recovered(&mut self, channel: &ChannelName, token: u64, page: Option<StreamPage>) {
-        let upto = page.as_ref().map(|p| p.top);
-        let Some(r) = self.subs.finish_read(channel, token, upto) else {
+        let top = page.as_ref().map(|p| p.top);
+        let Some(r) = self.subs.finish_read(channel, token, top) else {
             return;
         };
+        if r.overflowed() {
+            self.metrics.incr(Counter::SubscribeBufferOverflows);
+        }
+        let position = r.position(top);
         let conn = r.joining.conn;
         self.member_counted(channel, &r.joining);
         if r.joining.at_connect {
             self.subscription_ready(conn.index);
         } else {
-            let frame = self.subscribed_frame(channel, &r, page.as_ref());
+            let at = page.as_ref().zip(position);
+            let frame = self.subscribed_frame(channel, &r, at);
             self.reply(conn, frame);
         }
-        let after = upto.unwrap_or(0);
+        let after = position.unwrap_or(0);
         for (offset, frame) in r.buffer {
             if offset > after {
                 self.act(Action::Deliver {
@@ -178,10 +186,17 @@ impl ShardCore {
         }
     }
 
-    fn subscribed_frame(&self, channel: &str, r: &Recovering, page: Option<&StreamPage>) -> Bytes {
+    /// `subscribed` for `r`, given the read's page and the position.
+    fn subscribed_frame(
+        &self,
+        channel: &str,
+        r: &Recovering,
+        at: Option<(&StreamPage, u64)>,
+    ) -> Bytes {
         let id = r.joining.id.as_deref();
-        let top = page.map(|p| StreamTop {
-            offset: p.top,
+        let page = at.map(|(p, _)| p);
+        let top = at.map(|(p, offset)| StreamTop {
+            offset,
             epoch: &p.epoch,
         });
         let Some(since) = &r.joining.recover else {
@@ -193,7 +208,7 @@ impl ShardCore {
             p.complete && p.top >= since.offset && entries.len() as u64 == missed
         });
         let bytes: usize = entries.iter().map(Bytes::len).sum();
-        let recovered = complete && !r.overflowed && bytes <= self.cfg.max_recovery_bytes;
+        let recovered = complete && !r.overflowed() && bytes <= self.cfg.max_recovery_bytes;
         let counter = if recovered {
             Counter::RecoveriesSucceeded
         } else {

@@ -173,16 +173,11 @@ mod reuse_tests {
     /// One shard with Redis and inboxes.
     fn core() -> ShardCore {
         let cfg = CoreConfig {
-            index: 0,
-            shards: 1,
-            remote: true,
-            delivery_timeout_ms: 5_000,
-            max_channels: 8,
             inbox: Some(Retention {
                 size: 10,
                 ttl: Duration::from_secs(60),
             }),
-            max_recovery_bytes: 1 << 20,
+            ..CoreConfig::single(true)
         };
         let metrics = MetricsRegistry::new(1).shard(0);
         ShardCore::new(cfg, metrics, Default::default(), "s".into(), 1)

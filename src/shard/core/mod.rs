@@ -102,6 +102,23 @@ pub struct CoreConfig {
     pub max_recovery_bytes: usize,
 }
 
+#[cfg(test)]
+impl CoreConfig {
+    /// The one shard of an instance, with Redis when `remote` (the test
+    /// answers for the coordinator), without inboxes.
+    pub fn single(remote: bool) -> Self {
+        Self {
+            index: 0,
+            shards: 1,
+            remote,
+            delivery_timeout_ms: 5_000,
+            max_channels: 8,
+            inbox: None,
+            max_recovery_bytes: 1 << 20,
+        }
+    }
+}
+
 /// The shard that keeps `user`'s directory entry (and its route in the
 /// coordination layer), or a channel's interest: a fixed hash of the name,
 /// so every shard agrees.

@@ -372,15 +372,7 @@ mod tests {
             default: NamespaceOptions::default(),
             named: [("room".to_owned(), room)].into(),
         };
-        let cfg = CoreConfig {
-            index: 0,
-            shards: 1,
-            remote: false,
-            delivery_timeout_ms: 5_000,
-            max_channels: 8,
-            inbox: None,
-            max_recovery_bytes: 1 << 20,
-        };
+        let cfg = CoreConfig::single(false);
         let metrics = crate::metrics::MetricsRegistry::new(1).shard(0);
         let mut core = ShardCore::new(cfg, metrics, Arc::new(ns), "s".into(), 1);
         let (key, alice) = (

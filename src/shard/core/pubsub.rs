@@ -413,4 +413,6 @@ impl ShardCore {
 }
 
 #[cfg(test)]
+mod read_overflow;
+#[cfg(test)]
 mod tests;

@@ -56,12 +56,8 @@ impl Subscriptions {
         if ch.ready && ch.history {
             self.by_conn.entry(index).or_default().push(slot);
             self.count += 1;
-            self.slots[slot as usize].recovering.push(Recovering {
-                joining: joining.clone(),
-                token,
-                buffer: Vec::new(),
-                overflowed: false,
-            });
+            let r = Recovering::new(joining.clone(), token);
+            self.slots[slot as usize].recovering.push(r);
             Joined::Read(token)
         } else if ch.ready {
             self.by_conn.entry(index).or_default().push(slot);

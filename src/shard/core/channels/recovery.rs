@@ -2,6 +2,13 @@
 //! when asked, the publications it missed) is read first; live publications
 //! meanwhile wait in its buffer, and once it is a member it skips those
 //! already read, so none is lost or sent twice.
+//!
+//! The buffer is bounded ([`MAX_BUFFERED`]). Past it, the buffered frames
+//! are dropped and only the newest dropped offset is remembered: the
+//! subscriber's position becomes that offset (never older than the read's),
+//! so `subscribed` reports the offset right before the first publication it
+//! then receives, a plain subscriber is never silently missing one after
+//! the offset it was told, and a recovery answers `recovered: false`.
 
 use std::rc::Rc;
 
@@ -20,8 +27,49 @@ pub struct Recovering {
     pub token: u64,
     /// Live publications meanwhile: `(offset, frame)`, in channel order.
     pub buffer: Vec<(u64, Bytes)>,
-    /// More arrived than [`MAX_BUFFERED`]: the recovery cannot be complete.
-    pub overflowed: bool,
+    /// More arrived than [`MAX_BUFFERED`]: the buffer was dropped, and this
+    /// is the offset of the newest publication dropped (the recovery cannot
+    /// be complete; the position moves past it).
+    pub dropped: Option<u64>,
+}
+
+impl Recovering {
+    /// `joining`'s read with `token` is under way; nothing buffered yet.
+    pub fn new(joining: Joining, token: u64) -> Self {
+        Self {
+            joining,
+            token,
+            buffer: Vec::new(),
+            dropped: None,
+        }
+    }
+
+    /// A live publication while the read is under way: buffered, or past
+    /// [`MAX_BUFFERED`] dropped with everything buffered (memory stays
+    /// bounded; only its offset is kept).
+    fn live(&mut self, offset: u64, frame: &Bytes) {
+        if self.dropped.is_none() && self.buffer.len() < MAX_BUFFERED {
+            self.buffer.push((offset, frame.clone()));
+        } else {
+            self.buffer = Vec::new();
+            self.dropped = Some(offset);
+        }
+    }
+
+    /// More live publications arrived than could be buffered.
+    pub fn overflowed(&self) -> bool {
+        self.dropped.is_some()
+    }
+
+    /// The subscriber's position once the read found the channel at `top`:
+    /// `top`, or the newest dropped publication when that is newer, so the
+    /// publications it receives next continue right after it.
+    pub fn position(&self, top: Option<u64>) -> Option<u64> {
+        match (top, self.dropped) {
+            (Some(top), Some(dropped)) => Some(top.max(dropped)),
+            (top, _) => top,
+        }
+    }
 }
 
 /// Most live publications buffered per recovering subscriber.
@@ -34,12 +82,7 @@ impl Subscriptions {
         if let Some(&slot) = self.by_name.get(channel) {
             let ch = &mut self.slots[slot as usize];
             for (joining, token) in joined {
-                ch.recovering.push(Recovering {
-                    joining,
-                    token,
-                    buffer: Vec::new(),
-                    overflowed: false,
-                });
+                ch.recovering.push(Recovering::new(joining, token));
             }
         }
     }
@@ -57,12 +100,7 @@ impl Subscriptions {
         let ch = &mut self.slots[slot as usize];
         if let Some(offset) = offset {
             for r in &mut ch.recovering {
-                if r.buffer.len() >= MAX_BUFFERED {
-                    r.overflowed = true;
-                    r.buffer.clear();
-                } else if !r.overflowed {
-                    r.buffer.push((offset, frame.clone()));
-                }
+                r.live(offset, frame);
             }
         }
         if ch.skips.is_empty() || offset.is_none() {
@@ -85,13 +123,14 @@ impl Subscriptions {
         Some(Targets::Some(targets))
     }
 
-    /// The read with `token` returned: the recovering subscriber leaves
-    /// recovery and becomes a member that skips publications up to `upto`.
+    /// The read with `token` returned (the channel at `top`): the
+    /// recovering subscriber leaves recovery and becomes a member that skips
+    /// publications up to its [`Recovering::position`].
     pub fn finish_read(
         &mut self,
         channel: &str,
         token: u64,
-        upto: Option<u64>,
+        top: Option<u64>,
     ) -> Option<Recovering> {
         let &slot = self.by_name.get(channel)?;
         let ch = &mut self.slots[slot as usize];
@@ -99,7 +138,7 @@ impl Subscriptions {
         let r = ch.recovering.swap_remove(pos);
         let index = r.joining.conn.index;
         Rc::make_mut(&mut ch.members).push(index);
-        if let Some(upto) = upto {
+        if let Some(upto) = r.position(top) {
             ch.skips.push((index, upto));
         }
         Some(r)

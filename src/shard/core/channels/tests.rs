@@ -137,17 +137,61 @@ fn a_recovering_subscriber_buffers_live_publications_and_skips_copies() {
     assert_eq!(left.counted, UserId::parse("u1"), "presence counts it out");
 }
 
-#[test]
-fn a_flood_during_recovery_overflows_rather_than_grows() {
-    let mut s = Subscriptions::default();
-    let c = chan("h:2");
-    s.join(&c, &joining(1), 8, 5, HISTORY);
+/// A subscriber of `h:2` (read token 9) whose read is under way.
+fn reading(s: &mut Subscriptions) {
+    s.join(&chan("h:2"), &joining(1), 8, 5, HISTORY);
     let joined = s.ready("h:2", 5);
     s.begin_reads("h:2", joined.into_iter().map(|j| (j, 9)).collect());
+}
+
+/// Whether member 1 gets the publication at `offset`.
+fn delivered(s: &mut Subscriptions, offset: u64) -> bool {
     let frame = Bytes::from_static(b"p");
-    for offset in 0..=MAX_BUFFERED as u64 {
+    match s.publication("h:2", Some(offset), &frame) {
+        Some(Targets::Shared(m)) => m.contains(&1),
+        Some(Targets::Some(t)) => t.contains(&1),
+        None => false,
+    }
+}
+
+#[test]
+fn a_flood_during_the_read_drops_the_buffer_and_moves_the_position_past_it() {
+    let mut s = Subscriptions::default();
+    reading(&mut s);
+    let frame = Bytes::from_static(b"p");
+    let last = 10 + MAX_BUFFERED as u64 + 500;
+    for offset in 11..=last {
         s.publication("h:2", Some(offset), &frame);
     }
-    let r = s.finish_read("h:2", 9, None).unwrap();
-    assert!(r.overflowed && r.buffer.is_empty());
+    let r = s.finish_read("h:2", 9, Some(10)).unwrap();
+    assert!(r.overflowed() && r.buffer.is_empty(), "bounded");
+    assert_eq!(
+        r.buffer.capacity(),
+        0,
+        "the dropped frames' memory is freed"
+    );
+    assert_eq!(r.position(Some(10)), Some(last), "past the newest dropped");
+    assert!(
+        !delivered(&mut s, last),
+        "a late copy of a dropped one is skipped"
+    );
+    assert!(
+        delivered(&mut s, last + 1),
+        "the next one continues the position"
+    );
+}
+
+#[test]
+fn without_overflow_the_position_is_the_reads_and_the_buffer_follows_it() {
+    let mut s = Subscriptions::default();
+    reading(&mut s);
+    let frame = Bytes::from_static(b"p");
+    for offset in 8..=(7 + MAX_BUFFERED as u64) {
+        s.publication("h:2", Some(offset), &frame);
+    }
+    let r = s.finish_read("h:2", 9, Some(10)).unwrap();
+    assert!(!r.overflowed());
+    assert_eq!(r.buffer.len(), MAX_BUFFERED, "exactly the bound fits");
+    assert_eq!(r.position(Some(10)), Some(10));
+    assert_eq!(r.position(None), None, "a failed read reports no position");
 }

@@ -21,15 +21,7 @@ fn core() -> ShardCore {
         },
         named: Default::default(),
     };
-    let cfg = CoreConfig {
-        index: 0,
-        shards: 1,
-        remote: true,
-        delivery_timeout_ms: 5_000,
-        max_channels: 8,
-        inbox: None,
-        max_recovery_bytes: 1 << 20,
-    };
+    let cfg = CoreConfig::single(true);
     let metrics = crate::metrics::MetricsRegistry::new(1).shard(0);
     ShardCore::new(cfg, metrics, Arc::new(ns), "s".into(), 1)
 }
