@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use tempfile::TempDir;
 
 /// How long a Redis server or Cluster may take to come up.
-const START_WAIT: Duration = Duration::from_secs(20);
+pub const START_WAIT: Duration = Duration::from_secs(20);
 
 /// One `redis-server` process.
 pub struct RedisServer {
