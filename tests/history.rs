@@ -30,6 +30,12 @@ fn inbox_keeps_what_an_offline_user_missed() {
 }
 
 #[test]
+fn inbox_pages() {
+    let (servers, _f) = history::start(&setup);
+    history::inbox_pages(&servers);
+}
+
+#[test]
 fn recovery_storm_has_no_gap_or_duplicate() {
     let (servers, _f) = history::start(&setup);
     for seed in 0..3 {

@@ -211,7 +211,7 @@ export interface ClientOptions {
   serverTimeoutMs?: number;
   /** Inbox position to catch up from (persisted `client.inboxPosition`). */
   inbox?: StreamPosition;
-  /** Messages per inbox page (100). */
+  /** Messages asked per inbox page (100; the server answers at most 100, and the catch-up pages until it has all). */
   inboxLimit?: number;
   /** Listeners added before connecting. */
   on?: Handlers<ClientEvents>;

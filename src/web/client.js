@@ -408,12 +408,12 @@ class Inbox {
   #fetch() {
     const frame = { type: 'inbox', since: this.#seen.position, limit: this.#client._inboxLimit };
     this.#client._request(frame, { queue: false }).then(
-      (answer) => this.#onAnswer(answer, frame.limit),
+      (answer) => this.#onAnswer(answer),
       (err) => this.#onError(err),
     );
   }
 
-  #onAnswer(answer, limit) {
+  #onAnswer(answer) {
     if (!this.#fetching) return;
     const messages = answer.messages || [];
     if (answer.recovered === false) {
@@ -423,8 +423,10 @@ class Inbox {
     }
     const from = this.#seen.offset;
     for (const m of messages) if (this.#deliver(m, true)) this.#count++;
-    // A full page that moved us on: more may wait.
-    if (messages.length >= limit && this.#seen.offset > from && answer.offset > this.#seen.offset) {
+    // Paging: an answer holds at most 100 messages (whatever `limit` asked)
+    // and `offset` is the inbox's newest, so ask again from the last one
+    // handed over while that is behind the newest and this page moved us on.
+    if (this.#seen.offset > from && answer.offset > this.#seen.offset) {
       this.#fetch();
       return;
     }
@@ -1058,7 +1060,7 @@ export class Client extends Emitter {
  * @param {number} [options.serverTimeoutMs] silence after which the server is
  *   taken for gone (default 2 × heartbeatIntervalMs + 1 s)
  * @param {{offset: number, epoch: string}} [options.inbox] inbox position to catch up from
- * @param {number} [options.inboxLimit] messages per inbox page (100)
+ * @param {number} [options.inboxLimit] messages asked per inbox page (100; the server answers at most 100)
  * @param {object} [options.on] listeners, `{event: fn}`, added before connecting
  * @param {typeof WebSocket} [options.WebSocket] the WebSocket class (default: the global one)
  * @returns {Client} the client, already connecting

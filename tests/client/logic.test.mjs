@@ -86,6 +86,24 @@ test('the inbox catch-up is paged, in order, and deduplicated against live messa
   assert.deepEqual(client.inboxPosition, { offset: 8, epoch: 'i1' });
 });
 
+test('the inbox catch-up pages on while the answer is behind the inbox, whatever inboxLimit asked', async (t) => {
+  const { fake, client } = await setup(t, { minReconnectDelayMs: 10, inboxLimit: 500 });
+  const messages = collect(client, 'message');
+  let conn = await fake.welcome({ inbox: { offset: 0, epoch: 'i1' } });
+  conn.close(1001, 'shutdown');
+  conn = await fake.welcome({ inbox: { offset: 5, epoch: 'i1' } });
+  let ask = await conn.next('inbox');
+  assert.deepEqual([ask.since, ask.limit], [{ offset: 0, epoch: 'i1' }, 500]);
+  // A server that answers fewer than `limit` (its cap) with more waiting.
+  conn.send({ type: 'inbox', id: ask.id, messages: [dm(1), dm(2)], offset: 5, epoch: 'i1', recovered: true });
+  ask = await conn.next('inbox');
+  assert.deepEqual(ask.since, { offset: 2, epoch: 'i1' });
+  conn.send({ type: 'inbox', id: ask.id, messages: [dm(3), dm(4), dm(5)], offset: 5, epoch: 'i1', recovered: true });
+  const done = await waitEvent(client, 'inbox', () => true, 'the end of the catch-up');
+  assert.deepEqual([done.recovered, done.count, done.offset], [true, 5, 5]);
+  assert.deepEqual(messages.map((m) => m.offset), [1, 2, 3, 4, 5]);
+});
+
 test('an unrecoverable inbox says so and still hands over what arrived live', async (t) => {
   const { fake, client } = await setup(t, { minReconnectDelayMs: 10 });
   const messages = collect(client, 'message');

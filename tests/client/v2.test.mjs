@@ -289,6 +289,24 @@ test('a persisted inbox position catches up a new session', async (t) => {
   assert.equal(msg.fromInbox, true);
 });
 
+test('more missed direct messages than one inbox answer holds are paged in, once and in order', async (t) => {
+  const { servers: [a], clients } = await cluster(t, 1, { INBOX_SIZE: '200' });
+  const first = await user(clients, [a.url], 'alice');
+  const bob = await user(clients, [a.url], 'bob');
+  const position = first.inboxPosition;
+  first.close();
+  for (let n = 1; n <= 150; n++) assert.equal((await bob.send('alice', n)).status, 'stored');
+  // The server answers at most 100 per `inbox` whatever `inboxLimit` asks.
+  const later = connect(a.url, { userId: 'alice', inbox: position, inboxLimit: 500 });
+  clients.push(later);
+  const messages = collect(later, 'message');
+  const done = await waitEvent(later, 'inbox', () => true, 'the end of the catch-up');
+  assert.deepEqual([done.recovered, done.count, done.offset], [true, 150, position.offset + 150]);
+  await until(later, 'message', () => messages.length === 150, '150 messages');
+  assert.deepEqual(messages.map((m) => m.payload), Array.from({ length: 150 }, (_, i) => i + 1));
+  assert.ok(messages.every((m) => m.fromInbox));
+});
+
 test('the token is refreshed from the provider before it expires', async (t) => {
   const { servers: [a], clients } = await cluster(t, 1, { JWT_SECRET: SECRET, TOKEN_NOTICE_MS: '1000', TOKEN_GRACE_MS: '500' });
   let calls = 0;

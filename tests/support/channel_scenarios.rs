@@ -146,6 +146,7 @@ pub fn history_across_instances(dep: &dyn Deployment) {
     history::recovery_is_exact_or_refused(&servers);
     history::history_pages(&servers);
     history::inbox_keeps_what_an_offline_user_missed(&servers);
+    history::inbox_pages(&servers);
     for seed in 0..2 {
         history::recovery_storm_has_no_gap_or_duplicate(&servers, seed);
     }

@@ -30,13 +30,14 @@ history_ttl_secs = 60
 /// Starts instances with extra environment (`INBOX_SIZE`, `CHANNELS_CONFIG`, …).
 pub type Setup<'a> = &'a dyn Fn(&[(&str, &str)]) -> Vec<ServerProcess>;
 
-/// Instances with the namespaces above and an inbox of 10.
+/// Instances with the namespaces above and an inbox of 200 (more than one
+/// 100-message `inbox` answer).
 pub fn start(setup: Setup<'_>) -> (Vec<ServerProcess>, tempfile::NamedTempFile) {
     let file = config_file(NAMESPACES);
     let path = file.path().to_str().unwrap().to_owned();
     let env = [
         ("CHANNELS_CONFIG", path.as_str()),
-        ("INBOX_SIZE", "10"),
+        ("INBOX_SIZE", "200"),
         // The storm publishes faster than a client's default budget.
         ("RATE_LIMIT_PER_SEC", "100000"),
         ("RATE_LIMIT_BURST", "100000"),
@@ -197,6 +198,59 @@ pub fn inbox_keeps_what_an_offline_user_missed(servers: &[ServerProcess]) {
         sent,
         "exactly the missed ones, in order"
     );
+}
+
+/// 150 direct messages wait for a user who never connected: `inbox` from
+/// offset 0 answers the oldest 100 (offsets 1..=100) with the inbox's
+/// `offset` 150, asking again from 100 gives 101..=150, and from 150
+/// nothing: every payload exactly once, in order, each answer `recovered`.
+pub fn inbox_pages(servers: &[ServerProcess]) {
+    let mut sender = servers[0].user("pager");
+    for n in 1..=150u64 {
+        let id = format!("d{n}");
+        sender
+            .send(&json!({"type": "chat_message", "receiverID": "paged", "payload": n, "id": id}));
+        let a = ack(&mut sender, &id);
+        assert_eq!(
+            (&a["status"], &a["offset"]),
+            (&json!("stored"), &json!(n)),
+            "{a}"
+        );
+    }
+    let mut reader = Client::connect(servers.last().unwrap().addr, "/ws?userId=paged").unwrap();
+    let welcome = reader.recv_type("welcome");
+    assert_eq!(welcome["inbox"]["offset"], 150, "{welcome}");
+    let epoch = welcome["inbox"]["epoch"].clone();
+    let (mut since, mut payloads, mut pages) = (0u64, Vec::new(), Vec::new());
+    loop {
+        // The default limit, then one above the cap: 100 either way.
+        let mut ask = json!({"type": "inbox", "since": {"offset": since, "epoch": epoch}});
+        if since > 0 {
+            ask["limit"] = json!(500);
+        }
+        reader.send(&ask);
+        let page = reader.recv_type("inbox");
+        assert_eq!(
+            (&page["recovered"], &page["offset"]),
+            (&json!(true), &json!(150)),
+            "{page}"
+        );
+        let got = offsets(&page["messages"]);
+        pages.push(got.clone());
+        let Some(&last) = got.last() else { break };
+        payloads.extend(
+            page["messages"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|m| m["payload"].clone()),
+        );
+        since = last;
+        assert!(pages.len() < 5, "paging does not end: {pages:?}");
+    }
+    let expected = [(1..=100).collect(), (101..=150).collect(), Vec::new()];
+    assert_eq!(pages, expected, "pages of at most 100, oldest first");
+    assert_eq!(payloads, (1..=150).map(|n| json!(n)).collect::<Vec<_>>());
 }
 
 /// Publishers publish continuously while many clients subscribe with a

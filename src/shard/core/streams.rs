@@ -57,6 +57,15 @@ impl Streams {
         self.streams.is_empty()
     }
 
+    /// The stream at `key`, dropping it first when past its expiry and
+    /// starting a fresh epoch when it has none. Only a newly started stream
+    /// gets an expiry here (`now + ttl`); an existing one keeps its own,
+    /// which only [`Self::append`] moves. This is exactly what `wss_read` /
+    /// `wss_append` do in Redis (`position` in `streams.lua`): a read of a
+    /// missing stream writes its meta (offset 0, a new epoch) with the TTL,
+    /// so an append soon after keeps the epoch the reader was told, while a
+    /// read of an existing stream leaves its TTL alone, so a stream is kept
+    /// for the TTL after its last publication, however often it is read.
     fn stream(&mut self, key: &StreamKey, retention: Retention, now_ms: u32) -> &mut MemStream {
         if self
             .streams
@@ -72,13 +81,11 @@ impl Streams {
                 epoch,
                 top: 0,
                 entries: VecDeque::new(),
-                expires_ms: now_ms,
+                expires_ms: now_ms.wrapping_add(ttl_ms(retention)),
             };
             self.streams.insert(key.clone(), fresh);
         }
-        let s = self.streams.get_mut(key).expect("inserted above");
-        s.expires_ms = now_ms.wrapping_add(ttl_ms(retention));
-        s
+        self.streams.get_mut(key).expect("inserted above")
     }
 
     /// Appends `json` (without `offset`); returns the entry with its offset.
@@ -90,6 +97,7 @@ impl Streams {
         now_ms: u32,
     ) -> (Appended, Bytes) {
         let s = self.stream(key, retention, now_ms);
+        s.expires_ms = now_ms.wrapping_add(ttl_ms(retention));
         s.top += 1;
         let entry = Bytes::from(with_offset(json, s.top));
         s.entries.push_back(entry.clone());
@@ -103,7 +111,8 @@ impl Streams {
         (at, entry)
     }
 
-    /// Reads a stream (starting an epoch if it has none).
+    /// Reads a stream (starting an epoch if it has none); never extends an
+    /// existing stream's life (see [`Self::stream`]).
     pub fn read(&mut self, key: &StreamKey, query: &StreamQuery, now_ms: u32) -> StreamPage {
         let limit = query.limit as usize;
         let s = self.stream(key, query.retention, now_ms);
@@ -214,5 +223,73 @@ mod tests {
         let (again, _) = s.append(&key(), b"{}", KEEP3, 10_002);
         assert_eq!(again.offset, 1);
         assert_ne!(again.epoch, first.epoch);
+    }
+
+    /// The epoch a read at `now` reports.
+    fn epoch_at(s: &mut Streams, now: u32) -> Arc<str> {
+        s.read(&key(), &query(None, 100), now).epoch
+    }
+
+    #[test]
+    fn reads_do_not_extend_a_streams_life_past_its_last_append() {
+        let mut s = Streams::new(3);
+        let (at, _) = s.append(&key(), b"{}", KEEP3, 1_000);
+        for now in [6_000, 9_000, 10_999] {
+            let page = s.read(&key(), &query(Some((0, &at.epoch)), 100), now);
+            assert!(page.complete, "kept at {now}");
+            assert_eq!((page.top, &page.epoch), (1, &at.epoch));
+        }
+        s.expire(10_999);
+        assert_eq!(s.len(), 1, "still kept just before last append + ttl");
+        s.expire(11_000);
+        assert!(s.is_empty(), "gone at last append + ttl, despite the reads");
+        let page = s.read(&key(), &query(Some((1, &at.epoch)), 100), 11_000);
+        assert!(!page.complete);
+        assert_eq!(page.top, 0);
+        assert_ne!(page.epoch, at.epoch, "a new epoch after expiry");
+    }
+
+    #[test]
+    fn a_read_past_the_ttl_without_housekeeping_sees_a_new_epoch() {
+        let mut s = Streams::new(3);
+        let (at, _) = s.append(&key(), b"{}", KEEP3, 0);
+        assert_eq!(epoch_at(&mut s, 5_000), at.epoch);
+        assert_ne!(epoch_at(&mut s, 10_000), at.epoch);
+    }
+
+    #[test]
+    fn an_append_extends_a_streams_life() {
+        let mut s = Streams::new(3);
+        let (first, _) = s.append(&key(), b"{}", KEEP3, 0);
+        let (second, _) = s.append(&key(), b"{}", KEEP3, 8_000);
+        assert_eq!((second.offset, &second.epoch), (2, &first.epoch));
+        assert_eq!(epoch_at(&mut s, 17_999), first.epoch, "kept 10 s after 8 s");
+        s.expire(17_999);
+        assert_eq!(s.len(), 1);
+        s.expire(18_000);
+        assert!(s.is_empty());
+    }
+
+    #[test]
+    fn a_read_of_a_missing_stream_starts_the_epoch_a_later_append_keeps() {
+        let mut s = Streams::new(3);
+        let read = epoch_at(&mut s, 0);
+        assert_eq!(epoch_at(&mut s, 4_000), read, "reads do not restart it");
+        let (at, _) = s.append(&key(), b"{}", KEEP3, 5_000);
+        assert_eq!(
+            (at.offset, &at.epoch),
+            (1, &read),
+            "no epoch change under the reader"
+        );
+    }
+
+    #[test]
+    fn a_stream_only_ever_read_expires_ttl_after_the_read_that_started_it() {
+        let mut s = Streams::new(3);
+        let read = epoch_at(&mut s, 0);
+        assert_eq!(epoch_at(&mut s, 9_999), read);
+        s.expire(10_000);
+        assert!(s.is_empty(), "like the meta `wss_read` writes with the TTL");
+        assert_ne!(epoch_at(&mut s, 10_000), read);
     }
 }

@@ -116,8 +116,10 @@ pub fn write_history(
     );
 }
 
-/// Appends `inbox`: the messages after `since` (oldest first), the inbox's
-/// position, and whether they are the complete continuation.
+/// Appends `inbox`: a page of the messages after `since` (oldest first),
+/// the inbox's newest position (more wait when it is past the page's last
+/// message), and `recovered`: none after `since` was lost (the page
+/// continues right after it), not that the page holds them all.
 pub fn write_inbox(
     out: &mut Vec<u8>,
     id: Option<&str>,
