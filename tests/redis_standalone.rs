@@ -139,6 +139,11 @@ fn presence_is_rebuilt_after_a_redis_restart() {
 }
 
 #[test]
+fn a_link_outage_announces_the_leaves_it_hid() {
+    scenarios::a_link_outage_announces_the_leaves_it_hid(&mut RedisServer::start());
+}
+
+#[test]
 fn a_duplicate_server_id_is_refused_at_start() {
     scenarios::duplicate_server_id_is_refused(&RedisServer::start());
 }

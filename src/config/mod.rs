@@ -47,6 +47,8 @@ mod tests;
 #[cfg(test)]
 mod tests_auth;
 #[cfg(test)]
+mod tests_channels;
+#[cfg(test)]
 mod tests_compression;
 #[cfg(test)]
 mod tests_limits;

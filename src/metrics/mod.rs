@@ -18,6 +18,7 @@
 //! - [`prometheus`]: [`render_prometheus`], [`render_stats_json`].
 //! - [`cloudwatch_data`]: what an interval becomes in CloudWatch.
 //! - [`cloudwatch`]: the push thread ([`spawn_cloudwatch`]).
+//! - `docs_table` (tests): `docs/METRICS.md` checked against the code.
 //!
 //! Every metric, its names, unit and semantics: `docs/METRICS.md`.
 
@@ -30,6 +31,9 @@ pub mod histogram;
 pub mod prometheus;
 pub mod shard_metrics;
 pub mod snapshot;
+
+#[cfg(test)]
+mod docs_table;
 
 pub use api::{ApiEndpoint, ApiSnapshot, ApiStatus};
 pub use cloudwatch::{spawn_cloudwatch, CloudWatchError, CloudWatchHandle};

@@ -10,6 +10,11 @@
 //! While the link is down subscribes are answered at once (nothing can be
 //! published then either) and the whole set is subscribed again on
 //! reconnection.
+//!
+//! It also counts the unsubscribes sent and not yet confirmed, so that an
+//! unsubscribe notice Redis sends on its own (a Cluster node that lost a
+//! slot, in a failover or a resharding, drops the slot's sharded
+//! subscriptions) is told apart from the confirmation of ours.
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -49,6 +54,9 @@ pub struct ChannelSubs {
     subs: HashMap<ChannelName, Sub>,
     /// Channels whose `wanted` and `active` differ.
     dirty: BTreeSet<ChannelName>,
+    /// Unsubscribes sent on the current link whose confirmation has not
+    /// arrived yet, per channel.
+    unconfirmed: HashMap<ChannelName, u32>,
 }
 
 impl ChannelSubs {
@@ -96,7 +104,10 @@ impl ChannelSubs {
             };
             match (sub.wanted, sub.active) {
                 (true, false) => changes.subscribe.push(channel),
-                (false, true) => changes.unsubscribe.push(channel),
+                (false, true) => {
+                    *self.unconfirmed.entry(channel.clone()).or_default() += 1;
+                    changes.unsubscribe.push(channel);
+                }
                 (false, false) => {
                     self.subs.remove(&channel);
                 }
@@ -131,9 +142,27 @@ impl ChannelSubs {
         answers
     }
 
+    /// Redis says `channel` is no longer subscribed: true when that
+    /// confirms an unsubscribe of ours, false when Redis dropped the
+    /// subscription on its own.
+    pub fn unsubscribe_confirmed(&mut self, channel: &ChannelName) -> bool {
+        match self.unconfirmed.get_mut(channel) {
+            Some(n) if *n > 1 => {
+                *n -= 1;
+                true
+            }
+            Some(_) => {
+                self.unconfirmed.remove(channel);
+                true
+            }
+            None => false,
+        }
+    }
+
     /// The link is gone (or its changes failed): nothing is subscribed;
     /// waiters are answered (their channels are subscribed on reconnection).
     pub fn link_lost(&mut self) -> Vec<(u16, u64)> {
+        self.unconfirmed.clear();
         let mut answers = Vec::new();
         self.subs.retain(|_, sub| {
             sub.active = false;
@@ -180,6 +209,38 @@ mod tests {
         c.applied(&second);
         assert_eq!(c.wanted(), 0);
         assert!(c.take_changes().is_empty());
+    }
+
+    #[test]
+    fn only_our_own_unsubscribes_are_confirmations() {
+        let mut c = ChannelSubs::default();
+        for name in ["a", "b"] {
+            c.subscribe(chan(name), 0, 1, true);
+        }
+        let changes = c.take_changes();
+        c.applied(&changes);
+        assert!(!c.unsubscribe_confirmed(&chan("a")), "dropped by Redis");
+        c.unsubscribe(chan("a"));
+        let first = c.take_changes();
+        c.subscribe(chan("a"), 0, 2, true);
+        c.applied(&first);
+        let second = c.take_changes();
+        assert_eq!(second.subscribe, vec![chan("a")]);
+        c.applied(&second);
+        c.unsubscribe(chan("a"));
+        let third = c.take_changes();
+        assert_eq!(third.unsubscribe, vec![chan("a")]);
+        c.applied(&third);
+        assert!(c.unsubscribe_confirmed(&chan("a")), "ours");
+        assert!(c.unsubscribe_confirmed(&chan("a")), "ours again");
+        assert!(!c.unsubscribe_confirmed(&chan("a")), "one more: not ours");
+        c.unsubscribe(chan("b"));
+        c.take_changes();
+        c.link_lost();
+        assert!(
+            !c.unsubscribe_confirmed(&chan("b")),
+            "a new link starts with nothing unconfirmed"
+        );
     }
 
     #[test]

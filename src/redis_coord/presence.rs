@@ -91,7 +91,8 @@ impl Presence {
     ) {
         for (channel, users) in std::mem::take(&mut self.resets) {
             self.register(round, me, &channel);
-            let (cmd, key) = f::reset(&channel, me, &users);
+            let options = ns.options(&channel);
+            let (cmd, key) = f::reset(&channel, me, options, sharded, sent_at_us, &users);
             round.push(cmd, Target::Key(key), Tag::Presence);
         }
         for (channel, users) in std::mem::take(&mut self.pending) {

@@ -1,7 +1,10 @@
 // The client's own logic against a scripted server (fake-server.mjs), for
 // orderings the real server cannot be made to produce on demand: live frames
-// racing a catch-up, duplicates, answers without `id`, close codes the
-// version 1 server never sends (4001, 4010, 1008), ack statuses on demand
+// racing a catch-up, duplicates, answers without `id`, close codes the real
+// server sends only after a timeout or at a backend's request (4001: a token
+// expired and not refreshed; 4010: the server API's `disconnect`; 1008: a
+// started frame or message not completed within MESSAGE_COMPLETE_TIMEOUT_MS,
+// see docs/PROTOCOL.md "Liveness and closing"), ack statuses on demand
 // (`failed`), and the exact backoff sequence.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';

@@ -75,6 +75,13 @@ pub fn channel_spans_instances(dep: &dyn Deployment) {
         subs[1].silent_for(Duration::from_millis(200)),
         "unsubscribed"
     );
+    for s in &servers {
+        assert!(
+            !s.log_text().contains("dropped a subscription on its own"),
+            "our own unsubscribe was taken for Redis dropping it:\n{}",
+            s.log_text()
+        );
+    }
 }
 
 /// Redis restarts empty while subscribers stay connected: publishes fail

@@ -14,6 +14,7 @@ pub mod moto;
 pub mod openapi;
 pub mod presence;
 pub mod redis;
+pub mod redis_replicas;
 pub mod redis_scenarios;
 pub mod tokens;
 

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use tempfile::TempDir;
 
 /// How long a Redis server or Cluster may take to come up.
-const START_WAIT: Duration = Duration::from_secs(20);
+pub const START_WAIT: Duration = Duration::from_secs(20);
 
 /// One `redis-server` process.
 pub struct RedisServer {
@@ -54,10 +54,16 @@ impl RedisServer {
 
     /// Starts the process (again) on its port, with its data directory.
     pub fn launch(&mut self) {
+        self.launch_with(&[]);
+    }
+
+    /// Like [`launch`](Self::launch), with more `redis-server` arguments.
+    pub fn launch_with(&mut self, extra: &[&str]) {
         let binary = which("redis-server");
         let mut cmd = Command::new(binary);
         cmd.args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no", "--protected-mode", "no"])
+            .args(extra)
             .arg("--dir")
             .arg(self.dir.path());
         if self.cluster {
@@ -74,7 +80,10 @@ impl RedisServer {
             .stderr(Stdio::null());
         self.child = Some(cmd.spawn().expect("spawn redis-server"));
         let deadline = Instant::now() + START_WAIT;
-        while self.command(&["PING"]).as_deref() != Some("PONG") {
+        // A server started without a usable default user answers NOAUTH.
+        let up =
+            |reply: Option<String>| reply.is_some_and(|r| r == "PONG" || r.starts_with("NOAUTH"));
+        while !up(self.command(&["PING"])) {
             assert!(
                 Instant::now() < deadline,
                 "redis-server on {} did not start:\n{}",

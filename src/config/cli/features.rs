@@ -12,7 +12,7 @@ use crate::protocol::deflate::DeflateConfig;
 /// settings sit between the inbox's size and its TTL).
 #[derive(Debug, Clone, clap::Args)]
 pub struct ChannelsArgs {
-    /// TOML file of channel namespaces and their options (public, client_publish, history, presence); unset = defaults
+    /// TOML file of [default] and [namespaces.<name>] options: public, client_publish, history_size (<= 10000, > 0 needs history_ttl_secs), history_ttl_secs (<= 30 days), presence, join_leave (needs presence), join_leave_per_sec (50; 0 = no limit); unset = defaults
     #[arg(long, env = "CHANNELS_CONFIG", value_name = "PATH")]
     pub channels_config: Option<PathBuf>,
 

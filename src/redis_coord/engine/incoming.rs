@@ -1,5 +1,6 @@
-//! What Redis pushes to us: channel publications, and envelopes published
-//! to this server's channel or the broadcast channel.
+//! What Redis pushes to us: channel publications, envelopes published to
+//! this server's channel or the broadcast channel, and notices that a
+//! subscription ended.
 
 use std::time::Instant;
 
@@ -20,6 +21,21 @@ impl Engine {
         match publication::channel_of(channel) {
             Some(name) => self.on_publication(name, payload),
             None => self.on_message(payload, now),
+        }
+    }
+
+    /// Redis says we are no longer subscribed to `channel` (an
+    /// `unsubscribe`/`sunsubscribe` notice): true when Redis dropped the
+    /// subscription on its own rather than confirming one of our
+    /// unsubscribes. A Cluster node does that when it loses a slot (a
+    /// failover or a resharding) to every sharded subscription in it; the
+    /// link must then be replaced, which subscribes everything again on
+    /// the new owners (see `worker::serve`). We never unsubscribe this
+    /// server's or the broadcast channel, so a notice for them is never ours.
+    pub fn on_unsubscribed(&mut self, channel: &[u8]) -> bool {
+        match publication::channel_of(channel) {
+            Some(name) => !self.channels.unsubscribe_confirmed(&name),
+            None => true,
         }
     }
 

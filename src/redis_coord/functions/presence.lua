@@ -72,18 +72,26 @@ local function drop(keys, args)
   return #part / 2
 end
 
--- Sets this server's part to exactly the given pairs (after Redis lost
--- it), adjusting the totals, without events. ARGV: user, count pairs.
+-- Sets this server's part to exactly the given pairs (after the link came
+-- back, or Redis lost it), adjusting the totals. A user whose total crossed
+-- zero meanwhile is announced like a change, so subscribers elsewhere learn
+-- of the joins and leaves the outage hid. ARGV as `changes`.
 local function reset(keys, args)
+  local opts = {events = args[1] == '1', rate = tonumber(args[2]), publish = args[3],
+                sent_at = args[4], channel = args[5]}
   local now = {}
-  for i = 1, #args, 2 do now[args[i]] = tonumber(args[i + 1]) end
+  for i = 6, #args, 2 do now[args[i]] = tonumber(args[i + 1]) end
   local part = redis.call('HGETALL', keys[1])
   for i = 1, #part, 2 do
     local user, had = part[i], tonumber(part[i + 1])
-    apply(keys, user, (now[user] or 0) - had)
+    local event = apply(keys, user, (now[user] or 0) - had)
+    if event then announce(keys, opts, event, user) end
     now[user] = nil
   end
-  for user, count in pairs(now) do apply(keys, user, count) end
+  for user, count in pairs(now) do
+    local event = apply(keys, user, count)
+    if event then announce(keys, opts, event, user) end
+  end
   return 1
 end
 

@@ -88,7 +88,7 @@ pub fn changes(
     sent_at_us: u64,
     deltas: &[(UserId, i32)],
 ) -> (Cmd, String) {
-    let mut cmd = call(
+    let cmd = call(
         "wss_presence_changes",
         channel,
         server,
@@ -96,10 +96,7 @@ pub fn changes(
         sharded,
         sent_at_us,
     );
-    for (user, delta) in deltas {
-        cmd.arg(&**user).arg(*delta);
-    }
-    (cmd, users_key(channel))
+    with_pairs(cmd, channel, deltas)
 }
 
 /// Removes a dead server's part of a channel's presence (with `leave`s).
@@ -114,16 +111,35 @@ pub fn drop(
     (cmd, users_key(channel))
 }
 
-/// Sets this server's part of a channel's presence to exactly `users`.
-pub fn reset(channel: &str, server: &str, users: &[(UserId, u32)]) -> (Cmd, String) {
-    let mut cmd = redis::cmd("FCALL");
-    cmd.arg("wss_presence_reset")
-        .arg(3)
-        .arg(part_key(channel, server))
-        .arg(users_key(channel))
-        .arg(meta_key(channel));
-    for (user, n) in users {
-        cmd.arg(&**user).arg(*n);
+/// Sets this server's part of a channel's presence to exactly `users`,
+/// announcing the users whose total crossed zero (`join`/`leave`).
+pub fn reset(
+    channel: &str,
+    server: &str,
+    o: &NamespaceOptions,
+    sharded: bool,
+    sent_at_us: u64,
+    users: &[(UserId, u32)],
+) -> (Cmd, String) {
+    let cmd = call(
+        "wss_presence_reset",
+        channel,
+        server,
+        o,
+        sharded,
+        sent_at_us,
+    );
+    with_pairs(cmd, channel, users)
+}
+
+/// Appends `(user, number)` pairs; the command and the key it runs on.
+fn with_pairs<N: redis::ToRedisArgs>(
+    mut cmd: Cmd,
+    channel: &str,
+    pairs: &[(UserId, N)],
+) -> (Cmd, String) {
+    for (user, n) in pairs {
+        cmd.arg(&**user).arg(n);
     }
     (cmd, users_key(channel))
 }

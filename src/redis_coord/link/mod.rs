@@ -11,10 +11,12 @@
 //!   pipelines cannot span slots, and commands of one key or channel stay in
 //!   order because they share a slot and so a pipeline.
 //!
-//! A link is never repaired in place: on any connection-level failure the
-//! worker drops it and connects a new one (re-subscribing, rewriting the
-//! liveness key and re-registering routes), which is simple and covers a
-//! Redis that restarted empty.
+//! A link is never repaired in place: on any connection-level failure, or
+//! when Redis drops one of our subscriptions on its own (a Cluster node
+//! that lost a slot), the worker drops it and connects a new one
+//! (re-subscribing, rewriting the liveness key and re-registering routes),
+//! which is simple and covers a Redis that restarted empty or a slot that
+//! moved.
 //!
 //! # Layout
 //!

@@ -6,10 +6,11 @@
 //! confirmed so clients are welcomed, remote sends `Failed`). **Up**: drain
 //! every queued command and push, let the engine build one round, run it,
 //! feed the replies back; when idle, sleep until a command, a push or the
-//! housekeeping tick. Any link failure (error, timeout, disconnection push)
-//! goes back to Down; the next Up claims the liveness key (compare-and-set:
-//! never another process's), reads the route-table epoch, re-subscribes and
-//! asks the shards to re-register their routes. While another process holds
+//! housekeeping tick. Any link failure (error, timeout, disconnection push,
+//! a subscription Redis dropped on its own) goes back to Down; the next Up
+//! claims the liveness key (compare-and-set: never another process's),
+//! reads the route-table epoch, re-subscribes and asks the shards to
+//! re-register their routes. While another process holds
 //! our liveness key the instance stays Down: at start that is a duplicate
 //! `SERVER_ID` and refuses the start, unless the holder turns out dead (its
 //! key expires, see [`super::claim`]).

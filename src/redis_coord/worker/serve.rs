@@ -142,6 +142,18 @@ impl Worker {
                 tracing::warn!("redis connection closed; reconnecting");
                 return Some(Stop::Down);
             }
+            PushKind::Unsubscribe | PushKind::SUnsubscribe => {
+                let channel = push.data.into_iter().next().and_then(name_of);
+                if channel.is_some_and(|c| self.engine.on_unsubscribed(&c)) {
+                    // Also, the `redis` crate pairs such a notice with the
+                    // oldest request in flight on that node's connection,
+                    // so that connection's replies can no longer be trusted.
+                    tracing::warn!(
+                        "redis dropped a subscription on its own (a Cluster failover or slot migration); reconnecting"
+                    );
+                    return Some(Stop::Down);
+                }
+            }
             PushKind::Message | PushKind::SMessage => {
                 if let Some((channel, payload)) = message_payload(push.data) {
                     self.engine.on_push(&channel, payload, Instant::now());
@@ -179,13 +191,18 @@ impl Stop {
 /// The channel and payload of a `message`/`smessage` push: `[channel, payload]`.
 pub(in crate::redis_coord) fn message_payload(data: Vec<Value>) -> Option<(Vec<u8>, Bytes)> {
     let mut data = data.into_iter();
-    let channel = match data.next()? {
-        Value::BulkString(b) => b,
-        Value::SimpleString(s) => s.into_bytes(),
-        _ => return None,
-    };
+    let channel = name_of(data.next()?)?;
     match data.next()? {
         Value::BulkString(b) => Some((channel, Bytes::from(b))),
+        _ => None,
+    }
+}
+
+/// A channel name in a push (bulk or simple string).
+fn name_of(value: Value) -> Option<Vec<u8>> {
+    match value {
+        Value::BulkString(b) => Some(b),
+        Value::SimpleString(s) => Some(s.into_bytes()),
         _ => None,
     }
 }

@@ -13,12 +13,14 @@
 //!   for server processes and their clients;
 //! - `coordinator_api.rs`: the coordinator level, with its recording router;
 //! - `app.rs`: server processes and WebSocket clients;
-//! - `identity.rs`: duplicate server ids, restarts, Redis restarting empty.
+//! - `identity.rs`: duplicate server ids, restarts, Redis restarting empty;
+//! - `outage.rs`: presence changes made while the link was down.
 #![allow(dead_code)]
 
 mod app;
 mod coordinator_api;
 mod identity;
+mod outage;
 
 // Every test binary compiles the harness; only some call these.
 #[allow(unused_imports)]
@@ -26,6 +28,8 @@ pub use app::*;
 pub use coordinator_api::*;
 #[allow(unused_imports)]
 pub use identity::*;
+#[allow(unused_imports)]
+pub use outage::*;
 
 use serde_json::{json, Value};
 

@@ -366,3 +366,27 @@ fn dead_route_is_removed_lazily_and_counted() {
 }
 
 mod identity;
+
+/// An unsubscribe notice is ours only when it confirms an unsubscribe the
+/// engine sent; one Redis sent on its own (a Cluster slot moved) or one for
+/// this server's channel means the link must be replaced.
+#[test]
+fn unsubscribe_notices_tell_ours_from_redis_dropping_a_subscription() {
+    let (mut e, _rec, _, now) = engine();
+    let channel = ChannelName::parse("room").unwrap();
+    let subscribe = Command::SubscribeChannel {
+        channel: channel.clone(),
+        shard: 0,
+        token: 1,
+    };
+    assert!(e.on_command(subscribe, now));
+    let round = e.build_round(now);
+    e.on_channels_applied(&round.channels, true);
+    assert!(e.on_unsubscribed(b"ch:{room}"), "dropped by Redis");
+    assert!(e.on_unsubscribed(b"server:s1"), "never ours");
+    assert!(e.on_command(Command::UnsubscribeChannel { channel }, now));
+    let round = e.build_round(now);
+    assert_eq!(round.channels.unsubscribe.len(), 1);
+    e.on_channels_applied(&round.channels, true);
+    assert!(!e.on_unsubscribed(b"ch:{room}"), "the confirmation of ours");
+}
